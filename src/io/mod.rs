@@ -1,0 +1,1 @@
+//! Reading and writing models, tensors and data sets.
