@@ -1,1 +1,3 @@
 //! Reading and writing models, tensors and data sets.
+
+pub mod idx;
