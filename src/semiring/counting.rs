@@ -71,8 +71,8 @@ impl Semiring for Counting {
 ///
 /// ```
 /// use klrp::semiring::{FloatCounting, Semiring};
-/// let c = FloatCounting(1e30).mul(FloatCounting(1e30));
-/// assert_eq!(c, FloatCounting(1e60));
+/// let c = FloatCounting(2f64.powi(40)).mul(FloatCounting(2f64.powi(40)));
+/// assert_eq!(c, FloatCounting(2f64.powi(80))); // beyond u64, still exact for powers of two
 /// assert!(!c.is_overflow());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd)]

@@ -1,0 +1,302 @@
+//! The kernels: the loops that evaluate forward passes and `R_j = ⊕_k Θ(d_jk) ⊗ R_k`.
+//!
+//! Everything performance-critical lives here, behind three entry points used by the layers and
+//! the network: [`linear_forward`], [`max_abs_forward`] and [`propagate`]. Layers describe their
+//! connections ([`Connectivity`]) and shares ([`Shares`]); kernels walk the connections.
+//!
+//! A kernel walks the connections `(j, k, w_jk)` of one sample with [`for_each_connection`],
+//! forms `d_jk = Σ_t p_t[j] g_t(w_jk) q_t[k]` and accumulates `Θ(d_jk) ⊗ R_k` into `R_j`. Samples
+//! are independent, so a sample gives the same relevance alone or inside a batch.
+
+use crate::conversion::Conversion;
+use crate::error::{Error, Result};
+use crate::layers::{Connectivity, Shares, Tensor};
+use crate::rules::{ShareTerm, WeightMap};
+use crate::semiring::Semiring;
+use ndarray::{ArrayD, IxDyn};
+
+/// Calls `f(j, k, w_jk)` for every connection of one sample, with `j` and `k` flat indices into
+/// the sample's input and output.
+#[inline]
+pub fn for_each_connection(conn: &Connectivity<'_>, mut f: impl FnMut(usize, usize, f32)) {
+    match conn {
+        Connectivity::Dense { weight, .. } => {
+            for (k, row) in weight.outer_iter().enumerate() {
+                for (j, &w) in row.iter().enumerate() {
+                    f(j, k, w);
+                }
+            }
+        }
+        Connectivity::Conv {
+            weight, geometry, ..
+        } => {
+            let g = geometry;
+            let cin_g = g.in_channels / g.groups;
+            let cout_g = g.out_channels / g.groups;
+            for co in 0..g.out_channels {
+                let group = co / cout_g;
+                for oy in 0..g.out_h {
+                    for ox in 0..g.out_w {
+                        let k = (co * g.out_h + oy) * g.out_w + ox;
+                        for cl in 0..cin_g {
+                            let ci = group * cin_g + cl;
+                            for ky in 0..g.kh {
+                                let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize
+                                    - g.padding.0 as isize;
+                                if iy < 0 || iy >= g.in_h as isize {
+                                    continue;
+                                }
+                                for kx in 0..g.kw {
+                                    let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize
+                                        - g.padding.1 as isize;
+                                    if ix < 0 || ix >= g.in_w as isize {
+                                        continue;
+                                    }
+                                    let j = (ci * g.in_h + iy as usize) * g.in_w + ix as usize;
+                                    f(j, k, weight[[co, cl, ky, kx]]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Connectivity::Pool { geometry: g } => {
+            for c in 0..g.channels {
+                for (oy, rows) in g.rows.iter().enumerate() {
+                    for (ox, cols) in g.cols.iter().enumerate() {
+                        let k = (c * g.out_h + oy) * g.out_w + ox;
+                        for iy in rows.clone() {
+                            for ix in cols.clone() {
+                                f((c * g.in_h + iy) * g.in_w + ix, k, 1.0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The flat per-sample rows of a batch in standard layout.
+fn samples(x: &Tensor) -> Vec<f32> {
+    x.iter().copied().collect()
+}
+
+fn check_len(what: &str, x: &[usize], per_sample: usize) -> Result<usize> {
+    let n = x.first().copied().unwrap_or(0);
+    let len: usize = x.iter().skip(1).product();
+    if x.is_empty() || len != per_sample {
+        return Err(Error::shape(what, &[n, per_sample], x));
+    }
+    Ok(n)
+}
+
+/// The forward pass over `conn` with mapped weights: `z_k = Σ_j x_j g(w_jk) + g_b(b_k)`.
+///
+/// `out_shape` is the per-sample output shape.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `x` does not have the connectivity's input size.
+pub fn linear_forward(
+    conn: &Connectivity<'_>,
+    x: &Tensor,
+    weight: WeightMap,
+    bias: Option<WeightMap>,
+    out_shape: &[usize],
+) -> Result<Tensor> {
+    let (n_in, n_out) = (conn.input_len(), conn.output_len());
+    let n = check_len("linear forward input", x.shape(), n_in)?;
+    let xs = samples(x);
+    let mut out = vec![0.0f32; n * n_out];
+    let b = match conn {
+        Connectivity::Dense { bias, .. } | Connectivity::Conv { bias, .. } => *bias,
+        Connectivity::Pool { .. } => None,
+    };
+    let per_channel = n_out / b.map_or(1, |b| b.len().max(1));
+    for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+        if let (Some(bmap), Some(b)) = (bias, b) {
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = bmap.apply(b[k / per_channel]);
+            }
+        }
+        for_each_connection(conn, |j, k, w| {
+            out[k] += xs[j] * weight.apply(w);
+        });
+    }
+    ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
+        .map_err(|e| Error::invalid(format!("linear forward output: {e}")))
+}
+
+/// `max_j |x_j w_jk|` over the connections of each output k.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `x` does not have the connectivity's input size.
+pub fn max_abs_forward(conn: &Connectivity<'_>, x: &Tensor, out_shape: &[usize]) -> Result<Tensor> {
+    let (n_in, n_out) = (conn.input_len(), conn.output_len());
+    let n = check_len("max-abs forward input", x.shape(), n_in)?;
+    let xs = samples(x);
+    let mut out = vec![0.0f32; n * n_out];
+    for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+        for_each_connection(conn, |j, k, w| {
+            let v = (xs[j] * w).abs();
+            if v > out[k] {
+                out[k] = v;
+            }
+        });
+    }
+    ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
+        .map_err(|e| Error::invalid(format!("max-abs forward output: {e}")))
+}
+
+/// One layer of K-LRP: `R_in[j] = ⊕_k Θ(d_jk) ⊗ R_out[k]`.
+///
+/// `input_shape` is the layer's input batch shape (the shape of the result).
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `r_out` or the shares do not fit the layer.
+pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
+    shares: &Shares<'_>,
+    theta: &T,
+    r_out: &ArrayD<K>,
+    input_shape: &[usize],
+) -> Result<ArrayD<K>> {
+    let n = input_shape.first().copied().unwrap_or(0);
+    let n_in: usize = input_shape.iter().skip(1).product();
+    if r_out.shape().first().copied() != Some(n) {
+        return Err(Error::shape(
+            "relevance batch",
+            &[n],
+            &r_out.shape()[..1.min(r_out.ndim())],
+        ));
+    }
+    if let Shares::Pass = shares {
+        let n_out: usize = r_out.shape().iter().skip(1).product();
+        if n_out != n_in {
+            return Err(Error::shape("pass-through relevance", input_shape, r_out.shape()));
+        }
+        let flat: Vec<K> = r_out.iter().copied().collect();
+        return ArrayD::from_shape_vec(IxDyn(input_shape), flat)
+            .map_err(|e| Error::invalid(format!("relevance reshape: {e}")));
+    }
+    let n_out: usize = r_out.shape().iter().skip(1).product();
+    let r_out_flat: Vec<K> = r_out.iter().copied().collect();
+    let mut r_in = vec![K::zero(); n * n_in];
+    let skip_zero = theta.maps_zero_to_zero();
+    match shares {
+        Shares::Pass => unreachable!("handled above"),
+        Shares::Linear {
+            connectivity,
+            terms,
+        } => {
+            if connectivity.input_len() != n_in || connectivity.output_len() != n_out {
+                return Err(Error::shape(
+                    "linear shares",
+                    &[connectivity.input_len(), connectivity.output_len()],
+                    &[n_in, n_out],
+                ));
+            }
+            let terms: Vec<FlatTerm> = terms
+                .iter()
+                .map(|t| FlatTerm::new(t, n, n_in, n_out))
+                .collect::<Result<_>>()?;
+            for s in 0..n {
+                let r_out_s = &r_out_flat[s * n_out..(s + 1) * n_out];
+                let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
+                let ts: Vec<(&[f32], WeightMap, &[f32])> = terms
+                    .iter()
+                    .map(|t| {
+                        (
+                            &t.p[s * n_in..(s + 1) * n_in],
+                            t.g,
+                            &t.q[s * n_out..(s + 1) * n_out],
+                        )
+                    })
+                    .collect();
+                for_each_connection(connectivity, |j, k, w| {
+                    let rk = r_out_s[k];
+                    if rk.is_zero() {
+                        return;
+                    }
+                    let mut d = 0.0f32;
+                    for (p, g, q) in &ts {
+                        d += p[j] * g.apply(w) * q[k];
+                    }
+                    if d == 0.0 && skip_zero {
+                        return;
+                    }
+                    r_in_s[j].add_mul(theta.convert(d), rk);
+                });
+            }
+        }
+        Shares::Winner { geometry, winners } => {
+            if winners.shape() != [n, n_out] {
+                return Err(Error::shape("winner indices", &[n, n_out], winners.shape()));
+            }
+            let conn = Connectivity::Pool {
+                geometry: geometry.clone(),
+            };
+            let (hit, miss) = (theta.convert(1.0), theta.convert(0.0));
+            for s in 0..n {
+                let r_out_s = &r_out_flat[s * n_out..(s + 1) * n_out];
+                let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
+                let win = winners.row(s);
+                if skip_zero {
+                    for (k, &j) in win.iter().enumerate() {
+                        if j >= n_in {
+                            return Err(Error::invalid(format!("winner index {j} out of range")));
+                        }
+                        r_in_s[j].add_mul(hit, r_out_s[k]);
+                    }
+                } else {
+                    for_each_connection(&conn, |j, k, _| {
+                        let d = if win[k] == j { hit } else { miss };
+                        r_in_s[j].add_mul(d, r_out_s[k]);
+                    });
+                }
+            }
+        }
+        Shares::Explicit(per_sample) => {
+            if per_sample.len() != n {
+                return Err(Error::shape("explicit shares (samples)", &[n], &[per_sample.len()]));
+            }
+            for (s, list) in per_sample.iter().enumerate() {
+                let r_out_s = &r_out_flat[s * n_out..(s + 1) * n_out];
+                let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
+                for &(j, k, d) in list {
+                    if j >= n_in || k >= n_out {
+                        return Err(Error::invalid(format!(
+                            "explicit share ({j}, {k}) outside the layer ({n_in} inputs, {n_out} outputs)"
+                        )));
+                    }
+                    r_in_s[j].add_mul(theta.convert(d), r_out_s[k]);
+                }
+            }
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(input_shape), r_in)
+        .map_err(|e| Error::invalid(format!("relevance shape: {e}")))
+}
+
+/// A share term with its factors flattened to standard layout.
+struct FlatTerm {
+    p: Vec<f32>,
+    g: WeightMap,
+    q: Vec<f32>,
+}
+
+impl FlatTerm {
+    fn new(t: &ShareTerm, n: usize, n_in: usize, n_out: usize) -> Result<Self> {
+        if t.input.len() != n * n_in {
+            return Err(Error::shape("share term input factor", &[n, n_in], t.input.shape()));
+        }
+        if t.scale.len() != n * n_out {
+            return Err(Error::shape("share term output factor", &[n, n_out], t.scale.shape()));
+        }
+        Ok(FlatTerm {
+            p: samples(&t.input),
+            g: t.weight,
+            q: samples(&t.scale),
+        })
+    }
+}

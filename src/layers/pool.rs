@@ -1,0 +1,420 @@
+//! Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, and their shares.
+//!
+//! Max pooling is winner-take-all by default (all relevance to the window's first maximum in
+//! row-major order); [`ProportionalRule`](crate::rules::ProportionalRule) treats it as average
+//! pooling for relevance instead. Average pooling is always proportional:
+//! `d_jk = (a_j / n_k) / stab_ε(mean_k)`.
+
+use super::{Connectivity, Layer, LayerKind, Shares, Tensor, check_batch};
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::rules::{ProportionalRule, Rule, ShareTerm, WeightMap, stabilized_recip};
+use ndarray::{Array2, Axis};
+use std::ops::Range;
+
+/// Pooling windows on one input size: separable row and column ranges of in-bounds inputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// Channels (pooled independently).
+    pub channels: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Output height.
+    pub out_h: usize,
+    /// Output width.
+    pub out_w: usize,
+    /// For each output row, the in-bounds input rows of its windows.
+    pub rows: Vec<Range<usize>>,
+    /// For each output column, the in-bounds input columns of its windows.
+    pub cols: Vec<Range<usize>>,
+    /// For each output row, the window height used as the averaging divisor.
+    pub row_div: Vec<usize>,
+    /// For each output column, the window width used as the averaging divisor.
+    pub col_div: Vec<usize>,
+}
+
+fn sample_chw(input: &[usize], layer: &str) -> Result<(usize, usize, usize)> {
+    match *input {
+        [c, h, w] => Ok((c, h, w)),
+        _ => Err(Error::shape(format!("{layer} input [C, H, W]"), &[0, 0, 0], input)),
+    }
+}
+
+/// Windows of a regular pooling: size `k`, `stride`, zero `pad` on each side, floor mode.
+fn regular_windows(
+    n: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    include_pad: bool,
+) -> Option<(Vec<Range<usize>>, Vec<usize>)> {
+    let out = (n + 2 * pad).checked_sub(k)? / stride + 1;
+    let mut ranges = Vec::with_capacity(out);
+    let mut divs = Vec::with_capacity(out);
+    for o in 0..out {
+        let start = (o * stride) as isize - pad as isize;
+        let end = start + k as isize;
+        let lo = start.max(0) as usize;
+        let hi = (end.min(n as isize)).max(0) as usize;
+        if lo >= hi {
+            return None;
+        }
+        divs.push(if include_pad { k } else { hi - lo });
+        ranges.push(lo..hi);
+    }
+    Some((ranges, divs))
+}
+
+/// Windows of adaptive pooling: output i covers `⌊i·n/out⌋ .. ⌈(i+1)·n/out⌉` (PyTorch).
+fn adaptive_windows(n: usize, out: usize) -> (Vec<Range<usize>>, Vec<usize>) {
+    let ranges: Vec<Range<usize>> = (0..out)
+        .map(|i| (i * n) / out..((i + 1) * n).div_ceil(out))
+        .collect();
+    let divs = ranges.iter().map(|r| r.len()).collect();
+    (ranges, divs)
+}
+
+impl PoolGeometry {
+    fn regular(
+        input: &[usize],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        include_pad: bool,
+        layer: &str,
+    ) -> Result<Self> {
+        let (c, h, w) = sample_chw(input, layer)?;
+        let rows = regular_windows(h, kernel.0, stride.0, padding.0, include_pad);
+        let cols = regular_windows(w, kernel.1, stride.1, padding.1, include_pad);
+        let (Some((rows, row_div)), Some((cols, col_div))) = (rows, cols) else {
+            return Err(Error::shape(
+                format!("{layer} input (smaller than the window)"),
+                &[c, kernel.0, kernel.1],
+                input,
+            ));
+        };
+        Ok(PoolGeometry {
+            channels: c,
+            in_h: h,
+            in_w: w,
+            out_h: rows.len(),
+            out_w: cols.len(),
+            rows,
+            cols,
+            row_div,
+            col_div,
+        })
+    }
+
+    /// Per-sample output shape `[C, out_h, out_w]`.
+    pub fn output_shape(&self) -> Vec<usize> {
+        vec![self.channels, self.out_h, self.out_w]
+    }
+
+    /// `1 / n_k` for every output element of one sample.
+    fn inverse_divisors(&self) -> Vec<f32> {
+        let mut v = Vec::with_capacity(self.channels * self.out_h * self.out_w);
+        for _ in 0..self.channels {
+            for &rd in &self.row_div {
+                for &cd in &self.col_div {
+                    v.push(1.0 / (rd * cd) as f32);
+                }
+            }
+        }
+        v
+    }
+
+    /// The window mean of `x` (divisor `row_div · col_div`).
+    fn mean(&self, x: &Tensor) -> Result<Tensor> {
+        let conn = Connectivity::Pool {
+            geometry: self.clone(),
+        };
+        let mut sum = kernels::linear_forward(&conn, x, WeightMap::Ones, None, &self.output_shape())?;
+        let inv = self.inverse_divisors();
+        for mut s in sum.outer_iter_mut() {
+            for (v, i) in s.iter_mut().zip(&inv) {
+                *v *= i;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Proportional shares `(a_j / n_k) / stab_ε(mean_k)`.
+    fn proportional_shares<'a>(&self, a: &Tensor, mean: &Tensor, rule: &ProportionalRule) -> Shares<'a> {
+        let inv = self.inverse_divisors();
+        let mut q = mean.mapv(|m| stabilized_recip(m, rule.epsilon()));
+        for mut s in q.outer_iter_mut() {
+            for (v, i) in s.iter_mut().zip(&inv) {
+                *v *= i;
+            }
+        }
+        Shares::Linear {
+            connectivity: Connectivity::Pool {
+                geometry: self.clone(),
+            },
+            terms: vec![ShareTerm {
+                input: a.clone(),
+                weight: WeightMap::Ones,
+                scale: q,
+            }],
+        }
+    }
+}
+
+fn check_window(kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize), layer: &str) -> Result<()> {
+    if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
+        return Err(Error::invalid(format!(
+            "{layer} kernel and stride must be ≥ 1, got kernel {kernel:?}, stride {stride:?}"
+        )));
+    }
+    if 2 * padding.0 > kernel.0 || 2 * padding.1 > kernel.1 {
+        return Err(Error::invalid(format!(
+            "{layer} padding {padding:?} must be at most half the kernel {kernel:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Max pooling over `kernel` windows (floor mode, dilation 1; padding never wins).
+///
+/// ```
+/// use klrp::layers::{Layer, MaxPool2d};
+/// let pool = MaxPool2d::new((2, 2), (2, 2), (0, 0)).unwrap();
+/// assert_eq!(pool.output_shape(&[3, 224, 224]).unwrap(), vec![3, 112, 112]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2d {
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+}
+
+impl MaxPool2d {
+    /// Max pooling with the given window, stride and padding.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a zero kernel or stride, or padding over half the kernel.
+    pub fn new(kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> Result<Self> {
+        check_window(kernel, stride, padding, "MaxPool2d")?;
+        Ok(MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    fn geometry(&self, input: &[usize], include_pad: bool) -> Result<PoolGeometry> {
+        PoolGeometry::regular(input, self.kernel, self.stride, self.padding, include_pad, "MaxPool2d")
+    }
+
+    /// The forward pass and, per sample and output element, the winner's flat input index.
+    fn max_and_winners(&self, x: &Tensor) -> Result<(Tensor, Array2<usize>)> {
+        let input = x.shape().get(1..).unwrap_or(&[]).to_vec();
+        let g = self.geometry(&input, true)?;
+        check_batch(x, &input, "MaxPool2d input")?;
+        let n = x.shape()[0];
+        let n_out = g.channels * g.out_h * g.out_w;
+        let mut out = Tensor::zeros(super::with_batch(n, &g.output_shape()));
+        let mut winners = Array2::<usize>::zeros((n, n_out));
+        let x = x.as_standard_layout();
+        for (s, xs) in x.axis_iter(Axis(0)).enumerate() {
+            let xs = xs.as_slice().unwrap_or(&[]);
+            let mut os = out.index_axis_mut(Axis(0), s);
+            let os = os.as_slice_mut().unwrap_or(&mut []);
+            for c in 0..g.channels {
+                for (oy, rows) in g.rows.iter().enumerate() {
+                    for (ox, cols) in g.cols.iter().enumerate() {
+                        let k = (c * g.out_h + oy) * g.out_w + ox;
+                        let mut best = f32::NEG_INFINITY;
+                        let mut arg = (c * g.in_h + rows.start) * g.in_w + cols.start;
+                        for iy in rows.clone() {
+                            for ix in cols.clone() {
+                                let j = (c * g.in_h + iy) * g.in_w + ix;
+                                if xs[j] > best {
+                                    best = xs[j];
+                                    arg = j;
+                                }
+                            }
+                        }
+                        os[k] = best;
+                        winners[[s, k]] = arg;
+                    }
+                }
+            }
+        }
+        Ok((out, winners))
+    }
+}
+
+impl Layer for MaxPool2d {
+    fn name(&self) -> String {
+        format!("MaxPool2d({}×{}, stride {:?})", self.kernel.0, self.kernel.1, self.stride)
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::MaxPool
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(self.geometry(input, true)?.output_shape())
+    }
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        Ok(self.max_and_winners(input)?.0)
+    }
+    fn shares(&self, input: &Tensor, _output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
+        let sample = input.shape().get(1..).unwrap_or(&[]).to_vec();
+        match rule {
+            Rule::WinnerTakesAll(_) => {
+                let (_, winners) = self.max_and_winners(input)?;
+                Ok(Shares::Winner {
+                    geometry: self.geometry(&sample, true)?,
+                    winners,
+                })
+            }
+            Rule::Proportional(r) => {
+                let g = self.geometry(&sample, true)?;
+                let mean = g.mean(input)?;
+                Ok(g.proportional_shares(input, &mean, r))
+            }
+            other => Err(Error::Unsupported(format!(
+                "rule {} on max pooling (use winner-takes-all or proportional)",
+                other.name()
+            ))),
+        }
+    }
+}
+
+/// Average pooling over `kernel` windows (floor mode). The divisor counts padded positions when
+/// `count_include_pad` is set (PyTorch's default), only in-bounds inputs otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPool2d {
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    count_include_pad: bool,
+}
+
+impl AvgPool2d {
+    /// Average pooling with the given window, stride and padding (`count_include_pad = true`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a zero kernel or stride, or padding over half the kernel.
+    pub fn new(kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> Result<Self> {
+        check_window(kernel, stride, padding, "AvgPool2d")?;
+        Ok(AvgPool2d {
+            kernel,
+            stride,
+            padding,
+            count_include_pad: true,
+        })
+    }
+
+    /// Sets whether padded positions count in the divisor.
+    pub fn with_count_include_pad(mut self, include: bool) -> Self {
+        self.count_include_pad = include;
+        self
+    }
+
+    fn geometry(&self, input: &[usize]) -> Result<PoolGeometry> {
+        PoolGeometry::regular(input, self.kernel, self.stride, self.padding, self.count_include_pad, "AvgPool2d")
+    }
+}
+
+fn avg_shares<'a>(g: PoolGeometry, input: &Tensor, output: &Tensor, rule: &Rule, layer: &str) -> Result<Shares<'a>> {
+    match rule {
+        Rule::Proportional(r) => Ok(g.proportional_shares(input, output, r)),
+        // Average pooling is always proportional; a winner-take-all assignment meant for max
+        // pooling falls back to it with the default ε.
+        Rule::WinnerTakesAll(_) => Ok(g.proportional_shares(input, output, &ProportionalRule::default())),
+        other => Err(Error::Unsupported(format!(
+            "rule {} on {layer} (average pooling is proportional)",
+            other.name()
+        ))),
+    }
+}
+
+impl Layer for AvgPool2d {
+    fn name(&self) -> String {
+        format!("AvgPool2d({}×{}, stride {:?})", self.kernel.0, self.kernel.1, self.stride)
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::AvgPool
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(self.geometry(input)?.output_shape())
+    }
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        let g = self.geometry(input.shape().get(1..).unwrap_or(&[]))?;
+        g.mean(input)
+    }
+    fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
+        let g = self.geometry(input.shape().get(1..).unwrap_or(&[]))?;
+        avg_shares(g, input, output, rule, "AvgPool2d")
+    }
+}
+
+/// Adaptive average pooling to a fixed output size (PyTorch `AdaptiveAvgPool2d`): output `i` averages
+/// inputs `⌊i·n/out⌋ .. ⌈(i+1)·n/out⌉`.
+///
+/// ```
+/// use klrp::layers::{AdaptiveAvgPool2d, Layer};
+/// let pool = AdaptiveAvgPool2d::new((7, 7)).unwrap();
+/// assert_eq!(pool.output_shape(&[512, 14, 14]).unwrap(), vec![512, 7, 7]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdaptiveAvgPool2d {
+    output: (usize, usize),
+}
+
+impl AdaptiveAvgPool2d {
+    /// Adaptive average pooling to `output = (height, width)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if a size is 0.
+    pub fn new(output: (usize, usize)) -> Result<Self> {
+        if output.0 == 0 || output.1 == 0 {
+            return Err(Error::invalid(format!("AdaptiveAvgPool2d output size must be ≥ 1, got {output:?}")));
+        }
+        Ok(AdaptiveAvgPool2d { output })
+    }
+
+    fn geometry(&self, input: &[usize]) -> Result<PoolGeometry> {
+        let (c, h, w) = sample_chw(input, "AdaptiveAvgPool2d")?;
+        if h == 0 || w == 0 {
+            return Err(Error::shape("AdaptiveAvgPool2d input", &[c, 1, 1], input));
+        }
+        let (rows, row_div) = adaptive_windows(h, self.output.0);
+        let (cols, col_div) = adaptive_windows(w, self.output.1);
+        Ok(PoolGeometry {
+            channels: c,
+            in_h: h,
+            in_w: w,
+            out_h: self.output.0,
+            out_w: self.output.1,
+            rows,
+            cols,
+            row_div,
+            col_div,
+        })
+    }
+}
+
+impl Layer for AdaptiveAvgPool2d {
+    fn name(&self) -> String {
+        format!("AdaptiveAvgPool2d({}×{})", self.output.0, self.output.1)
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::AvgPool
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(self.geometry(input)?.output_shape())
+    }
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        let g = self.geometry(input.shape().get(1..).unwrap_or(&[]))?;
+        g.mean(input)
+    }
+    fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
+        let g = self.geometry(input.shape().get(1..).unwrap_or(&[]))?;
+        avg_shares(g, input, output, rule, "AdaptiveAvgPool2d")
+    }
+}

@@ -1,0 +1,395 @@
+//! `Network`: layers in sequence, the forward pass, and K-LRP from an initialization vector.
+
+use crate::composite::Composite;
+use crate::conversion::{Conversion, PerLayer};
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::layers::{Identity, Layer, Tensor, with_batch};
+use crate::semiring::{Real, Semiring};
+use ndarray::{ArrayD, Axis, IxDyn};
+use num_traits::Float;
+use std::fmt::Debug;
+
+/// A feed-forward network: layers applied in sequence to batches of a fixed sample shape.
+///
+/// Shapes are checked when the network is built, with errors naming the layer.
+///
+/// ```
+/// use klrp::layers::{Dense, ReLU};
+/// use klrp::{Composite, Network, PerLayer, Threshold};
+/// use klrp::semiring::Boolean;
+/// use ndarray::array;
+///
+/// let net = Network::new(
+///     [2],
+///     vec![
+///         Box::new(Dense::new(array![[1.0, -1.0], [0.5, 2.0]], None)?),
+///         Box::new(ReLU),
+///         Box::new(Dense::new(array![[1.0, 1.0]], None)?),
+///     ],
+/// )?;
+/// let x = array![[1.0_f32, 0.5]].into_dyn();
+/// let theta = PerLayer::new(Threshold::new(0.2)?);
+/// let r = net.explain::<Boolean, _>(&x, &[0], &Composite::k_lrp(), &theta)?;
+/// assert_eq!(r.input().shape(), &[1, 2]);
+/// # Ok::<(), klrp::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Network {
+    input_shape: Vec<usize>,
+    layers: Vec<Box<dyn Layer>>,
+    shapes: Vec<Vec<usize>>,
+}
+
+/// The activations of a forward pass: `activation(0)` is the input, `activation(i + 1)` the output
+/// of layer `i`. Relevance propagation reads them.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    activations: Vec<Tensor>,
+}
+
+impl Trace {
+    /// The input of layer `i` (`i = layers` gives the network's output).
+    pub fn activation(&self, i: usize) -> Option<&Tensor> {
+        self.activations.get(i)
+    }
+
+    /// All activations, input first.
+    pub fn activations(&self) -> &[Tensor] {
+        &self.activations
+    }
+
+    /// The network's output (logits).
+    pub fn output(&self) -> &Tensor {
+        self.activations.last().unwrap_or_else(|| unreachable!("a trace holds the input"))
+    }
+
+    /// Batch size.
+    pub fn batch_size(&self) -> usize {
+        self.output().shape()[0]
+    }
+
+    /// The classical LRP initialization: the target's output activation at the target, 0 elsewhere.
+    ///
+    /// # Errors
+    /// [`Error::TargetOutOfRange`] or [`Error::ShapeMismatch`] as for [`one_hot`].
+    pub fn output_init(&self, targets: &[usize]) -> Result<ArrayD<Real<f32>>> {
+        let out = self.output();
+        let mut init = one_hot::<Real<f32>>(out.shape(), targets)?;
+        for (s, &t) in targets.iter().enumerate() {
+            let idx = flat_to_index(out.shape(), s, t);
+            init[IxDyn(&idx)] = Real(out[IxDyn(&idx)]);
+        }
+        Ok(init)
+    }
+
+    /// The index of the largest output of every sample (the predicted class).
+    pub fn predictions(&self) -> Vec<usize> {
+        let out = self.output();
+        out.outer_iter()
+            .map(|s| {
+                s.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                        if v > bv { (i, v) } else { (bi, bv) }
+                    })
+                    .0
+            })
+            .collect()
+    }
+}
+
+fn flat_to_index(shape: &[usize], sample: usize, flat: usize) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    idx[0] = sample;
+    let mut rest = flat;
+    for d in (1..shape.len()).rev() {
+        idx[d] = rest % shape[d];
+        rest /= shape[d];
+    }
+    idx
+}
+
+/// The K-LRP initialization `R_i = 1 if i = target else 0`, one target per sample, for an output
+/// batch of shape `output_shape` (`[N, ...]`).
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if there is not one target per sample;
+/// [`Error::TargetOutOfRange`] if a target is not an output index.
+pub fn one_hot<K: Semiring>(output_shape: &[usize], targets: &[usize]) -> Result<ArrayD<K>> {
+    let n = output_shape.first().copied().unwrap_or(0);
+    if targets.len() != n {
+        return Err(Error::shape("targets (one per sample)", &[n], &[targets.len()]));
+    }
+    let classes: usize = output_shape.iter().skip(1).product();
+    let mut init = ArrayD::from_elem(IxDyn(output_shape), K::zero());
+    for (s, &t) in targets.iter().enumerate() {
+        if t >= classes {
+            return Err(Error::TargetOutOfRange { target: t, classes });
+        }
+        init[IxDyn(&flat_to_index(output_shape, s, t))] = K::one();
+    }
+    Ok(init)
+}
+
+/// The result of relevance propagation.
+#[derive(Clone, Debug)]
+pub struct Relevance<K> {
+    input: ArrayD<K>,
+    layers: Option<Vec<ArrayD<K>>>,
+    init: ArrayD<K>,
+    overflowed: usize,
+}
+
+impl<K: Semiring> Relevance<K> {
+    /// The relevance of the network's input, shaped like the input batch.
+    pub fn input(&self) -> &ArrayD<K> {
+        &self.input
+    }
+
+    /// Consumes the result, returning the input relevance.
+    pub fn into_input(self) -> ArrayD<K> {
+        self.input
+    }
+
+    /// The relevance at the input of layer `i` (`i = layers` is the initialization), when the
+    /// propagation was asked to keep every layer.
+    pub fn layer(&self, i: usize) -> Option<&ArrayD<K>> {
+        self.layers.as_ref()?.get(i)
+    }
+
+    /// The initialization vector the propagation started from.
+    pub fn init(&self) -> &ArrayD<K> {
+        &self.init
+    }
+
+    /// How many input relevance values overflowed their representation (saturated counts,
+    /// infinities): 0 means every value is exact within its type's precision.
+    pub fn overflowed(&self) -> usize {
+        self.overflowed
+    }
+
+    /// The input relevance as `f64` (via [`Semiring::to_f64`]).
+    pub fn to_f64(&self) -> ArrayD<f64> {
+        self.input.mapv(|v| v.to_f64())
+    }
+}
+
+impl<F: Float + Debug + Send + Sync + 'static> Relevance<Real<F>> {
+    /// Per sample, `Σ input relevance − Σ initial relevance`: how much the biases and stabilisers
+    /// absorbed (0 for a conservative propagation).
+    pub fn conservation_delta(&self) -> Vec<f64> {
+        let sums = |a: &ArrayD<Real<F>>| -> Vec<f64> {
+            a.outer_iter()
+                .map(|s| s.iter().map(|v| v.to_f64()).sum())
+                .collect()
+        };
+        sums(&self.input)
+            .into_iter()
+            .zip(sums(&self.init))
+            .map(|(i, o)| i - o)
+            .collect()
+    }
+}
+
+impl Network {
+    /// A network taking samples of shape `input_shape` through `layers` in order.
+    ///
+    /// # Errors
+    /// [`Error::Layer`] naming the first layer whose input shape does not fit;
+    /// [`Error::InvalidArgument`] if there are no layers or the input shape is empty or has a
+    /// zero dimension.
+    pub fn new(input_shape: impl AsRef<[usize]>, layers: Vec<Box<dyn Layer>>) -> Result<Self> {
+        let input_shape = input_shape.as_ref().to_vec();
+        if layers.is_empty() {
+            return Err(Error::invalid("a network needs at least one layer"));
+        }
+        if input_shape.is_empty() || input_shape.contains(&0) {
+            return Err(Error::invalid(format!(
+                "input sample shape {input_shape:?} must be non-empty with no zero dimension"
+            )));
+        }
+        let mut shapes = Vec::with_capacity(layers.len());
+        let mut shape = input_shape.clone();
+        for (i, layer) in layers.iter().enumerate() {
+            shape = layer
+                .output_shape(&shape)
+                .map_err(|e| e.in_layer(i, layer.name()))?;
+            if shape.is_empty() || shape.contains(&0) {
+                return Err(Error::invalid(format!("output shape {shape:?} is empty"))
+                    .in_layer(i, layer.name()));
+            }
+            shapes.push(shape.clone());
+        }
+        Ok(Network {
+            input_shape,
+            layers,
+            shapes,
+        })
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// The shape of one input sample.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// The output shape of one sample after layer `i`.
+    pub fn layer_output_shape(&self, i: usize) -> Option<&[usize]> {
+        self.shapes.get(i).map(Vec::as_slice)
+    }
+
+    /// The shape of one output sample.
+    pub fn output_shape(&self) -> &[usize] {
+        self.shapes.last().map_or(&[], Vec::as_slice)
+    }
+
+    /// Total parameter count.
+    pub fn param_count(&self) -> usize {
+        self.layers.iter().map(|l| l.param_count()).sum()
+    }
+
+    /// Fuses every normalisation layer into the dense or convolution layer right before it
+    /// (Zennit's canonizer); the normalisation is replaced by an [`Identity`], so layer indices
+    /// do not change.
+    ///
+    /// # Errors
+    /// [`Error::Layer`] if a normalisation does not directly follow a dense or convolution layer.
+    pub fn canonize(mut self) -> Result<Self> {
+        for i in 0..self.layers.len() {
+            let Some(affine) = self.layers[i].channel_affine() else {
+                continue;
+            };
+            let name = self.layers[i].name();
+            if i == 0 || !self.layers[i - 1].kind().is_linear() {
+                return Err(Error::Unsupported(
+                    "a normalisation must directly follow a dense or convolution layer to be fused"
+                        .into(),
+                )
+                .in_layer(i, name));
+            }
+            let prev_name = self.layers[i - 1].name();
+            self.layers[i - 1]
+                .fuse_channel_affine(&affine)
+                .map_err(|e| e.in_layer(i - 1, prev_name))?;
+            self.layers[i] = Box::new(Identity);
+        }
+        Ok(self)
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        if x.ndim() == 0 || x.shape()[0] == 0 {
+            return Err(Error::shape(
+                "network input (batch of at least one sample)",
+                &with_batch(1, &self.input_shape),
+                x.shape(),
+            ));
+        }
+        crate::layers::check_batch(x, &self.input_shape, "network input")?;
+        crate::error::ensure_finite(x.iter(), || "network input".into())
+    }
+
+    /// The forward pass: the network's output for a batch `[N, ...input_shape]`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for a batch of the wrong shape or size 0; [`Error::NonFinite`] for
+    /// NaN/Inf inputs or activations.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x)?;
+        let mut a = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            a = layer.forward(&a).map_err(|e| e.in_layer(i, layer.name()))?;
+        }
+        crate::error::ensure_finite(a.iter(), || "network output".into())?;
+        Ok(a)
+    }
+
+    /// The forward pass, keeping every activation for relevance propagation.
+    ///
+    /// # Errors
+    /// As [`forward`](Network::forward).
+    pub fn trace(&self, x: &Tensor) -> Result<Trace> {
+        self.check_input(x)?;
+        let mut activations = Vec::with_capacity(self.layers.len() + 1);
+        activations.push(x.clone());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let a = layer
+                .forward(&activations[i])
+                .map_err(|e| e.in_layer(i, layer.name()))?;
+            crate::error::ensure_finite(a.iter(), || "activations".into())
+                .map_err(|e| e.in_layer(i, layer.name()))?;
+            activations.push(a);
+        }
+        Ok(Trace { activations })
+    }
+
+    /// K-LRP from `init` (shaped like the output batch) back to the input:
+    /// `R^(l)_j = ⊕_k Θ^(l)(d_jk) ⊗ R^(l+1)_k`, with the rules of `composite` and `theta.at(l)`
+    /// at layer `l`. With `keep_layers`, every layer's input relevance is kept.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `init` does not match the output batch; [`Error::Layer`] if a
+    /// layer cannot propagate (an unfused normalisation, a rule that does not apply).
+    pub fn propagate<K: Semiring, T: Conversion<K>>(
+        &self,
+        trace: &Trace,
+        init: ArrayD<K>,
+        composite: &Composite,
+        theta: &PerLayer<T>,
+        keep_layers: bool,
+    ) -> Result<Relevance<K>> {
+        let out = trace.output();
+        if init.shape() != out.shape() || trace.activations.len() != self.layers.len() + 1 {
+            return Err(Error::shape("initialization vector", out.shape(), init.shape()));
+        }
+        let rules = composite.assign(&self.layers);
+        let mut r = init.clone();
+        let mut kept = keep_layers.then(|| vec![init.clone()]);
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            let (a_in, a_out) = (&trace.activations[i], &trace.activations[i + 1]);
+            let wrap = |e: Error| e.in_layer(i, layer.name());
+            let shares = layer.shares(a_in, a_out, &rules[i]).map_err(wrap)?;
+            r = kernels::propagate(&shares, theta.at(i), &r, a_in.shape()).map_err(wrap)?;
+            if let Some(k) = kept.as_mut() {
+                k.push(r.clone());
+            }
+        }
+        let layers = kept.map(|mut k| {
+            k.reverse();
+            k
+        });
+        let overflowed = r.iter().filter(|v| v.is_overflow()).count();
+        Ok(Relevance {
+            input: r,
+            layers,
+            init,
+            overflowed,
+        })
+    }
+
+    /// Explains `targets` (one per sample of `x`): forward pass, then K-LRP from
+    /// `R_i = 1 if i = target else 0`.
+    ///
+    /// # Errors
+    /// As [`trace`](Network::trace), [`one_hot`] and [`propagate`](Network::propagate).
+    pub fn explain<K: Semiring, T: Conversion<K>>(
+        &self,
+        x: &Tensor,
+        targets: &[usize],
+        composite: &Composite,
+        theta: &PerLayer<T>,
+    ) -> Result<Relevance<K>> {
+        let trace = self.trace(x)?;
+        let init = one_hot::<K>(trace.output().shape(), targets)?;
+        self.propagate(&trace, init, composite, theta, false)
+    }
+
+    /// Splits a batch into single samples (views of `x`).
+    pub fn samples(x: &Tensor) -> impl Iterator<Item = Tensor> + '_ {
+        x.axis_iter(Axis(0)).map(|s| s.insert_axis(Axis(0)).to_owned())
+    }
+}

@@ -1,0 +1,636 @@
+//! LRP rules: how a layer's forward pass is turned into shares `d_jk`.
+//!
+//! Every rule for a linear layer (dense or convolution) writes its shares as a short sum of
+//! factored terms
+//!
+//! ```text
+//! d_jk = Σ_t  p_t[j] · g_t(w_jk) · q_t[k]
+//! ```
+//!
+//! with an input factor `p_t` (a modified activation), a weight map `g_t` (w, w⁺, w⁻, w + γw⁺, …)
+//! and an output factor `q_t` (a reciprocal, stabilised denominator). The kernels evaluate the sum
+//! on the fly, so no share matrix is ever stored. Conventions follow Zennit; `docs/semantics.md`
+//! states each one with its formula.
+//!
+//! | rule | shares d_jk |
+//! |---|---|
+//! | [`ZeroRule`] (LRP-0) | a_j w_jk / z_k, z_k = Σ_j a_j w_jk + b_k, d = 0 where z_k = 0 |
+//! | [`EpsilonRule`] | a_j w_jk / stab_ε(z_k) |
+//! | [`GammaRule`] | z_k > 0: a⁺_j (w + γw⁺) + a⁻_j (w + γw⁻), over the same forward with b + γb⁺; z_k < 0 mirrored |
+//! | [`ZPlusRule`] | (a⁺w⁺ + a⁻w⁻) / stab(Σ_j(a⁺w⁺ + a⁻w⁻) + b⁺) |
+//! | [`AlphaBetaRule`] | α(a⁺w⁺ + a⁻w⁻)/stab(zp) − β(a⁺w⁻ + a⁻w⁺)/stab(zn) |
+//! | [`ZBoxRule`] | (a w − l w⁺ − h w⁻) / stab(Σ_j(a w − l w⁺ − h w⁻)) |
+//! | [`FlatRule`] | 1 / stab(n_k), n_k = number of in-bounds inputs of k |
+//! | [`WSquareRule`] | w² / stab(Σ_j w² + b²) |
+//! | [`MaxAbsRule`] | \|a_j w_jk\| / (max_j' \|a_j' w_j'k\| + δ) (for [`Viterbi`](crate::semiring::Viterbi)) |
+//! | [`WinnerTakesAllRule`] | max pooling: 1 for the window's (first) maximum, 0 otherwise |
+//! | [`ProportionalRule`] | pooling: (a_j / n) / stab(mean of the window) ≈ a_j / Σ_window a |
+//!
+//! `stab_ε(x) = x + ε·s(x)` with `s(x) = sign(x)` and `s(0) = +1`: it always moves away from zero.
+
+use crate::error::{Error, Result};
+use crate::layers::{LinearMap, Tensor};
+use ndarray::{ArrayD, Zip};
+
+/// The default stabiliser ε of the rules that have one (as in Zennit).
+pub const DEFAULT_EPSILON: f32 = 1e-6;
+
+/// The default δ of [`MaxAbsRule`].
+pub const DEFAULT_DELTA: f32 = 1e-9;
+
+/// `stab_ε(x) = x + ε·s(x)`, with `s(x) = sign(x)` and `s(0) = +1`.
+///
+/// ```
+/// use klrp::rules::stabilize;
+/// assert_eq!(stabilize(0.0, 0.5), 0.5);
+/// assert_eq!(stabilize(-1.0, 0.5), -1.5);
+/// ```
+#[inline]
+pub fn stabilize(x: f32, epsilon: f32) -> f32 {
+    if x >= 0.0 { x + epsilon } else { x - epsilon }
+}
+
+/// `1 / stab_ε(x)`, defined as 0 where the stabilised denominator is 0 or subnormal
+/// (only possible with ε = 0): an output with z = 0 passes no relevance, never NaN.
+#[inline]
+pub fn stabilized_recip(x: f32, epsilon: f32) -> f32 {
+    let s = stabilize(x, epsilon);
+    if s.abs() < f32::MIN_POSITIVE {
+        0.0
+    } else {
+        1.0 / s
+    }
+}
+
+/// A map applied to every weight (or bias) before a modified forward pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WeightMap {
+    /// w
+    Identity,
+    /// w⁺ = max(w, 0)
+    Positive,
+    /// w⁻ = min(w, 0)
+    Negative,
+    /// |w|
+    Abs,
+    /// w²
+    Square,
+    /// 1 (connectivity only)
+    Ones,
+    /// w + γ·w⁺
+    GammaPositive(f32),
+    /// w + γ·w⁻
+    GammaNegative(f32),
+}
+
+impl WeightMap {
+    /// Applies the map to one weight.
+    #[inline]
+    pub fn apply(self, w: f32) -> f32 {
+        match self {
+            WeightMap::Identity => w,
+            WeightMap::Positive => w.max(0.0),
+            WeightMap::Negative => w.min(0.0),
+            WeightMap::Abs => w.abs(),
+            WeightMap::Square => w * w,
+            WeightMap::Ones => 1.0,
+            WeightMap::GammaPositive(g) => w + g * w.max(0.0),
+            WeightMap::GammaNegative(g) => w + g * w.min(0.0),
+        }
+    }
+}
+
+/// One factored term `p[j] · g(w_jk) · q[k]` of a linear layer's shares.
+#[derive(Clone, Debug)]
+pub struct ShareTerm {
+    /// `p`: the input factor, shaped like the layer's input (batch included).
+    pub input: Tensor,
+    /// `g`: the weight map.
+    pub weight: WeightMap,
+    /// `q`: the output factor, shaped like the layer's output (batch included).
+    pub scale: Tensor,
+}
+
+/// Box bounds of [`ZBoxRule`]: one value for every input, or one per input element.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Bound {
+    /// The same bound for every input element.
+    Scalar(f32),
+    /// A bound per element of one sample (shape of the layer's input without the batch axis).
+    PerInput(ArrayD<f32>),
+}
+
+impl From<f32> for Bound {
+    fn from(v: f32) -> Self {
+        Bound::Scalar(v)
+    }
+}
+
+impl Bound {
+    fn broadcast(&self, input: &Tensor) -> Result<Tensor> {
+        match self {
+            Bound::Scalar(v) => Ok(Tensor::from_elem(input.raw_dim(), *v)),
+            Bound::PerInput(b) => {
+                let sample = &input.shape()[1..];
+                if b.shape() != sample {
+                    return Err(Error::shape("z^B box bound", sample, b.shape()));
+                }
+                let mut out = input.clone();
+                for mut s in out.outer_iter_mut() {
+                    s.assign(b);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn check(&self, what: &str) -> Result<()> {
+        let finite = match self {
+            Bound::Scalar(v) => v.is_finite(),
+            Bound::PerInput(b) => b.iter().all(|v| v.is_finite()),
+        };
+        if finite {
+            Ok(())
+        } else {
+            Err(Error::NonFinite(format!("z^B bound {what}")))
+        }
+    }
+}
+
+fn check_epsilon(epsilon: f32) -> Result<f32> {
+    if epsilon.is_finite() && epsilon >= 0.0 {
+        Ok(epsilon)
+    } else {
+        Err(Error::invalid(format!(
+            "stabiliser ε must be finite and ≥ 0, got {epsilon}"
+        )))
+    }
+}
+
+/// LRP-0: `d_jk = a_j w_jk / z_k`, no stabiliser; `d_jk = 0` where `z_k = 0`.
+///
+/// The K-LRP default for every non-real semiring (the report's definition).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ZeroRule;
+
+/// LRP-ε: `d_jk = a_j w_jk / stab_ε(z_k)`, `z_k = Σ_j a_j w_jk + b_k` (bias in the denominator).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpsilonRule {
+    epsilon: f32,
+}
+
+impl EpsilonRule {
+    /// LRP-ε with stabiliser `epsilon`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `epsilon` is negative, NaN or infinite.
+    pub fn new(epsilon: f32) -> Result<Self> {
+        Ok(EpsilonRule {
+            epsilon: check_epsilon(epsilon)?,
+        })
+    }
+    /// ε.
+    pub fn epsilon(&self) -> f32 {
+        self.epsilon
+    }
+}
+
+impl Default for EpsilonRule {
+    fn default() -> Self {
+        EpsilonRule {
+            epsilon: DEFAULT_EPSILON,
+        }
+    }
+}
+
+/// LRP-γ: favours positive contributions by `γ` (Zennit's `Gamma`).
+///
+/// For `z_k > 0` (the unmodified pre-activation) the weights are `w + γw⁺` for positive inputs and
+/// `w + γw⁻` for negative ones, the bias `b + γb⁺` (counted once), and the denominator is that
+/// modified forward pass, stabilised. For `z_k < 0`, w⁺ and w⁻ swap roles and the bias is
+/// `b + γb⁻`. `z_k = 0` passes nothing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GammaRule {
+    gamma: f32,
+    epsilon: f32,
+}
+
+impl GammaRule {
+    /// LRP-γ with the given `gamma` ≥ 0 and stabiliser `epsilon`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `gamma` or `epsilon` is negative or not finite.
+    pub fn new(gamma: f32, epsilon: f32) -> Result<Self> {
+        if !(gamma.is_finite() && gamma >= 0.0) {
+            return Err(Error::invalid(format!(
+                "γ must be finite and ≥ 0, got {gamma}"
+            )));
+        }
+        Ok(GammaRule {
+            gamma,
+            epsilon: check_epsilon(epsilon)?,
+        })
+    }
+    /// γ.
+    pub fn gamma(&self) -> f32 {
+        self.gamma
+    }
+}
+
+/// z⁺: `d_jk = (a⁺_j w⁺_jk + a⁻_j w⁻_jk) / stab(Σ_j (a⁺w⁺ + a⁻w⁻) + b⁺_k)`, no sign gating.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ZPlusRule {
+    epsilon: f32,
+}
+
+impl Default for ZPlusRule {
+    fn default() -> Self {
+        ZPlusRule {
+            epsilon: DEFAULT_EPSILON,
+        }
+    }
+}
+
+/// αβ with α − β = 1: `α(a⁺w⁺ + a⁻w⁻)/stab(zp_k) − β(a⁺w⁻ + a⁻w⁺)/stab(zn_k)`, where
+/// `zp_k = Σ(a⁺w⁺ + a⁻w⁻) + b⁺_k` and `zn_k = Σ(a⁺w⁻ + a⁻w⁺) + b⁻_k`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AlphaBetaRule {
+    alpha: f32,
+    beta: f32,
+    epsilon: f32,
+}
+
+impl AlphaBetaRule {
+    /// αβ with the given α, β (α, β ≥ 0, α − β = 1) and the default ε.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if α or β is negative or not finite, or α − β ≠ 1.
+    pub fn new(alpha: f32, beta: f32) -> Result<Self> {
+        if !(alpha.is_finite() && beta.is_finite() && alpha >= 0.0 && beta >= 0.0) {
+            return Err(Error::invalid(format!(
+                "α and β must be finite and ≥ 0, got α = {alpha}, β = {beta}"
+            )));
+        }
+        if ((alpha - beta) - 1.0).abs() > 1e-6 {
+            return Err(Error::invalid(format!(
+                "αβ rule needs α − β = 1, got α = {alpha}, β = {beta}"
+            )));
+        }
+        Ok(AlphaBetaRule {
+            alpha,
+            beta,
+            epsilon: DEFAULT_EPSILON,
+        })
+    }
+}
+
+/// z^B (box rule) for inputs bounded by `low ≤ x ≤ high`:
+/// `d_jk = (a_j w_jk − l_j w⁺_jk − h_j w⁻_jk) / stab(Σ_j (a w − l w⁺ − h w⁻))` (the bias cancels).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZBoxRule {
+    low: Bound,
+    high: Bound,
+    epsilon: f32,
+}
+
+impl ZBoxRule {
+    /// z^B with the given bounds and the default ε.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] if a bound is NaN or infinite.
+    pub fn new(low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Self> {
+        let (low, high) = (low.into(), high.into());
+        low.check("low")?;
+        high.check("high")?;
+        Ok(ZBoxRule {
+            low,
+            high,
+            epsilon: DEFAULT_EPSILON,
+        })
+    }
+}
+
+/// Flat: `d_jk = 1 / stab(n_k)`, `n_k` the number of inputs connected to k (in-bounds taps only).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlatRule {
+    epsilon: f32,
+}
+
+impl Default for FlatRule {
+    fn default() -> Self {
+        FlatRule {
+            epsilon: DEFAULT_EPSILON,
+        }
+    }
+}
+
+/// w²: `d_jk = w²_jk / stab(Σ_j w²_jk + b²_k)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WSquareRule {
+    epsilon: f32,
+}
+
+impl Default for WSquareRule {
+    fn default() -> Self {
+        WSquareRule {
+            epsilon: DEFAULT_EPSILON,
+        }
+    }
+}
+
+/// Max-abs normalisation (for [`Viterbi`](crate::semiring::Viterbi)):
+/// `d_jk = |a_j w_jk| / (max_j' |a_j' w_j'k| + δ)`, the max over the inputs connected to k, no bias.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaxAbsRule {
+    delta: f32,
+}
+
+impl MaxAbsRule {
+    /// Max-abs shares with the given δ > 0.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `delta` is not finite and positive.
+    pub fn new(delta: f32) -> Result<Self> {
+        if !(delta.is_finite() && delta > 0.0) {
+            return Err(Error::invalid(format!(
+                "δ must be finite and > 0, got {delta}"
+            )));
+        }
+        Ok(MaxAbsRule { delta })
+    }
+}
+
+impl Default for MaxAbsRule {
+    fn default() -> Self {
+        MaxAbsRule {
+            delta: DEFAULT_DELTA,
+        }
+    }
+}
+
+/// Max pooling, winner-take-all: share 1 for the window's maximum (the first in row-major window
+/// order on ties), 0 for the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WinnerTakesAllRule;
+
+/// Pooling treated as averaging: `d_jk = (a_j / n) / stab_ε(mean_k)`, n the window size, i.e.
+/// proportional to the activations. For max pooling the mean is recomputed (the forward is
+/// unchanged).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProportionalRule {
+    epsilon: f32,
+}
+
+impl ProportionalRule {
+    /// Proportional shares with stabiliser `epsilon`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `epsilon` is negative or not finite.
+    pub fn new(epsilon: f32) -> Result<Self> {
+        Ok(ProportionalRule {
+            epsilon: check_epsilon(epsilon)?,
+        })
+    }
+    /// ε.
+    pub fn epsilon(&self) -> f32 {
+        self.epsilon
+    }
+}
+
+impl Default for ProportionalRule {
+    fn default() -> Self {
+        ProportionalRule {
+            epsilon: DEFAULT_EPSILON,
+        }
+    }
+}
+
+/// Every rule, as assigned to a layer by a [`Composite`](crate::composite::Composite).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rule {
+    /// LRP-0.
+    Zero(ZeroRule),
+    /// LRP-ε.
+    Epsilon(EpsilonRule),
+    /// LRP-γ.
+    Gamma(GammaRule),
+    /// z⁺.
+    ZPlus(ZPlusRule),
+    /// αβ.
+    AlphaBeta(AlphaBetaRule),
+    /// z^B.
+    ZBox(ZBoxRule),
+    /// Flat.
+    Flat(FlatRule),
+    /// w².
+    WSquare(WSquareRule),
+    /// Max-abs normalisation.
+    MaxAbs(MaxAbsRule),
+    /// Winner-take-all (max pooling).
+    WinnerTakesAll(WinnerTakesAllRule),
+    /// Proportional (pooling).
+    Proportional(ProportionalRule),
+}
+
+macro_rules! rule_from {
+    ($($v:ident($t:ty)),*) => {$(
+        impl From<$t> for Rule {
+            fn from(r: $t) -> Self { Rule::$v(r) }
+        }
+    )*};
+}
+rule_from!(
+    Zero(ZeroRule),
+    Epsilon(EpsilonRule),
+    Gamma(GammaRule),
+    ZPlus(ZPlusRule),
+    AlphaBeta(AlphaBetaRule),
+    ZBox(ZBoxRule),
+    Flat(FlatRule),
+    WSquare(WSquareRule),
+    MaxAbs(MaxAbsRule),
+    WinnerTakesAll(WinnerTakesAllRule),
+    Proportional(ProportionalRule)
+);
+
+impl Rule {
+    /// A short name: `"epsilon"`, `"gamma"`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::Zero(_) => "zero",
+            Rule::Epsilon(_) => "epsilon",
+            Rule::Gamma(_) => "gamma",
+            Rule::ZPlus(_) => "zplus",
+            Rule::AlphaBeta(_) => "alpha-beta",
+            Rule::ZBox(_) => "zbox",
+            Rule::Flat(_) => "flat",
+            Rule::WSquare(_) => "wsquare",
+            Rule::MaxAbs(_) => "max-abs",
+            Rule::WinnerTakesAll(_) => "winner-takes-all",
+            Rule::Proportional(_) => "proportional",
+        }
+    }
+
+    /// Whether the rule applies to linear (dense, convolution) layers.
+    pub fn is_linear_rule(&self) -> bool {
+        !matches!(self, Rule::WinnerTakesAll(_) | Rule::Proportional(_))
+    }
+}
+
+fn pos(t: &Tensor) -> Tensor {
+    t.mapv(|x| x.max(0.0))
+}
+
+fn neg(t: &Tensor) -> Tensor {
+    t.mapv(|x| x.min(0.0))
+}
+
+/// `q = 1 / stab_ε(z)` elementwise (0 where the denominator vanishes).
+fn recip(z: &Tensor, epsilon: f32) -> Tensor {
+    z.mapv(|x| stabilized_recip(x, epsilon))
+}
+
+fn term(input: Tensor, weight: WeightMap, scale: Tensor) -> ShareTerm {
+    ShareTerm {
+        input,
+        weight,
+        scale,
+    }
+}
+
+/// The share terms of `rule` for a linear layer `map`, with input activations `a` and forward
+/// output `z` (pre-activation, bias included). Terms that are identically zero are dropped.
+///
+/// # Errors
+/// [`Error::Unsupported`] if `rule` is a pooling rule; errors of the modified forward passes.
+pub fn linear_share_terms(
+    map: &dyn LinearMap,
+    a: &Tensor,
+    z: &Tensor,
+    rule: &Rule,
+) -> Result<Vec<ShareTerm>> {
+    use WeightMap as W;
+    let f = |x: &Tensor, w: WeightMap, b: Option<WeightMap>| map.forward_mapped(x, w, b);
+    let terms = match rule {
+        Rule::Zero(_) => vec![term(a.clone(), W::Identity, recip(z, 0.0))],
+        Rule::Epsilon(r) => vec![term(a.clone(), W::Identity, recip(z, r.epsilon))],
+        Rule::Gamma(r) => {
+            let (ap, an) = (pos(a), neg(a));
+            let (gp, gn) = (W::GammaPositive(r.gamma), W::GammaNegative(r.gamma));
+            // z > 0 branch: positive inputs with w + γw⁺, negative inputs with w + γw⁻.
+            let zp = f(&ap, gp, Some(gp))? + f(&an, gn, None)?;
+            // z < 0 branch: mirrored.
+            let zn = f(&ap, gn, Some(gn))? + f(&an, gp, None)?;
+            let mut qp = recip(&zp, r.epsilon);
+            let mut qn = recip(&zn, r.epsilon);
+            Zip::from(&mut qp).and(&mut qn).and(z).for_each(|p, n, &z| {
+                if z <= 0.0 {
+                    *p = 0.0;
+                }
+                if z >= 0.0 {
+                    *n = 0.0;
+                }
+            });
+            vec![
+                term(ap.clone(), gp, qp.clone()),
+                term(an.clone(), gn, qp),
+                term(ap, gn, qn.clone()),
+                term(an, gp, qn),
+            ]
+        }
+        Rule::ZPlus(r) => {
+            let (ap, an) = (pos(a), neg(a));
+            let zp = f(&ap, W::Positive, Some(W::Positive))? + f(&an, W::Negative, None)?;
+            let q = recip(&zp, r.epsilon);
+            vec![term(ap, W::Positive, q.clone()), term(an, W::Negative, q)]
+        }
+        Rule::AlphaBeta(r) => {
+            let (ap, an) = (pos(a), neg(a));
+            let zp = f(&ap, W::Positive, Some(W::Positive))? + f(&an, W::Negative, None)?;
+            let zn = f(&ap, W::Negative, Some(W::Negative))? + f(&an, W::Positive, None)?;
+            let qp = recip(&zp, r.epsilon) * r.alpha;
+            let qn = recip(&zn, r.epsilon) * (-r.beta);
+            vec![
+                term(ap.clone(), W::Positive, qp.clone()),
+                term(an.clone(), W::Negative, qp),
+                term(ap, W::Negative, qn.clone()),
+                term(an, W::Positive, qn),
+            ]
+        }
+        Rule::ZBox(r) => {
+            let low = r.low.broadcast(a)?;
+            let high = r.high.broadcast(a)?;
+            let zb = f(a, W::Identity, None)?
+                - f(&low, W::Positive, None)?
+                - f(&high, W::Negative, None)?;
+            let q = recip(&zb, r.epsilon);
+            let minus_q = -&q;
+            vec![
+                term(a.clone(), W::Identity, q),
+                term(low, W::Positive, minus_q.clone()),
+                term(high, W::Negative, minus_q),
+            ]
+        }
+        Rule::Flat(r) => {
+            let ones = Tensor::ones(a.raw_dim());
+            let n = f(&ones, W::Ones, None)?;
+            vec![term(ones, W::Ones, recip(&n, r.epsilon))]
+        }
+        Rule::WSquare(r) => {
+            let ones = Tensor::ones(a.raw_dim());
+            let zs = f(&ones, W::Square, Some(W::Square))?;
+            vec![term(ones, W::Square, recip(&zs, r.epsilon))]
+        }
+        Rule::MaxAbs(r) => {
+            let m = map.max_abs_forward(a)?;
+            let q = m.mapv(|m| 1.0 / (m + r.delta));
+            vec![term(a.mapv(f32::abs), W::Abs, q)]
+        }
+        Rule::WinnerTakesAll(_) | Rule::Proportional(_) => {
+            return Err(Error::Unsupported(format!(
+                "the {} rule applies to pooling layers, not to linear layers",
+                rule.name()
+            )));
+        }
+    };
+    Ok(terms
+        .into_iter()
+        .filter(|t| t.input.iter().any(|&x| x != 0.0) && t.scale.iter().any(|&x| x != 0.0))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stabilizer_moves_away_from_zero() {
+        assert_eq!(stabilize(0.0, 1e-6), 1e-6);
+        assert_eq!(stabilize(-0.0, 1e-6), 1e-6);
+        assert_eq!(stabilize(2.0, 1.0), 3.0);
+        assert_eq!(stabilize(-2.0, 1.0), -3.0);
+        assert_eq!(stabilized_recip(0.0, 0.0), 0.0);
+        assert_eq!(stabilized_recip(1e-45, 0.0), 0.0);
+        assert_eq!(stabilized_recip(4.0, 0.0), 0.25);
+    }
+
+    #[test]
+    fn weight_maps() {
+        assert_eq!(WeightMap::GammaPositive(0.25).apply(2.0), 2.5);
+        assert_eq!(WeightMap::GammaPositive(0.25).apply(-2.0), -2.0);
+        assert_eq!(WeightMap::GammaNegative(0.25).apply(-2.0), -2.5);
+        assert_eq!(WeightMap::Square.apply(-3.0), 9.0);
+        assert_eq!(WeightMap::Ones.apply(-3.0), 1.0);
+    }
+
+    #[test]
+    fn rule_arguments_are_validated() {
+        assert!(EpsilonRule::new(-1.0).is_err());
+        assert!(EpsilonRule::new(f32::NAN).is_err());
+        assert!(GammaRule::new(f32::INFINITY, 0.0).is_err());
+        assert!(AlphaBetaRule::new(2.0, 2.0).is_err());
+        assert!(AlphaBetaRule::new(2.0, 1.0).is_ok());
+        assert!(ZBoxRule::new(f32::NAN, 1.0).is_err());
+        assert!(MaxAbsRule::new(0.0).is_err());
+    }
+}
