@@ -1,3 +1,4 @@
 //! Reading and writing models, tensors and data sets.
 
 pub mod idx;
+pub mod npy;
