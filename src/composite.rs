@@ -201,7 +201,14 @@ mod tests {
         let names: Vec<_> = rules.iter().map(|r| r.name()).collect();
         assert_eq!(
             names,
-            ["epsilon", "epsilon", "zbox", "gamma", "winner-takes-all", "epsilon"]
+            [
+                "epsilon",
+                "epsilon",
+                "zbox",
+                "gamma",
+                "winner-takes-all",
+                "epsilon"
+            ]
         );
         let mlp = c.assign_kinds(&[Dense, Activation, Dense]);
         assert!(mlp.iter().all(|r| r.name() != "zbox"));
@@ -230,7 +237,11 @@ mod tests {
     #[test]
     fn index_overrides_win() {
         let c = Composite::epsilon_alpha2_beta1().with_layer(0, FlatRule::default());
-        let names: Vec<_> = c.assign_kinds(&[Conv, Conv]).iter().map(|r| r.name()).collect();
+        let names: Vec<_> = c
+            .assign_kinds(&[Conv, Conv])
+            .iter()
+            .map(|r| r.name())
+            .collect();
         assert_eq!(names, ["flat", "alpha-beta"]);
     }
 }

@@ -284,8 +284,14 @@ mod tests {
     fn clamp_and_identity() {
         assert_eq!(Conversion::<Viterbi>::convert(&Clamp01, 1.5), Viterbi(1.0));
         assert_eq!(Conversion::<Viterbi>::convert(&Clamp01, -0.5), Viterbi(0.0));
-        assert_eq!(Conversion::<Viterbi>::convert(&Clamp01, f32::NAN), Viterbi(0.0));
-        assert_eq!(Conversion::<Real<f32>>::convert(&Identity, -2.5), Real(-2.5));
+        assert_eq!(
+            Conversion::<Viterbi>::convert(&Clamp01, f32::NAN),
+            Viterbi(0.0)
+        );
+        assert_eq!(
+            Conversion::<Real<f32>>::convert(&Identity, -2.5),
+            Real(-2.5)
+        );
         assert!(Conversion::<Real<f64>>::is_identity(&Identity));
     }
 }

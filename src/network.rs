@@ -61,7 +61,9 @@ impl Trace {
 
     /// The network's output (logits).
     pub fn output(&self) -> &Tensor {
-        self.activations.last().unwrap_or_else(|| unreachable!("a trace holds the input"))
+        self.activations
+            .last()
+            .unwrap_or_else(|| unreachable!("a trace holds the input"))
     }
 
     /// Batch size.
@@ -119,7 +121,11 @@ fn flat_to_index(shape: &[usize], sample: usize, flat: usize) -> Vec<usize> {
 pub fn one_hot<K: Semiring>(output_shape: &[usize], targets: &[usize]) -> Result<ArrayD<K>> {
     let n = output_shape.first().copied().unwrap_or(0);
     if targets.len() != n {
-        return Err(Error::shape("targets (one per sample)", &[n], &[targets.len()]));
+        return Err(Error::shape(
+            "targets (one per sample)",
+            &[n],
+            &[targets.len()],
+        ));
     }
     let classes: usize = output_shape.iter().skip(1).product();
     let mut init = ArrayD::from_elem(IxDyn(output_shape), K::zero());
@@ -344,7 +350,11 @@ impl Network {
     ) -> Result<Relevance<K>> {
         let out = trace.output();
         if init.shape() != out.shape() || trace.activations.len() != self.layers.len() + 1 {
-            return Err(Error::shape("initialization vector", out.shape(), init.shape()));
+            return Err(Error::shape(
+                "initialization vector",
+                out.shape(),
+                init.shape(),
+            ));
         }
         let rules = composite.assign(&self.layers);
         let mut r = init.clone();
@@ -390,6 +400,7 @@ impl Network {
 
     /// Splits a batch into single samples (views of `x`).
     pub fn samples(x: &Tensor) -> impl Iterator<Item = Tensor> + '_ {
-        x.axis_iter(Axis(0)).map(|s| s.insert_axis(Axis(0)).to_owned())
+        x.axis_iter(Axis(0))
+            .map(|s| s.insert_axis(Axis(0)).to_owned())
     }
 }

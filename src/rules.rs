@@ -31,6 +31,7 @@
 use crate::error::{Error, Result};
 use crate::layers::{LinearMap, Tensor};
 use ndarray::{ArrayD, Zip};
+use std::sync::Arc;
 
 /// The default stabiliser ε of the rules that have one (as in Zennit).
 pub const DEFAULT_EPSILON: f32 = 1e-6;
@@ -117,7 +118,13 @@ pub enum Bound {
     /// The same bound for every input element.
     Scalar(f32),
     /// A bound per element of one sample (shape of the layer's input without the batch axis).
-    PerInput(ArrayD<f32>),
+    PerInput(Arc<ArrayD<f32>>),
+}
+
+impl From<ArrayD<f32>> for Bound {
+    fn from(b: ArrayD<f32>) -> Self {
+        Bound::PerInput(Arc::new(b))
+    }
 }
 
 impl From<f32> for Bound {
@@ -137,7 +144,7 @@ impl Bound {
                 }
                 let mut out = input.clone();
                 for mut s in out.outer_iter_mut() {
-                    s.assign(b);
+                    s.assign(&**b);
                 }
                 Ok(out)
             }

@@ -160,7 +160,10 @@ fn check_model(model: &str) -> f32 {
         assert_eq!(got.shape(), expected.shape());
         for (s, (g, e)) in got.outer_iter().zip(expected.outer_iter()).enumerate() {
             let scale = e.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            assert!(scale > 0.0, "{model}/{case}: reference relevance is all zero");
+            assert!(
+                scale > 0.0,
+                "{model}/{case}: reference relevance is all zero"
+            );
             let err = (&g - &e).iter().fold(0.0f32, |m, v| m.max(v.abs())) / scale;
             worst = worst.max(err);
             assert!(

@@ -47,7 +47,8 @@ impl NpyArray {
             NpyData::U64(v) => v.iter().map(|&x| x as f32).collect(),
             NpyData::Bool(v) => v.iter().map(|&x| f32::from(u8::from(x))).collect(),
         };
-        ArrayD::from_shape_vec(IxDyn(&self.shape), v).map_err(|e| Error::malformed("npy", e.to_string()))
+        ArrayD::from_shape_vec(IxDyn(&self.shape), v)
+            .map_err(|e| Error::malformed("npy", e.to_string()))
     }
 
     /// The array as `f64`.
@@ -62,7 +63,8 @@ impl NpyArray {
             NpyData::U64(v) => v.iter().map(|&x| x as f64).collect(),
             NpyData::Bool(v) => v.iter().map(|&x| f64::from(u8::from(x))).collect(),
         };
-        ArrayD::from_shape_vec(IxDyn(&self.shape), v).map_err(|e| Error::malformed("npy", e.to_string()))
+        ArrayD::from_shape_vec(IxDyn(&self.shape), v)
+            .map_err(|e| Error::malformed("npy", e.to_string()))
     }
 
     /// The array as non-negative integer indices (`usize`), e.g. class targets.
@@ -72,8 +74,14 @@ impl NpyArray {
     pub fn to_indices(&self) -> Result<Vec<usize>> {
         let bad = || Error::invalid("expected an array of non-negative integers");
         match &self.data {
-            NpyData::I64(v) => v.iter().map(|&x| usize::try_from(x).map_err(|_| bad())).collect(),
-            NpyData::U64(v) => v.iter().map(|&x| usize::try_from(x).map_err(|_| bad())).collect(),
+            NpyData::I64(v) => v
+                .iter()
+                .map(|&x| usize::try_from(x).map_err(|_| bad()))
+                .collect(),
+            NpyData::U64(v) => v
+                .iter()
+                .map(|&x| usize::try_from(x).map_err(|_| bad()))
+                .collect(),
             _ => Err(bad()),
         }
     }
@@ -101,7 +109,10 @@ fn parse_header(header: &str) -> Result<(String, bool, Vec<usize>)> {
     } else if fortran.starts_with("False") {
         false
     } else {
-        return Err(Error::malformed("npy", "fortran_order is neither True nor False"));
+        return Err(Error::malformed(
+            "npy",
+            "fortran_order is neither True nor False",
+        ));
     };
     let shape = header_value(header, "shape")?;
     let inner = shape
@@ -173,7 +184,12 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray> {
             let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
             (n as usize, 12)
         }
-        v => return Err(Error::malformed("npy", format!("unknown format version {v}"))),
+        v => {
+            return Err(Error::malformed(
+                "npy",
+                format!("unknown format version {v}"),
+            ));
+        }
     };
     let data_start = offset
         .checked_add(header_len)
@@ -197,7 +213,12 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray> {
     let big = match endian {
         b'<' | b'|' | b'=' => false,
         b'>' => true,
-        _ => return Err(Error::malformed("npy", format!("bad byte order in dtype {descr:?}"))),
+        _ => {
+            return Err(Error::malformed(
+                "npy",
+                format!("bad byte order in dtype {descr:?}"),
+            ));
+        }
     };
     let data = &bytes[data_start..];
     let expected = count
@@ -240,7 +261,9 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray> {
                 })
                 .collect(),
         ),
-        (b'u', 1 | 2 | 4 | 8) => NpyData::U64(chunks.map(|c| u64::from_le_bytes(word(c))).collect()),
+        (b'u', 1 | 2 | 4 | 8) => {
+            NpyData::U64(chunks.map(|c| u64::from_le_bytes(word(c))).collect())
+        }
         (b'b', 1) => NpyData::Bool(chunks.map(|c| c[0] != 0).collect()),
         _ => return Err(Error::Unsupported(format!("npy dtype {descr:?}"))),
     };
@@ -269,7 +292,10 @@ fn to_c_order(a: NpyArray) -> NpyArray {
         NpyData::U64(v) => NpyData::U64(reorder(v, s)),
         NpyData::Bool(v) => NpyData::Bool(reorder(v, s)),
     };
-    NpyArray { shape: a.shape, data }
+    NpyArray {
+        shape: a.shape,
+        data,
+    }
 }
 
 /// An element type that can be written to `.npy`.
@@ -306,11 +332,16 @@ pub fn write_npy<T: NpyElement>(mut writer: impl Write, array: &ArrayD<T>) -> Re
         [d] => format!("({d},)"),
         s => format!(
             "({})",
-            s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
-    let mut header =
-        format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}", T::DESCR);
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
+        T::DESCR
+    );
     // Pad so that the data starts on a multiple of 64 bytes, ending the header with '\n'.
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -358,14 +389,17 @@ mod tests {
         let a = array![[1.5f32, -2.0, 3.25], [0.0, 1e-8, 7.0]].into_dyn();
         let mut buf = Vec::new();
         write_npy(&mut buf, &a).unwrap();
-        assert_eq!(buf.len() % 64, (2 * 3 * 4) % 64);
+        assert_eq!(buf.len(), 128 + 2 * 3 * 4);
         let back = parse_npy(&buf).unwrap();
         assert_eq!(back.shape, vec![2, 3]);
         assert_eq!(back.to_f32().unwrap(), a);
         let b = array![true, false, true].into_dyn();
         let mut buf = Vec::new();
         write_npy(&mut buf, &b).unwrap();
-        assert_eq!(parse_npy(&buf).unwrap().data, NpyData::Bool(vec![true, false, true]));
+        assert_eq!(
+            parse_npy(&buf).unwrap().data,
+            NpyData::Bool(vec![true, false, true])
+        );
     }
 
     fn with_header(header: &str, data: &[u8]) -> Vec<u8> {
@@ -380,28 +414,49 @@ mod tests {
     #[test]
     fn fortran_order_and_big_endian_and_small_ints() {
         // 2x2 Fortran order: column-major [1, 3, 2, 4] is C-order [1, 2, 3, 4].
-        let data: Vec<u8> = [1i16, 3, 2, 4].iter().flat_map(|x| x.to_be_bytes()).collect();
-        let f = with_header("{'descr': '>i2', 'fortran_order': True, 'shape': (2, 2), }\n", &data);
+        let data: Vec<u8> = [1i16, 3, 2, 4]
+            .iter()
+            .flat_map(|x| x.to_be_bytes())
+            .collect();
+        let f = with_header(
+            "{'descr': '>i2', 'fortran_order': True, 'shape': (2, 2), }\n",
+            &data,
+        );
         assert_eq!(parse_npy(&f).unwrap().data, NpyData::I64(vec![1, 2, 3, 4]));
-        let neg = with_header("{'descr': '|i1', 'fortran_order': False, 'shape': (1,), }\n", &[0xff]);
+        let neg = with_header(
+            "{'descr': '|i1', 'fortran_order': False, 'shape': (1,), }\n",
+            &[0xff],
+        );
         assert_eq!(parse_npy(&neg).unwrap().data, NpyData::I64(vec![-1]));
     }
 
     #[test]
     fn malformed_inputs_are_errors() {
         assert!(parse_npy(b"garbage").is_err());
-        let short = with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n", &[0; 8]);
+        let short = with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n",
+            &[0; 8],
+        );
         assert!(matches!(parse_npy(&short), Err(Error::Malformed { .. })));
-        let long = with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n", &[0; 8]);
+        let long = with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n",
+            &[0; 8],
+        );
         assert!(matches!(parse_npy(&long), Err(Error::Malformed { .. })));
         let huge = with_header(
             "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 4), }\n",
             &[],
         );
         assert!(matches!(parse_npy(&huge), Err(Error::Malformed { .. })));
-        let obj = with_header("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }\n", &[0; 8]);
+        let obj = with_header(
+            "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }\n",
+            &[0; 8],
+        );
         assert!(parse_npy(&obj).is_err());
-        let complex = with_header("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }\n", &[0; 8]);
+        let complex = with_header(
+            "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }\n",
+            &[0; 8],
+        );
         assert!(matches!(parse_npy(&complex), Err(Error::Unsupported(_))));
         let mut bad_len = MAGIC.to_vec();
         bad_len.extend_from_slice(&[1, 0, 0xff, 0xff]);

@@ -173,7 +173,11 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
     if let Shares::Pass = shares {
         let n_out: usize = r_out.shape().iter().skip(1).product();
         if n_out != n_in {
-            return Err(Error::shape("pass-through relevance", input_shape, r_out.shape()));
+            return Err(Error::shape(
+                "pass-through relevance",
+                input_shape,
+                r_out.shape(),
+            ));
         }
         let flat: Vec<K> = r_out.iter().copied().collect();
         return ArrayD::from_shape_vec(IxDyn(input_shape), flat)
@@ -258,7 +262,11 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
         }
         Shares::Explicit(per_sample) => {
             if per_sample.len() != n {
-                return Err(Error::shape("explicit shares (samples)", &[n], &[per_sample.len()]));
+                return Err(Error::shape(
+                    "explicit shares (samples)",
+                    &[n],
+                    &[per_sample.len()],
+                ));
             }
             for (s, list) in per_sample.iter().enumerate() {
                 let r_out_s = &r_out_flat[s * n_out..(s + 1) * n_out];
@@ -288,10 +296,18 @@ struct FlatTerm {
 impl FlatTerm {
     fn new(t: &ShareTerm, n: usize, n_in: usize, n_out: usize) -> Result<Self> {
         if t.input.len() != n * n_in {
-            return Err(Error::shape("share term input factor", &[n, n_in], t.input.shape()));
+            return Err(Error::shape(
+                "share term input factor",
+                &[n, n_in],
+                t.input.shape(),
+            ));
         }
         if t.scale.len() != n * n_out {
-            return Err(Error::shape("share term output factor", &[n, n_out], t.scale.shape()));
+            return Err(Error::shape(
+                "share term output factor",
+                &[n, n_out],
+                t.scale.shape(),
+            ));
         }
         Ok(FlatTerm {
             p: samples(&t.input),

@@ -36,21 +36,42 @@ impl BatchNorm2d {
         eps: f32,
     ) -> Result<Self> {
         let c = gamma.len();
-        for (name, v) in [("bias", &beta), ("running mean", &mean), ("running variance", &var)] {
+        for (name, v) in [
+            ("bias", &beta),
+            ("running mean", &mean),
+            ("running variance", &var),
+        ] {
             if v.len() != c {
-                return Err(Error::shape(format!("BatchNorm2d {name}"), &[c], &[v.len()]));
+                return Err(Error::shape(
+                    format!("BatchNorm2d {name}"),
+                    &[c],
+                    &[v.len()],
+                ));
             }
         }
         if c == 0 {
             return Err(Error::shape("BatchNorm2d weight", &[1], &[0]));
         }
-        for (name, v) in [("weight", &gamma), ("bias", &beta), ("running mean", &mean), ("running variance", &var)] {
+        for (name, v) in [
+            ("weight", &gamma),
+            ("bias", &beta),
+            ("running mean", &mean),
+            ("running variance", &var),
+        ] {
             ensure_finite(v.iter(), || format!("BatchNorm2d {name}"))?;
         }
         if !eps.is_finite() || var.iter().any(|&v| v + eps <= 0.0) {
-            return Err(Error::invalid("BatchNorm2d needs running variance + eps > 0"));
+            return Err(Error::invalid(
+                "BatchNorm2d needs running variance + eps > 0",
+            ));
         }
-        Ok(BatchNorm2d { gamma, beta, mean, var, eps })
+        Ok(BatchNorm2d {
+            gamma,
+            beta,
+            mean,
+            var,
+            eps,
+        })
     }
 
     /// Channels.
@@ -83,7 +104,11 @@ impl Layer for BatchNorm2d {
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         if input.first() != Some(&self.channels()) {
-            return Err(Error::shape("BatchNorm2d input channels", &[self.channels()], input));
+            return Err(Error::shape(
+                "BatchNorm2d input channels",
+                &[self.channels()],
+                input,
+            ));
         }
         Ok(input.to_vec())
     }

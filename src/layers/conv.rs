@@ -78,7 +78,11 @@ impl Conv2d {
         ensure_finite(weight.iter(), || "Conv2d weight".into())?;
         if let Some(b) = &bias {
             if b.len() != weight.shape()[0] {
-                return Err(Error::shape("Conv2d bias", &[weight.shape()[0]], &[b.len()]));
+                return Err(Error::shape(
+                    "Conv2d bias",
+                    &[weight.shape()[0]],
+                    &[b.len()],
+                ));
             }
             ensure_finite(b.iter(), || "Conv2d bias".into())?;
         }
@@ -98,7 +102,9 @@ impl Conv2d {
     /// [`Error::InvalidArgument`] if a stride is 0.
     pub fn with_stride(mut self, stride: (usize, usize)) -> Result<Self> {
         if stride.0 == 0 || stride.1 == 0 {
-            return Err(Error::invalid(format!("Conv2d stride must be ≥ 1, got {stride:?}")));
+            return Err(Error::invalid(format!(
+                "Conv2d stride must be ≥ 1, got {stride:?}"
+            )));
         }
         self.stride = stride;
         Ok(self)
@@ -168,10 +174,18 @@ impl Conv2d {
     /// [`Error::ShapeMismatch`] if the input is not `[C_in, H, W]` or too small for the kernel.
     pub fn geometry(&self, input: &[usize]) -> Result<ConvGeometry> {
         let &[c, h, w] = input else {
-            return Err(Error::shape("Conv2d input [C, H, W]", &[self.in_channels(), 0, 0], input));
+            return Err(Error::shape(
+                "Conv2d input [C, H, W]",
+                &[self.in_channels(), 0, 0],
+                input,
+            ));
         };
         if c != self.in_channels() {
-            return Err(Error::shape("Conv2d input channels", &[self.in_channels()], &[c]));
+            return Err(Error::shape(
+                "Conv2d input channels",
+                &[self.in_channels()],
+                &[c],
+            ));
         }
         let (kh, kw) = (self.weight.shape()[2], self.weight.shape()[3]);
         let out = |n: usize, k: usize, s: usize, p: usize, d: usize| -> Option<usize> {
@@ -270,7 +284,15 @@ impl Layer for Conv2d {
 
     fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
         let sample = Self::sample_shape(input);
-        check_batch(input, &[self.in_channels(), sample.get(1).copied().unwrap_or(0), sample.get(2).copied().unwrap_or(0)], "Conv2d input")?;
+        check_batch(
+            input,
+            &[
+                self.in_channels(),
+                sample.get(1).copied().unwrap_or(0),
+                sample.get(2).copied().unwrap_or(0),
+            ],
+            "Conv2d input",
+        )?;
         let terms = linear_share_terms(self, input, output, rule)?;
         Ok(Shares::Linear {
             connectivity: self.connectivity(sample)?,

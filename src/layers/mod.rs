@@ -152,8 +152,12 @@ pub trait LinearMap {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if `x` does not fit the layer.
-    fn forward_mapped(&self, x: &Tensor, weight: WeightMap, bias: Option<WeightMap>)
-    -> Result<Tensor>;
+    fn forward_mapped(
+        &self,
+        x: &Tensor,
+        weight: WeightMap,
+        bias: Option<WeightMap>,
+    ) -> Result<Tensor>;
 
     /// `max_j |x_j w_jk|` over the inputs connected to each output k.
     ///

@@ -38,7 +38,11 @@ pub struct PoolGeometry {
 fn sample_chw(input: &[usize], layer: &str) -> Result<(usize, usize, usize)> {
     match *input {
         [c, h, w] => Ok((c, h, w)),
-        _ => Err(Error::shape(format!("{layer} input [C, H, W]"), &[0, 0, 0], input)),
+        _ => Err(Error::shape(
+            format!("{layer} input [C, H, W]"),
+            &[0, 0, 0],
+            input,
+        )),
     }
 }
 
@@ -131,7 +135,8 @@ impl PoolGeometry {
         let conn = Connectivity::Pool {
             geometry: self.clone(),
         };
-        let mut sum = kernels::linear_forward(&conn, x, WeightMap::Ones, None, &self.output_shape())?;
+        let mut sum =
+            kernels::linear_forward(&conn, x, WeightMap::Ones, None, &self.output_shape())?;
         let inv = self.inverse_divisors();
         for mut s in sum.outer_iter_mut() {
             for (v, i) in s.iter_mut().zip(&inv) {
@@ -142,7 +147,12 @@ impl PoolGeometry {
     }
 
     /// Proportional shares `(a_j / n_k) / stab_ε(mean_k)`.
-    fn proportional_shares<'a>(&self, a: &Tensor, mean: &Tensor, rule: &ProportionalRule) -> Shares<'a> {
+    fn proportional_shares<'a>(
+        &self,
+        a: &Tensor,
+        mean: &Tensor,
+        rule: &ProportionalRule,
+    ) -> Shares<'a> {
         let inv = self.inverse_divisors();
         let mut q = mean.mapv(|m| stabilized_recip(m, rule.epsilon()));
         for mut s in q.outer_iter_mut() {
@@ -163,7 +173,12 @@ impl PoolGeometry {
     }
 }
 
-fn check_window(kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize), layer: &str) -> Result<()> {
+fn check_window(
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    layer: &str,
+) -> Result<()> {
     if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
         return Err(Error::invalid(format!(
             "{layer} kernel and stride must be ≥ 1, got kernel {kernel:?}, stride {stride:?}"
@@ -196,7 +211,11 @@ impl MaxPool2d {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero kernel or stride, or padding over half the kernel.
-    pub fn new(kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> Result<Self> {
+    pub fn new(
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Result<Self> {
         check_window(kernel, stride, padding, "MaxPool2d")?;
         Ok(MaxPool2d {
             kernel,
@@ -206,7 +225,14 @@ impl MaxPool2d {
     }
 
     fn geometry(&self, input: &[usize], include_pad: bool) -> Result<PoolGeometry> {
-        PoolGeometry::regular(input, self.kernel, self.stride, self.padding, include_pad, "MaxPool2d")
+        PoolGeometry::regular(
+            input,
+            self.kernel,
+            self.stride,
+            self.padding,
+            include_pad,
+            "MaxPool2d",
+        )
     }
 
     /// The forward pass and, per sample and output element, the winner's flat input index.
@@ -250,7 +276,10 @@ impl MaxPool2d {
 
 impl Layer for MaxPool2d {
     fn name(&self) -> String {
-        format!("MaxPool2d({}×{}, stride {:?})", self.kernel.0, self.kernel.1, self.stride)
+        format!(
+            "MaxPool2d({}×{}, stride {:?})",
+            self.kernel.0, self.kernel.1, self.stride
+        )
     }
     fn kind(&self) -> LayerKind {
         LayerKind::MaxPool
@@ -299,7 +328,11 @@ impl AvgPool2d {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero kernel or stride, or padding over half the kernel.
-    pub fn new(kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> Result<Self> {
+    pub fn new(
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Result<Self> {
         check_window(kernel, stride, padding, "AvgPool2d")?;
         Ok(AvgPool2d {
             kernel,
@@ -316,16 +349,31 @@ impl AvgPool2d {
     }
 
     fn geometry(&self, input: &[usize]) -> Result<PoolGeometry> {
-        PoolGeometry::regular(input, self.kernel, self.stride, self.padding, self.count_include_pad, "AvgPool2d")
+        PoolGeometry::regular(
+            input,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.count_include_pad,
+            "AvgPool2d",
+        )
     }
 }
 
-fn avg_shares<'a>(g: PoolGeometry, input: &Tensor, output: &Tensor, rule: &Rule, layer: &str) -> Result<Shares<'a>> {
+fn avg_shares<'a>(
+    g: PoolGeometry,
+    input: &Tensor,
+    output: &Tensor,
+    rule: &Rule,
+    layer: &str,
+) -> Result<Shares<'a>> {
     match rule {
         Rule::Proportional(r) => Ok(g.proportional_shares(input, output, r)),
         // Average pooling is always proportional; a winner-take-all assignment meant for max
         // pooling falls back to it with the default ε.
-        Rule::WinnerTakesAll(_) => Ok(g.proportional_shares(input, output, &ProportionalRule::default())),
+        Rule::WinnerTakesAll(_) => {
+            Ok(g.proportional_shares(input, output, &ProportionalRule::default()))
+        }
         other => Err(Error::Unsupported(format!(
             "rule {} on {layer} (average pooling is proportional)",
             other.name()
@@ -335,7 +383,10 @@ fn avg_shares<'a>(g: PoolGeometry, input: &Tensor, output: &Tensor, rule: &Rule,
 
 impl Layer for AvgPool2d {
     fn name(&self) -> String {
-        format!("AvgPool2d({}×{}, stride {:?})", self.kernel.0, self.kernel.1, self.stride)
+        format!(
+            "AvgPool2d({}×{}, stride {:?})",
+            self.kernel.0, self.kernel.1, self.stride
+        )
     }
     fn kind(&self) -> LayerKind {
         LayerKind::AvgPool
@@ -373,7 +424,9 @@ impl AdaptiveAvgPool2d {
     /// [`Error::InvalidArgument`] if a size is 0.
     pub fn new(output: (usize, usize)) -> Result<Self> {
         if output.0 == 0 || output.1 == 0 {
-            return Err(Error::invalid(format!("AdaptiveAvgPool2d output size must be ≥ 1, got {output:?}")));
+            return Err(Error::invalid(format!(
+                "AdaptiveAvgPool2d output size must be ≥ 1, got {output:?}"
+            )));
         }
         Ok(AdaptiveAvgPool2d { output })
     }
