@@ -74,6 +74,9 @@ impl Semiring for Counting {
 /// let c = FloatCounting(2f64.powi(40)).mul(FloatCounting(2f64.powi(40)));
 /// assert_eq!(c, FloatCounting(2f64.powi(80))); // beyond u64, still exact for powers of two
 /// assert!(!c.is_overflow());
+/// let inf = FloatCounting(1e300).mul(FloatCounting(1e300));
+/// assert!(inf.is_overflow());
+/// assert_eq!(inf.mul(FloatCounting::zero()), FloatCounting::zero()); // not NaN
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd)]
 #[repr(transparent)]
@@ -94,13 +97,15 @@ impl Semiring for FloatCounting {
     fn add(self, rhs: Self) -> Self {
         FloatCounting(self.0 + rhs.0)
     }
+    /// `a × b`, except that 0 annihilates even the overflow value: `+∞ ⊗ 0 = 0` (IEEE would give
+    /// NaN), as for [`Counting`], where `u64::MAX ⊗ 0 = 0`.
     #[inline]
     fn mul(self, rhs: Self) -> Self {
-        FloatCounting(self.0 * rhs.0)
+        FloatCounting(mul_annihilating(self.0, rhs.0))
     }
     #[inline]
     fn add_mul(&mut self, a: Self, b: Self) {
-        self.0 += a.0 * b.0;
+        self.0 += mul_annihilating(a.0, b.0);
     }
     #[inline]
     fn is_overflow(&self) -> bool {
@@ -110,6 +115,12 @@ impl Semiring for FloatCounting {
     fn to_f64(&self) -> f64 {
         self.0
     }
+}
+
+/// `a × b` with `0 × ±∞ = 0`: no paths times any number of paths is no paths.
+#[inline]
+fn mul_annihilating(a: f64, b: f64) -> f64 {
+    if a == 0.0 || b == 0.0 { 0.0 } else { a * b }
 }
 
 /// Path counts in the log domain: the value `x` stands for the count `eˣ`.
@@ -159,7 +170,8 @@ impl Semiring for LogCounting {
         } else {
             (rhs.0, self.0)
         };
-        if lo == f64::NEG_INFINITY {
+        // lo = −∞ is the zero; hi = +∞ (overflow) absorbs, and would give ∞ − ∞ = NaN below.
+        if lo == f64::NEG_INFINITY || hi == f64::INFINITY {
             return LogCounting(hi);
         }
         LogCounting(hi + (lo - hi).exp().ln_1p())
@@ -180,5 +192,66 @@ impl Semiring for LogCounting {
     #[inline]
     fn to_f64(&self) -> f64 {
         self.0.exp()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_saturates_and_zero_still_annihilates() {
+        let max = Counting(u64::MAX);
+        assert_eq!(max.mul(Counting::zero()), Counting::zero());
+        assert_eq!(Counting::zero().mul(max), Counting::zero());
+        assert_eq!(max.mul(Counting(2)), max);
+        assert_eq!(max.add(Counting(1)), max);
+        assert_eq!(Counting(u64::MAX - 1).add(Counting(1)), max);
+        assert_eq!(Counting(1 << 32).mul(Counting(1 << 32)), max);
+        assert_eq!(
+            Counting(1 << 32).mul(Counting((1 << 32) - 1)).0,
+            u64::MAX - (1 << 32) + 1
+        );
+        assert!(max.is_overflow());
+        assert!(!Counting(u64::MAX - 1).is_overflow());
+        let mut acc = Counting(u64::MAX - 1);
+        acc.add_mul(Counting(3), Counting(4));
+        assert_eq!(acc, max);
+    }
+
+    #[test]
+    fn float_counting_zero_annihilates_overflow() {
+        let inf = FloatCounting(f64::INFINITY);
+        assert!(inf.is_overflow());
+        assert_eq!(inf.mul(FloatCounting::zero()), FloatCounting::zero());
+        assert_eq!(FloatCounting::zero().mul(inf), FloatCounting::zero());
+        let mut acc = FloatCounting(5.0);
+        acc.add_mul(inf, FloatCounting::zero());
+        assert_eq!(acc, FloatCounting(5.0));
+        acc.add_mul(inf, FloatCounting(2.0));
+        assert_eq!(acc, inf);
+        assert_eq!(FloatCounting(1e308).mul(FloatCounting(10.0)), inf);
+    }
+
+    #[test]
+    fn log_counting_infinities() {
+        let zero = LogCounting::zero();
+        let inf = LogCounting(f64::INFINITY);
+        let x = LogCounting(1.5);
+        assert_eq!(zero.add(x), x);
+        assert_eq!(x.add(zero), x);
+        assert_eq!(zero.add(zero), zero);
+        assert_eq!(zero.mul(x), zero);
+        assert_eq!(x.mul(zero), zero);
+        // The overflow value absorbs ⊕ (it used to give ∞ − ∞ = NaN) and is annihilated by 0.
+        assert_eq!(inf.add(inf), inf);
+        assert_eq!(inf.add(x), inf);
+        assert_eq!(x.add(inf), inf);
+        assert_eq!(inf.mul(zero), zero);
+        assert_eq!(zero.mul(inf), zero);
+        assert_eq!(inf.mul(x), inf);
+        // e^x + e^x = 2 e^x.
+        assert!((x.add(x).0 - (1.5 + std::f64::consts::LN_2)).abs() < 1e-15);
+        assert!(LogCounting::from_count(0.0).is_zero());
     }
 }

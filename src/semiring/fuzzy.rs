@@ -75,9 +75,21 @@ impl Semiring for Lukasiewicz {
     fn add(self, rhs: Self) -> Self {
         Lukasiewicz(self.0.max(rhs.0))
     }
+    /// `max(0, a + b − 1)`, correctly rounded for a, b in [0, 1].
+    ///
+    /// Computed as `lo − (1 − hi)` with `hi ≥ lo`: when `hi ≥ ½`, `1 − hi` is exact (Sterbenz), so
+    /// the only rounding is the last subtraction; when `hi < ½` the exact result is negative and so
+    /// is the computed one. Hence `a ⊗ 1 = a` and `a ⊗ b = b ⊗ a` hold exactly, which the naive
+    /// `a + b − 1` breaks (`0.3 + 1 − 1 = 0.30000000000000004`).
     #[inline]
     fn mul(self, rhs: Self) -> Self {
-        Lukasiewicz((self.0 + rhs.0 - 1.0).max(0.0))
+        let (hi, lo) = if self.0 >= rhs.0 {
+            (self.0, rhs.0)
+        } else {
+            (rhs.0, self.0)
+        };
+        let t = lo - (1.0 - hi);
+        Lukasiewicz(if t > 0.0 { t } else { 0.0 })
     }
     #[inline]
     fn top() -> Option<Self> {
@@ -86,5 +98,67 @@ impl Semiring for Lukasiewicz {
     #[inline]
     fn to_f64(&self) -> f64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLES: [f64; 10] = [
+        0.0,
+        1e-300,
+        1e-20,
+        0.1,
+        0.3,
+        0.5,
+        0.7,
+        0.9,
+        1.0 - f64::EPSILON,
+        1.0,
+    ];
+
+    #[test]
+    fn lukasiewicz_one_is_an_exact_identity() {
+        for a in SAMPLES {
+            assert_eq!(
+                Lukasiewicz(a).mul(Lukasiewicz::one()),
+                Lukasiewicz(a),
+                "a = {a}"
+            );
+            assert_eq!(
+                Lukasiewicz::one().mul(Lukasiewicz(a)),
+                Lukasiewicz(a),
+                "a = {a}"
+            );
+        }
+    }
+
+    #[test]
+    fn lukasiewicz_mul_is_commutative_clamped_and_never_negative_zero() {
+        for a in SAMPLES {
+            assert_eq!(
+                Lukasiewicz(a).mul(Lukasiewicz::zero()).0.to_bits(),
+                0.0f64.to_bits()
+            );
+            for b in SAMPLES {
+                let ab = Lukasiewicz(a).mul(Lukasiewicz(b));
+                assert_eq!(ab, Lukasiewicz(b).mul(Lukasiewicz(a)));
+                assert!(
+                    (0.0..=1.0).contains(&ab.0) && ab.0.is_sign_positive(),
+                    "{a} ⊗ {b}"
+                );
+                assert!((ab.0 - (a + b - 1.0).max(0.0)).abs() <= f64::EPSILON);
+            }
+        }
+        assert_eq!(Lukasiewicz(0.3).mul(Lukasiewicz(0.7)), Lukasiewicz(0.0));
+        assert_eq!(Lukasiewicz(0.5).mul(Lukasiewicz(0.5)), Lukasiewicz(0.0));
+    }
+
+    #[test]
+    fn fuzzy_edges() {
+        assert_eq!(Fuzzy(0.0).mul(Fuzzy(1.0)), Fuzzy::zero());
+        assert_eq!(Fuzzy(0.4).add(Fuzzy::one()), Fuzzy::one());
+        assert!(Fuzzy(1.0).is_top());
     }
 }

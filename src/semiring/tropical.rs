@@ -97,3 +97,37 @@ impl Semiring for MaxPlus {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tropical_infinities() {
+        let zero = Tropical::zero();
+        let top = Tropical::top().unwrap();
+        let x = Tropical(-3.5);
+        assert_eq!(zero.add(x), x);
+        assert_eq!(x.mul(zero), zero);
+        // +∞ (zero) annihilates even −∞ (top): no NaN from ∞ + (−∞).
+        assert_eq!(zero.mul(top), zero);
+        assert_eq!(top.mul(zero), zero);
+        assert_eq!(top.mul(x), top);
+        assert_eq!(x.add(top), top);
+        assert!(top.is_top() && !zero.is_top() && zero.is_zero());
+    }
+
+    #[test]
+    fn max_plus_infinities() {
+        let zero = MaxPlus::zero();
+        let top = MaxPlus::top().unwrap();
+        let x = MaxPlus(7.25);
+        assert_eq!(zero.add(x), x);
+        assert_eq!(x.mul(zero), zero);
+        assert_eq!(zero.mul(top), zero);
+        assert_eq!(top.mul(zero), zero);
+        assert_eq!(top.mul(x), top);
+        assert_eq!(x.add(top), top);
+        assert!(top.is_top() && !zero.is_top() && zero.is_zero());
+    }
+}
