@@ -8,12 +8,18 @@
 //! forms `d_jk = Σ_t p_t[j] g_t(w_jk) q_t[k]` and accumulates `Θ(d_jk) ⊗ R_k` into `R_j`. Samples
 //! are independent, so a sample gives the same relevance alone or inside a batch.
 
+mod conv;
+mod dense;
+mod gemm;
+mod lanes;
+
 use crate::conversion::Conversion;
 use crate::error::{Error, Result};
 use crate::layers::{Connectivity, Shares, Tensor};
 use crate::rules::{ShareTerm, WeightMap};
-use crate::semiring::Semiring;
-use ndarray::{ArrayD, IxDyn};
+use crate::semiring::{Real, Semiring};
+use ndarray::{ArrayD, ArrayView4, IxDyn};
+use std::any::TypeId;
 
 /// Calls `f(j, k, w_jk)` for every connection of one sample, with `j` and `k` flat indices into
 /// the sample's input and output.
@@ -136,15 +142,24 @@ pub fn max_abs_forward(conn: &Connectivity<'_>, x: &Tensor, out_shape: &[usize])
     let (n_in, n_out) = (conn.input_len(), conn.output_len());
     let n = check_len("max-abs forward input", x.shape(), n_in)?;
     let xs = samples(x);
-    let mut out = vec![0.0f32; n * n_out];
-    for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
-        for_each_connection(conn, |j, k, w| {
-            let v = (xs[j] * w).abs();
-            if v > out[k] {
-                out[k] = v;
+    let out = match conn {
+        Connectivity::Dense { weight, .. } => dense::max_abs_forward(weight, &xs, n),
+        Connectivity::Conv {
+            weight, geometry, ..
+        } if geometry.groups == 1 => conv::max_abs_forward(geometry, weight, &xs, n),
+        _ => {
+            let mut out = vec![0.0f32; n * n_out];
+            for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+                for_each_connection(conn, |j, k, w| {
+                    let v = (xs[j] * w).abs();
+                    if v > out[k] {
+                        out[k] = v;
+                    }
+                });
             }
-        });
-    }
+            out
+        }
+    };
     ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
         .map_err(|e| Error::invalid(format!("max-abs forward output: {e}")))
 }
@@ -204,33 +219,33 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                 .iter()
                 .map(|t| FlatTerm::new(t, n, n_in, n_out))
                 .collect::<Result<_>>()?;
-            for s in 0..n {
-                let r_out_s = &r_out_flat[s * n_out..(s + 1) * n_out];
-                let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
-                let ts: Vec<(&[f32], WeightMap, &[f32])> = terms
-                    .iter()
-                    .map(|t| {
-                        (
-                            &t.p[s * n_in..(s + 1) * n_in],
-                            t.g,
-                            &t.q[s * n_out..(s + 1) * n_out],
-                        )
-                    })
-                    .collect();
-                for_each_connection(connectivity, |j, k, w| {
-                    let rk = r_out_s[k];
-                    if rk.is_zero() {
-                        return;
+            match connectivity {
+                Connectivity::Dense { weight, .. } => {
+                    let dt: Vec<dense::DenseTerm> = terms
+                        .iter()
+                        .map(|t| dense::DenseTerm { p: &t.p, map: t.g, q: &t.q })
+                        .collect();
+                    r_in = dense::relevance(weight, &dt, theta, &r_out_flat, n);
+                }
+                Connectivity::Conv {
+                    weight, geometry, ..
+                } if geometry.groups == 1 => {
+                    if theta.is_identity()
+                        && TypeId::of::<K>() == TypeId::of::<Real<f32>>()
+                        && conv::gemm_applies(geometry)
+                    {
+                        let r: Vec<f32> = r_out_flat.iter().map(|v| v.to_f64() as f32).collect();
+                        let real = conv_linear_relevance(geometry, weight, &terms, &r, n, n_in, n_out)?;
+                        r_in = real.into_iter().map(|v| theta.convert(v)).collect();
+                    } else {
+                        let ct: Vec<conv::ConvTerm> = terms
+                            .iter()
+                            .map(|t| conv::ConvTerm { p: &t.p, map: t.g, q: &t.q })
+                            .collect();
+                        r_in = conv::relevance(geometry, weight, &ct, theta, &r_out_flat, n);
                     }
-                    let mut d = 0.0f32;
-                    for (p, g, q) in &ts {
-                        d += p[j] * g.apply(w) * q[k];
-                    }
-                    if d == 0.0 && skip_zero {
-                        return;
-                    }
-                    r_in_s[j].add_mul(theta.convert(d), rk);
-                });
+                }
+                _ => generic_linear(connectivity, &terms, theta, &r_out_flat, &mut r_in, n, n_in, n_out),
             }
         }
         Shares::Winner { geometry, winners } => {
@@ -315,4 +330,112 @@ impl FlatTerm {
             q: samples(&t.scale),
         })
     }
+}
+
+/// The reference kernel: walks every connection of every sample.
+#[allow(clippy::too_many_arguments)]
+fn generic_linear<K: Semiring, T: Conversion<K> + ?Sized>(
+    connectivity: &Connectivity<'_>,
+    terms: &[FlatTerm],
+    theta: &T,
+    r_out_flat: &[K],
+    r_in: &mut [K],
+    n: usize,
+    n_in: usize,
+    n_out: usize,
+) {
+    let skip_zero = theta.maps_zero_to_zero();
+    for s in 0..n {
+        let r_out_s = &r_out_flat[s * n_out..(s + 1) * n_out];
+        let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
+        let ts: Vec<(&[f32], WeightMap, &[f32])> = terms
+            .iter()
+            .map(|t| (&t.p[s * n_in..(s + 1) * n_in], t.g, &t.q[s * n_out..(s + 1) * n_out]))
+            .collect();
+        for_each_connection(connectivity, |j, k, w| {
+            let rk = r_out_s[k];
+            if rk.is_zero() {
+                return;
+            }
+            let mut d = 0.0f32;
+            for (p, g, q) in &ts {
+                d += p[j] * g.apply(w) * q[k];
+            }
+            if d == 0.0 && skip_zero {
+                return;
+            }
+            r_in_s[j].add_mul(theta.convert(d), rk);
+        });
+    }
+}
+
+/// Classical LRP through a convolution, in its linear form: `R_in = Σ_t p_t ⊙ convᵀ_{g_t}(q_t ⊙ R_out)`.
+fn conv_linear_relevance(
+    g: &crate::layers::ConvGeometry,
+    weight: &ArrayView4<'_, f32>,
+    terms: &[FlatTerm],
+    r: &[f32],
+    n: usize,
+    n_in: usize,
+    n_out: usize,
+) -> Result<Vec<f32>> {
+    let mut r_in = vec![0.0f32; n * n_in];
+    let mut grad = vec![0.0f32; n_in];
+    for t in terms {
+        let w: Vec<f32> = weight.iter().map(|&w| t.g.apply(w)).collect();
+        for s in 0..n {
+            let sv: Vec<f32> = t.q[s * n_out..(s + 1) * n_out]
+                .iter()
+                .zip(&r[s * n_out..(s + 1) * n_out])
+                .map(|(q, r)| q * r)
+                .collect();
+            conv::transpose_sample(g, &w, &sv, &mut grad)?;
+            for ((o, &gr), &p) in r_in[s * n_in..(s + 1) * n_in]
+                .iter_mut()
+                .zip(&grad)
+                .zip(&t.p[s * n_in..(s + 1) * n_in])
+            {
+                *o += p * gr;
+            }
+        }
+    }
+    Ok(r_in)
+}
+
+/// The forward pass of a convolution with mapped parameters, on the fastest applicable path.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `x` does not have the convolution's input size.
+pub fn conv_forward(
+    conn: &Connectivity<'_>,
+    x: &Tensor,
+    weight_map: WeightMap,
+    bias_map: Option<WeightMap>,
+    out_shape: &[usize],
+) -> Result<Tensor> {
+    let Connectivity::Conv {
+        weight,
+        bias,
+        geometry: g,
+    } = conn
+    else {
+        return linear_forward(conn, x, weight_map, bias_map, out_shape);
+    };
+    if !conv::gemm_applies(g) {
+        return linear_forward(conn, x, weight_map, bias_map, out_shape);
+    }
+    let (n_in, n_out) = (conn.input_len(), conn.output_len());
+    let n = check_len("convolution input", x.shape(), n_in)?;
+    let xs = samples(x);
+    let w: Vec<f32> = weight.iter().map(|&w| weight_map.apply(w)).collect();
+    let b: Option<Vec<f32>> = match (bias_map, bias) {
+        (Some(m), Some(b)) => Some(b.iter().map(|&b| m.apply(b)).collect()),
+        _ => None,
+    };
+    let mut out = vec![0.0f32; n * n_out];
+    for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+        conv::forward_sample(g, &w, b.as_deref(), xs, out)?;
+    }
+    ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
+        .map_err(|e| Error::invalid(format!("convolution output: {e}")))
 }

@@ -242,7 +242,7 @@ impl LinearMap for Conv2d {
         let input = Self::sample_shape(x);
         let conn = self.connectivity(input)?;
         let out = self.output_shape(input)?;
-        kernels::linear_forward(&conn, x, weight, bias, &out)
+        kernels::conv_forward(&conn, x, weight, bias, &out)
     }
 
     fn max_abs_forward(&self, x: &Tensor) -> Result<Tensor> {

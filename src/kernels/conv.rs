@@ -1,0 +1,320 @@
+//! Fast convolution kernels (groups = 1).
+//!
+//! - Forward and transposed convolution with stride 1 as nine (kh·kw) shifted GEMMs over a
+//!   zero-padded copy of the input: output position `(oy, ox)` is computed on the padded-width grid
+//!   `oy·Wp + ox`, so the taps of kernel offset `(ky, kx)` form one contiguous strided matrix. The
+//!   `Wp − W_out` junk columns per row are discarded. No im2col buffer.
+//! - K-LRP relevance gathers, for every input `j`, over the outputs it feeds, streaming the output
+//!   channels `co` contiguously: weights are transposed once per call to `[ky][kx][ci][co]`, output
+//!   factors and relevance to channels-last `[oy][ox][co]`. Parallel over input channels.
+
+use super::gemm::{Mat, gemm};
+use super::lanes::{accumulate_lanes, fold_lanes};
+use crate::conversion::Conversion;
+use crate::error::Result;
+use crate::layers::ConvGeometry;
+use crate::rules::WeightMap;
+use crate::semiring::Semiring;
+use ndarray::ArrayView4;
+use rayon::prelude::*;
+
+/// Whether the GEMM path applies (stride 1, one group).
+pub(crate) fn gemm_applies(g: &ConvGeometry) -> bool {
+    g.stride == (1, 1) && g.groups == 1
+}
+
+struct Padded {
+    wp: usize,
+    /// Elements per padded channel plane.
+    plane: usize,
+    /// Buffer length: all planes plus the tail the last shifted view may touch.
+    len: usize,
+}
+
+fn padded(g: &ConvGeometry) -> Padded {
+    let hp = g.in_h + 2 * g.padding.0;
+    let wp = g.in_w + 2 * g.padding.1;
+    let plane = hp * wp;
+    Padded {
+        wp,
+        plane,
+        len: g.in_channels * plane + (g.kw - 1) * g.dilation.1 + 1,
+    }
+}
+
+/// Forward convolution of one sample `x` (`[C_in, H, W]` flat) with mapped weights into `out`
+/// (`[C_out, H_out, W_out]` flat); `bias` per output channel, already mapped.
+pub(crate) fn forward_sample(
+    g: &ConvGeometry,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    x: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    let p = padded(g);
+    let mut xp = vec![0.0f32; p.len];
+    for ci in 0..g.in_channels {
+        for iy in 0..g.in_h {
+            let src = &x[(ci * g.in_h + iy) * g.in_w..][..g.in_w];
+            let dst = ci * p.plane + (iy + g.padding.0) * p.wp + g.padding.1;
+            xp[dst..dst + g.in_w].copy_from_slice(src);
+        }
+    }
+    let n = g.out_h * p.wp;
+    let mut grid = vec![0.0f32; g.out_channels * n];
+    let taps = g.kh * g.kw;
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            let a = Mat {
+                data: weight,
+                offset: ky * g.kw + kx,
+                rows: g.out_channels,
+                cols: g.in_channels,
+                rs: g.in_channels * taps,
+                cs: taps,
+            };
+            let b = Mat {
+                data: &xp,
+                offset: ky * g.dilation.0 * p.wp + kx * g.dilation.1,
+                rows: g.in_channels,
+                cols: n,
+                rs: p.plane,
+                cs: 1,
+            };
+            gemm(&mut grid, 0, n, ky + kx > 0, a, b)?;
+        }
+    }
+    for co in 0..g.out_channels {
+        let b = bias.map_or(0.0, |b| b[co]);
+        for oy in 0..g.out_h {
+            let src = &grid[co * n + oy * p.wp..][..g.out_w];
+            let dst = &mut out[(co * g.out_h + oy) * g.out_w..][..g.out_w];
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = s + b;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Transposed convolution of one sample: `x_grad[j] = Σ_k w_jk s[k]` (the gradient of the forward
+/// pass with respect to its input), `s` shaped `[C_out, H_out, W_out]`, result `[C_in, H, W]`.
+pub(crate) fn transpose_sample(
+    g: &ConvGeometry,
+    weight: &[f32],
+    s: &[f32],
+    x_grad: &mut [f32],
+) -> Result<()> {
+    let p = padded(g);
+    let n = g.out_h * p.wp;
+    let mut grid = vec![0.0f32; g.out_channels * n];
+    for co in 0..g.out_channels {
+        for oy in 0..g.out_h {
+            let src = &s[(co * g.out_h + oy) * g.out_w..][..g.out_w];
+            grid[co * n + oy * p.wp..][..g.out_w].copy_from_slice(src);
+        }
+    }
+    let mut xp = vec![0.0f32; p.len];
+    let taps = g.kh * g.kw;
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            // Wᵀ for this tap: [C_in × C_out].
+            let a = Mat {
+                data: weight,
+                offset: ky * g.kw + kx,
+                rows: g.in_channels,
+                cols: g.out_channels,
+                rs: taps,
+                cs: g.in_channels * taps,
+            };
+            let b = Mat {
+                data: &grid,
+                offset: 0,
+                rows: g.out_channels,
+                cols: n,
+                rs: n,
+                cs: 1,
+            };
+            let off = ky * g.dilation.0 * p.wp + kx * g.dilation.1;
+            gemm(&mut xp, off, p.plane, true, a, b)?;
+        }
+    }
+    for ci in 0..g.in_channels {
+        for iy in 0..g.in_h {
+            let src = ci * p.plane + (iy + g.padding.0) * p.wp + g.padding.1;
+            x_grad[(ci * g.in_h + iy) * g.in_w..][..g.in_w]
+                .copy_from_slice(&xp[src..src + g.in_w]);
+        }
+    }
+    Ok(())
+}
+
+/// `[C, H, W]` → `[H, W, C]`.
+fn to_channels_last<T: Copy + Send + Sync>(x: &[T], c: usize, hw: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(x.len());
+    for p in 0..hw {
+        out.extend((0..c).map(|ch| x[ch * hw + p]));
+    }
+    out
+}
+
+/// The weights `[co][ci][ky][kx]` mapped by `map` and transposed to `[ky][kx][ci][co]`.
+fn transposed_weights(g: &ConvGeometry, weight: &ArrayView4<'_, f32>, map: WeightMap) -> Vec<f32> {
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    let mut wt = vec![0.0f32; g.kh * g.kw * cin * cout];
+    for ((co, ci, ky, kx), &w) in weight.indexed_iter() {
+        wt[((ky * g.kw + kx) * cin + ci) * cout + co] = map.apply(w);
+    }
+    wt
+}
+
+/// One share term, per sample: input factor (NCHW), output factor (channels-last).
+pub(crate) struct ConvTerm<'a> {
+    pub p: &'a [f32],
+    pub map: WeightMap,
+    pub q: &'a [f32],
+}
+
+/// K-LRP relevance through a convolution for a batch of `n` samples (groups = 1):
+/// `R_in[j] = ⊕_k Θ(Σ_t p_t[j] g_t(w_jk) q_t[k]) ⊗ R_out[k]`.
+pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
+    g: &ConvGeometry,
+    weight: &ArrayView4<'_, f32>,
+    terms: &[ConvTerm<'_>],
+    theta: &T,
+    r_out: &[K],
+    n: usize,
+) -> Vec<K> {
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    let (hw_in, hw_out) = (g.in_h * g.in_w, g.out_h * g.out_w);
+    let (n_in, n_out) = (cin * hw_in, cout * hw_out);
+    let wts: Vec<Vec<f32>> = terms
+        .iter()
+        .map(|t| transposed_weights(g, weight, t.map))
+        .collect();
+    let skip_zero = theta.maps_zero_to_zero();
+    let mut r_in = vec![K::zero(); n * n_in];
+    for s in 0..n {
+        let r_cl = to_channels_last(&r_out[s * n_out..(s + 1) * n_out], cout, hw_out);
+        let q_cl: Vec<Vec<f32>> = terms
+            .iter()
+            .map(|t| to_channels_last(&t.q[s * n_out..(s + 1) * n_out], cout, hw_out))
+            .collect();
+        let ps: Vec<&[f32]> = terms.iter().map(|t| &t.p[s * n_in..(s + 1) * n_in]).collect();
+        let out = &mut r_in[s * n_in..(s + 1) * n_in];
+        out.par_chunks_mut(hw_in)
+            .enumerate()
+            .for_each_init(
+                || (vec![0.0f32; cout], vec![K::zero(); cout]),
+                |(dbuf, acc), (ci, plane)| {
+                    let mut pv = vec![0.0f32; terms.len()];
+                    for iy in 0..g.in_h {
+                        for ix in 0..g.in_w {
+                            let j = ci * hw_in + iy * g.in_w + ix;
+                            let mut any = false;
+                            for (v, p) in pv.iter_mut().zip(&ps) {
+                                *v = p[j];
+                                any |= *v != 0.0;
+                            }
+                            if !any && skip_zero {
+                                continue;
+                            }
+                            acc.fill(K::zero());
+                            for ky in 0..g.kh {
+                                let num = (iy + g.padding.0) as isize - (ky * g.dilation.0) as isize;
+                                if num < 0 || num as usize % g.stride.0 != 0 {
+                                    continue;
+                                }
+                                let oy = num as usize / g.stride.0;
+                                if oy >= g.out_h {
+                                    continue;
+                                }
+                                for kx in 0..g.kw {
+                                    let num =
+                                        (ix + g.padding.1) as isize - (kx * g.dilation.1) as isize;
+                                    if num < 0 || num as usize % g.stride.1 != 0 {
+                                        continue;
+                                    }
+                                    let ox = num as usize / g.stride.1;
+                                    if ox >= g.out_w {
+                                        continue;
+                                    }
+                                    let wbase = ((ky * g.kw + kx) * cin + ci) * cout;
+                                    let qbase = (oy * g.out_w + ox) * cout;
+                                    if wts.is_empty() {
+                                        dbuf.fill(0.0);
+                                    }
+                                    for (t, (wt, q)) in wts.iter().zip(&q_cl).enumerate() {
+                                        let w = &wt[wbase..wbase + cout];
+                                        let q = &q[qbase..qbase + cout];
+                                        let p = pv[t];
+                                        if t == 0 {
+                                            for ((d, &w), &q) in dbuf.iter_mut().zip(w).zip(q) {
+                                                *d = p * w * q;
+                                            }
+                                        } else {
+                                            for ((d, &w), &q) in dbuf.iter_mut().zip(w).zip(q) {
+                                                *d += p * w * q;
+                                            }
+                                        }
+                                    }
+                                    accumulate_lanes(theta, dbuf, &r_cl[qbase..qbase + cout], acc);
+                                }
+                            }
+                            plane[iy * g.in_w + ix] = fold_lanes(acc);
+                        }
+                    }
+                },
+            );
+    }
+    r_in
+}
+
+/// `max_j |x_j w_jk|` for a batch (`x` flat NCHW), result flat NCHW.
+pub(crate) fn max_abs_forward(g: &ConvGeometry, weight: &ArrayView4<'_, f32>, x: &[f32], n: usize) -> Vec<f32> {
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    let (hw_in, hw_out) = (g.in_h * g.in_w, g.out_h * g.out_w);
+    let wt = transposed_weights(g, weight, WeightMap::Abs);
+    let mut out = vec![0.0f32; n * cout * hw_out];
+    for s in 0..n {
+        let xs = &x[s * cin * hw_in..(s + 1) * cin * hw_in];
+        let mut cl = vec![0.0f32; hw_out * cout];
+        cl.par_chunks_mut(g.out_w * cout).enumerate().for_each(|(oy, row)| {
+            for ox in 0..g.out_w {
+                let m = &mut row[ox * cout..(ox + 1) * cout];
+                for ky in 0..g.kh {
+                    let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize - g.padding.0 as isize;
+                    if iy < 0 || iy >= g.in_h as isize {
+                        continue;
+                    }
+                    for kx in 0..g.kw {
+                        let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize - g.padding.1 as isize;
+                        if ix < 0 || ix >= g.in_w as isize {
+                            continue;
+                        }
+                        for ci in 0..cin {
+                            let a = xs[ci * hw_in + iy as usize * g.in_w + ix as usize].abs();
+                            if a == 0.0 {
+                                continue;
+                            }
+                            let w = &wt[((ky * g.kw + kx) * cin + ci) * cout..][..cout];
+                            for (m, &w) in m.iter_mut().zip(w) {
+                                let v = a * w;
+                                if v > *m {
+                                    *m = v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let o = &mut out[s * cout * hw_out..(s + 1) * cout * hw_out];
+        for p in 0..hw_out {
+            for co in 0..cout {
+                o[co * hw_out + p] = cl[p * cout + co];
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,81 @@
+//! Fast dense-layer relevance: for every output k (rows of `W`, contiguous), the shares of all
+//! inputs are formed in one vectorised pass and accumulated into `R_in`, parallel over input ranges.
+
+use super::lanes::{accumulate_scalar, add_term_scaled};
+use crate::conversion::Conversion;
+use crate::rules::WeightMap;
+use crate::semiring::Semiring;
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+/// One share term of a batch: input factor `[N, in]`, output factor `[N, out]`.
+pub(crate) struct DenseTerm<'a> {
+    pub p: &'a [f32],
+    pub map: WeightMap,
+    pub q: &'a [f32],
+}
+
+/// `R_in[j] = ⊕_k Θ(Σ_t p_t[j] g_t(w_kj) q_t[k]) ⊗ R_out[k]` for a batch of `n` samples.
+pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
+    weight: &ArrayView2<'_, f32>,
+    terms: &[DenseTerm<'_>],
+    theta: &T,
+    r_out: &[K],
+    n: usize,
+) -> Vec<K> {
+    let (n_out, n_in) = weight.dim();
+    let w = weight.as_standard_layout();
+    let w = w.as_slice().unwrap_or(&[]);
+    let mut r_in = vec![K::zero(); n * n_in];
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = n_in.div_ceil(threads * 4).max(256);
+    for s in 0..n {
+        let r_out_s = &r_out[s * n_out..(s + 1) * n_out];
+        let out = &mut r_in[s * n_in..(s + 1) * n_in];
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each_init(
+                || vec![0.0f32; chunk],
+                |dbuf, (c, acc)| {
+                    let j0 = c * chunk;
+                    let len = acc.len();
+                    let d = &mut dbuf[..len];
+                    for (k, &rk) in r_out_s.iter().enumerate() {
+                        if rk.is_zero() {
+                            continue;
+                        }
+                        let row = &w[k * n_in + j0..k * n_in + j0 + len];
+                        for (t, term) in terms.iter().enumerate() {
+                            let p = &term.p[s * n_in + j0..s * n_in + j0 + len];
+                            add_term_scaled(d, p, row, term.map, term.q[s * n_out + k], t == 0);
+                        }
+                        if terms.is_empty() {
+                            d.fill(0.0);
+                        }
+                        accumulate_scalar(theta, d, rk, acc);
+                    }
+                },
+            );
+    }
+    r_in
+}
+
+/// `max_j |x_j w_kj|` for a batch `x` (`[N, in]` flat).
+pub(crate) fn max_abs_forward(weight: &ArrayView2<'_, f32>, x: &[f32], n: usize) -> Vec<f32> {
+    let (n_out, n_in) = weight.dim();
+    let mut out = vec![0.0f32; n * n_out];
+    for s in 0..n {
+        let xs = &x[s * n_in..(s + 1) * n_in];
+        out[s * n_out..(s + 1) * n_out]
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(k, o)| {
+                *o = weight
+                    .row(k)
+                    .iter()
+                    .zip(xs)
+                    .fold(0.0f32, |m, (&w, &x)| m.max((w * x).abs()));
+            });
+    }
+    out
+}

@@ -1,0 +1,67 @@
+//! The innermost loops: `acc[i] ⊕= Θ(d[i]) ⊗ r[i]` over contiguous lanes, written so the compiler
+//! vectorises them for every semiring.
+
+use crate::conversion::Conversion;
+use crate::rules::WeightMap;
+use crate::semiring::Semiring;
+
+/// `acc[i] ← acc[i] ⊕ Θ(d[i]) ⊗ r[i]`.
+#[inline(always)]
+pub(crate) fn accumulate_lanes<K: Semiring, T: Conversion<K> + ?Sized>(
+    theta: &T,
+    d: &[f32],
+    r: &[K],
+    acc: &mut [K],
+) {
+    for ((a, &d), &r) in acc.iter_mut().zip(d).zip(r) {
+        a.add_mul(theta.convert(d), r);
+    }
+}
+
+/// `acc[i] ← acc[i] ⊕ Θ(d[i]) ⊗ r` for one relevance value `r`.
+#[inline(always)]
+pub(crate) fn accumulate_scalar<K: Semiring, T: Conversion<K> + ?Sized>(
+    theta: &T,
+    d: &[f32],
+    r: K,
+    acc: &mut [K],
+) {
+    for (a, &d) in acc.iter_mut().zip(d) {
+        a.add_mul(theta.convert(d), r);
+    }
+}
+
+/// `⊕` over all lanes.
+#[inline(always)]
+pub(crate) fn fold_lanes<K: Semiring>(acc: &[K]) -> K {
+    acc.iter().fold(K::zero(), |s, &a| s.add(a))
+}
+
+/// `d[i] (+)= p[i] · g(w[i]) · q`, with the weight map resolved outside the loop.
+#[inline(always)]
+pub(crate) fn add_term_scaled(d: &mut [f32], p: &[f32], w: &[f32], map: WeightMap, q: f32, first: bool) {
+    macro_rules! run {
+        ($g:expr) => {{
+            let g = $g;
+            if first {
+                for ((d, &p), &w) in d.iter_mut().zip(p).zip(w) {
+                    *d = p * g(w) * q;
+                }
+            } else {
+                for ((d, &p), &w) in d.iter_mut().zip(p).zip(w) {
+                    *d += p * g(w) * q;
+                }
+            }
+        }};
+    }
+    match map {
+        WeightMap::Identity => run!(|w: f32| w),
+        WeightMap::Positive => run!(|w: f32| w.max(0.0)),
+        WeightMap::Negative => run!(|w: f32| w.min(0.0)),
+        WeightMap::Abs => run!(|w: f32| w.abs()),
+        WeightMap::Square => run!(|w: f32| w * w),
+        WeightMap::Ones => run!(|_: f32| 1.0f32),
+        WeightMap::GammaPositive(gm) => run!(move |w: f32| w + gm * w.max(0.0)),
+        WeightMap::GammaNegative(gm) => run!(move |w: f32| w + gm * w.min(0.0)),
+    }
+}
