@@ -42,6 +42,14 @@ pub trait Conversion<K: Semiring>: Send + Sync {
         self.convert(0.0).is_zero()
     }
 
+    /// If Θ is an indicator — `Θ(d) = 1` when the test passes, else `0` — the test. Kernels then
+    /// replace `Θ(d) ⊗ R` by a selection of `R` (valid in every semiring, since `1 ⊗ R = R` and
+    /// `0 ⊗ R = 0`).
+    #[inline]
+    fn indicator(&self) -> Option<Indicator> {
+        None
+    }
+
     /// Whether Θ is the identity into a real semiring (Θ(d) = d), which lets kernels use the
     /// linear (transposed-convolution) form of classical LRP.
     #[inline]
@@ -54,6 +62,26 @@ impl<K: Semiring, F: Fn(f32) -> K + Send + Sync> Conversion<K> for F {
     #[inline]
     fn convert(&self, share: f32) -> K {
         self(share)
+    }
+}
+
+/// The test of an indicator conversion ([`Threshold`], [`AbsThreshold`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Indicator {
+    /// `d ≥ θ`.
+    AtLeast(f32),
+    /// `|d| > θ`.
+    AbsAbove(f32),
+}
+
+impl Indicator {
+    /// Whether share `d` passes.
+    #[inline(always)]
+    pub fn passes(self, d: f32) -> bool {
+        match self {
+            Indicator::AtLeast(t) => d >= t,
+            Indicator::AbsAbove(t) => d.abs() > t,
+        }
     }
 }
 
@@ -106,6 +134,10 @@ impl Threshold {
     fn passes(&self, d: f32) -> bool {
         d >= self.theta
     }
+
+    fn test(&self) -> Indicator {
+        Indicator::AtLeast(self.theta)
+    }
 }
 
 /// Θ(d) = 1 if |d| > θ else 0: a share is relevant when its magnitude exceeds the threshold
@@ -136,6 +168,10 @@ impl AbsThreshold {
     fn passes(&self, d: f32) -> bool {
         d.abs() > self.theta
     }
+
+    fn test(&self) -> Indicator {
+        Indicator::AbsAbove(self.theta)
+    }
 }
 
 macro_rules! indicator_conversions {
@@ -144,6 +180,10 @@ macro_rules! indicator_conversions {
             #[inline]
             fn convert(&self, share: f32) -> $k {
                 if self.passes(share) { $one } else { $zero }
+            }
+            #[inline]
+            fn indicator(&self) -> Option<Indicator> {
+                Some(self.test())
             }
         }
     )*};

@@ -517,7 +517,15 @@ pub fn linear_share_terms(
     rule: &Rule,
 ) -> Result<Vec<ShareTerm>> {
     use WeightMap as W;
-    let f = |x: &Tensor, w: WeightMap, b: Option<WeightMap>| map.forward_mapped(x, w, b);
+    // A modified forward pass; an all-zero input without bias skips the pass (post-ReLU inputs
+    // make every a⁻ term vanish).
+    let f = |x: &Tensor, w: WeightMap, b: Option<WeightMap>| {
+        if b.is_none() && x.iter().all(|&v| v == 0.0) {
+            Ok(Tensor::zeros(z.raw_dim()))
+        } else {
+            map.forward_mapped(x, w, b)
+        }
+    };
     let terms = match rule {
         Rule::Zero(_) => vec![term(a.clone(), W::Identity, recip(z, 0.0))],
         Rule::Epsilon(r) => vec![term(a.clone(), W::Identity, recip(z, r.epsilon))],

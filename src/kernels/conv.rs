@@ -9,7 +9,7 @@
 //!   factors and relevance to channels-last `[oy][ox][co]`. Parallel over input channels.
 
 use super::gemm::{Mat, gemm};
-use super::lanes::{accumulate_lanes, fold_lanes};
+use super::lanes::{accumulate_lanes, fold_lanes, fused_lanes};
 use crate::conversion::Conversion;
 use crate::error::Result;
 use crate::layers::ConvGeometry;
@@ -175,8 +175,113 @@ pub(crate) struct ConvTerm<'a> {
     pub q: &'a [f32],
 }
 
+/// What one sample's relevance pass through a convolution reads.
+struct GatherCtx<'a, K> {
+    g: &'a ConvGeometry,
+    /// Per term: mapped weights `[ky][kx][ci][co]`.
+    wts: &'a [Vec<f32>],
+    /// Per term: output factors `[oy][ox][co]`.
+    q_cl: &'a [Vec<f32>],
+    /// Per term: input factors `[ci][iy][ix]`.
+    ps: &'a [&'a [f32]],
+    /// Relevance `[oy][ox][co]`.
+    r_cl: &'a [K],
+    /// Output positions with any non-zero relevance.
+    live: &'a [bool],
+    skip_zero: bool,
+}
+
+/// The relevance of input channel `ci` (one plane `[iy][ix]`).
+#[inline(always)]
+fn gather_plane<K: Semiring, T: Conversion<K> + ?Sized>(
+    c: &GatherCtx<'_, K>,
+    theta: &T,
+    ci: usize,
+    plane: &mut [K],
+    dbuf: &mut [f32],
+    acc: &mut [K],
+) {
+    let g = c.g;
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    let hw_in = g.in_h * g.in_w;
+    let mut pv = [0.0f32; 8];
+    let nt = c.ps.len().min(8);
+    for iy in 0..g.in_h {
+        for ix in 0..g.in_w {
+            let j = ci * hw_in + iy * g.in_w + ix;
+            let mut any = false;
+            for (v, p) in pv.iter_mut().zip(c.ps) {
+                *v = p[j];
+                any |= *v != 0.0;
+            }
+            if !any && c.skip_zero {
+                continue;
+            }
+            acc.fill(K::zero());
+            for ky in 0..g.kh {
+                let num = (iy + g.padding.0) as isize - (ky * g.dilation.0) as isize;
+                if num < 0 || num as usize % g.stride.0 != 0 {
+                    continue;
+                }
+                let oy = num as usize / g.stride.0;
+                if oy >= g.out_h {
+                    continue;
+                }
+                for kx in 0..g.kw {
+                    let num = (ix + g.padding.1) as isize - (kx * g.dilation.1) as isize;
+                    if num < 0 || num as usize % g.stride.1 != 0 {
+                        continue;
+                    }
+                    let ox = num as usize / g.stride.1;
+                    if ox >= g.out_w || !c.live[oy * g.out_w + ox] {
+                        continue;
+                    }
+                    let qbase = (oy * g.out_w + ox) * cout;
+                    let wbase = ((ky * g.kw + kx) * cin + ci) * cout;
+                    let r = &c.r_cl[qbase..qbase + cout];
+                    if let ([wt], [q]) = (c.wts, c.q_cl) {
+                        fused_lanes(
+                            theta,
+                            pv[0],
+                            &wt[wbase..wbase + cout],
+                            &q[qbase..qbase + cout],
+                            r,
+                            acc,
+                        );
+                        continue;
+                    }
+                    dbuf.fill(0.0);
+                    for t in 0..nt {
+                        let w = &c.wts[t][wbase..wbase + cout];
+                        let q = &c.q_cl[t][qbase..qbase + cout];
+                        let p = pv[t];
+                        for ((d, &w), &q) in dbuf.iter_mut().zip(w).zip(q) {
+                            *d += p * w * q;
+                        }
+                    }
+                    accumulate_lanes(theta, dbuf, r, acc);
+                }
+            }
+            plane[iy * g.in_w + ix] = fold_lanes(acc);
+        }
+    }
+}
+
+multiversion! {
+    fn gather_plane_simd[K: Semiring, T: Conversion<K> + ?Sized](
+        c: &GatherCtx<'_, K>,
+        theta: &T,
+        ci: usize,
+        plane: &mut [K],
+        dbuf: &mut [f32],
+        acc: &mut [K]
+    ) => gather_plane
+}
+
 /// K-LRP relevance through a convolution for a batch of `n` samples (groups = 1):
 /// `R_in[j] = ⊕_k Θ(Σ_t p_t[j] g_t(w_jk) q_t[k]) ⊗ R_out[k]`.
+///
+/// At most eight share terms (every rule has at most four).
 pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     g: &ConvGeometry,
     weight: &ArrayView4<'_, f32>,
@@ -201,71 +306,26 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
             .map(|t| to_channels_last(&t.q[s * n_out..(s + 1) * n_out], cout, hw_out))
             .collect();
         let ps: Vec<&[f32]> = terms.iter().map(|t| &t.p[s * n_in..(s + 1) * n_in]).collect();
+        // Output positions whose relevance is zero in every channel contribute nothing
+        // (`Θ(d) ⊗ 0 = 0`): skip them.
+        let live: Vec<bool> = r_cl
+            .chunks_exact(cout)
+            .map(|row| row.iter().any(|r| !r.is_zero()))
+            .collect();
+        let ctx = GatherCtx {
+            g,
+            wts: &wts,
+            q_cl: &q_cl,
+            ps: &ps,
+            r_cl: &r_cl,
+            live: &live,
+            skip_zero,
+        };
         let out = &mut r_in[s * n_in..(s + 1) * n_in];
-        out.par_chunks_mut(hw_in)
-            .enumerate()
-            .for_each_init(
-                || (vec![0.0f32; cout], vec![K::zero(); cout]),
-                |(dbuf, acc), (ci, plane)| {
-                    let mut pv = vec![0.0f32; terms.len()];
-                    for iy in 0..g.in_h {
-                        for ix in 0..g.in_w {
-                            let j = ci * hw_in + iy * g.in_w + ix;
-                            let mut any = false;
-                            for (v, p) in pv.iter_mut().zip(&ps) {
-                                *v = p[j];
-                                any |= *v != 0.0;
-                            }
-                            if !any && skip_zero {
-                                continue;
-                            }
-                            acc.fill(K::zero());
-                            for ky in 0..g.kh {
-                                let num = (iy + g.padding.0) as isize - (ky * g.dilation.0) as isize;
-                                if num < 0 || num as usize % g.stride.0 != 0 {
-                                    continue;
-                                }
-                                let oy = num as usize / g.stride.0;
-                                if oy >= g.out_h {
-                                    continue;
-                                }
-                                for kx in 0..g.kw {
-                                    let num =
-                                        (ix + g.padding.1) as isize - (kx * g.dilation.1) as isize;
-                                    if num < 0 || num as usize % g.stride.1 != 0 {
-                                        continue;
-                                    }
-                                    let ox = num as usize / g.stride.1;
-                                    if ox >= g.out_w {
-                                        continue;
-                                    }
-                                    let wbase = ((ky * g.kw + kx) * cin + ci) * cout;
-                                    let qbase = (oy * g.out_w + ox) * cout;
-                                    if wts.is_empty() {
-                                        dbuf.fill(0.0);
-                                    }
-                                    for (t, (wt, q)) in wts.iter().zip(&q_cl).enumerate() {
-                                        let w = &wt[wbase..wbase + cout];
-                                        let q = &q[qbase..qbase + cout];
-                                        let p = pv[t];
-                                        if t == 0 {
-                                            for ((d, &w), &q) in dbuf.iter_mut().zip(w).zip(q) {
-                                                *d = p * w * q;
-                                            }
-                                        } else {
-                                            for ((d, &w), &q) in dbuf.iter_mut().zip(w).zip(q) {
-                                                *d += p * w * q;
-                                            }
-                                        }
-                                    }
-                                    accumulate_lanes(theta, dbuf, &r_cl[qbase..qbase + cout], acc);
-                                }
-                            }
-                            plane[iy * g.in_w + ix] = fold_lanes(acc);
-                        }
-                    }
-                },
-            );
+        out.par_chunks_mut(hw_in).enumerate().for_each_init(
+            || (vec![0.0f32; cout], vec![K::zero(); cout]),
+            |(dbuf, acc), (ci, plane)| gather_plane_simd(&ctx, theta, ci, plane, dbuf, acc),
+        );
     }
     r_in
 }

@@ -1,7 +1,7 @@
 //! The innermost loops: `acc[i] ⊕= Θ(d[i]) ⊗ r[i]` over contiguous lanes, written so the compiler
 //! vectorises them for every semiring.
 
-use crate::conversion::Conversion;
+use crate::conversion::{Conversion, Indicator};
 use crate::rules::WeightMap;
 use crate::semiring::Semiring;
 
@@ -13,8 +13,55 @@ pub(crate) fn accumulate_lanes<K: Semiring, T: Conversion<K> + ?Sized>(
     r: &[K],
     acc: &mut [K],
 ) {
-    for ((a, &d), &r) in acc.iter_mut().zip(d).zip(r) {
-        a.add_mul(theta.convert(d), r);
+    match theta.indicator() {
+        Some(Indicator::AtLeast(t)) => {
+            for ((a, &d), &r) in acc.iter_mut().zip(d).zip(r) {
+                a.add_assign(if d >= t { r } else { K::zero() });
+            }
+        }
+        Some(Indicator::AbsAbove(t)) => {
+            for ((a, &d), &r) in acc.iter_mut().zip(d).zip(r) {
+                a.add_assign(if d.abs() > t { r } else { K::zero() });
+            }
+        }
+        None => {
+            for ((a, &d), &r) in acc.iter_mut().zip(d).zip(r) {
+                a.add_mul(theta.convert(d), r);
+            }
+        }
+    }
+}
+
+/// `acc[i] ← acc[i] ⊕ Θ(p · w[i] · q[i]) ⊗ r[i]`: one share term, fused.
+#[inline(always)]
+pub(crate) fn fused_lanes<K: Semiring, T: Conversion<K> + ?Sized>(
+    theta: &T,
+    p: f32,
+    w: &[f32],
+    q: &[f32],
+    r: &[K],
+    acc: &mut [K],
+) {
+    let n = acc.len().min(w.len()).min(q.len()).min(r.len());
+    let (w, q, r, acc) = (&w[..n], &q[..n], &r[..n], &mut acc[..n]);
+    match theta.indicator() {
+        Some(Indicator::AtLeast(t)) => {
+            for i in 0..n {
+                let pass = p * w[i] * q[i] >= t;
+                acc[i].add_assign(if pass { r[i] } else { K::zero() });
+            }
+        }
+        Some(Indicator::AbsAbove(t)) => {
+            for i in 0..n {
+                let pass = (p * w[i] * q[i]).abs() > t;
+                acc[i].add_assign(if pass { r[i] } else { K::zero() });
+            }
+        }
+        None => {
+            for i in 0..n {
+                acc[i].add_mul(theta.convert(p * w[i] * q[i]), r[i]);
+            }
+        }
     }
 }
 
@@ -26,8 +73,17 @@ pub(crate) fn accumulate_scalar<K: Semiring, T: Conversion<K> + ?Sized>(
     r: K,
     acc: &mut [K],
 ) {
-    for (a, &d) in acc.iter_mut().zip(d) {
-        a.add_mul(theta.convert(d), r);
+    match theta.indicator() {
+        Some(ind) => {
+            for (a, &d) in acc.iter_mut().zip(d) {
+                a.add_assign(if ind.passes(d) { r } else { K::zero() });
+            }
+        }
+        None => {
+            for (a, &d) in acc.iter_mut().zip(d) {
+                a.add_mul(theta.convert(d), r);
+            }
+        }
     }
 }
 

@@ -8,10 +8,14 @@
 //! forms `d_jk = Σ_t p_t[j] g_t(w_jk) q_t[k]` and accumulates `Θ(d_jk) ⊗ R_k` into `R_j`. Samples
 //! are independent, so a sample gives the same relevance alone or inside a batch.
 
+#[macro_use]
+pub mod simd;
 mod conv;
 mod dense;
 mod gemm;
 mod lanes;
+
+pub use simd::{SimdLevel, simd_level};
 
 use crate::conversion::Conversion;
 use crate::error::{Error, Result};
@@ -438,4 +442,15 @@ pub fn conv_forward(
     }
     ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
         .map_err(|e| Error::invalid(format!("convolution output: {e}")))
+}
+
+/// The forward pass of a dense layer (`weight` `[out, in]`) with mapped weights, for a batch `x`
+/// (`[N, in]` flat); no bias.
+pub fn dense_forward(
+    weight: &ndarray::ArrayView2<'_, f32>,
+    x: &[f32],
+    n: usize,
+    map: WeightMap,
+) -> Vec<f32> {
+    dense::forward(weight, x, n, map)
 }

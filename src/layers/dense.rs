@@ -6,7 +6,7 @@ use super::{
 use crate::error::{Error, Result, ensure_finite};
 use crate::kernels;
 use crate::rules::{Rule, WeightMap, linear_share_terms};
-use ndarray::{Array1, Array2, Ix2};
+use ndarray::{Array1, Array2};
 
 /// A fully connected layer: `z_k = Σ_j w_kj a_j + b_k` (PyTorch `Linear`, weight `[out, in]`).
 ///
@@ -92,20 +92,19 @@ impl LinearMap for Dense {
         bias: Option<WeightMap>,
     ) -> Result<Tensor> {
         self.check(x)?;
-        let x2 = x
-            .view()
-            .into_dimensionality::<Ix2>()
-            .map_err(|e| Error::invalid(format!("Dense input: {e}")))?;
-        let w = match weight {
-            WeightMap::Identity => self.weight.t().to_owned(),
-            m => self.weight.t().mapv(|w| m.apply(w)),
-        };
-        let mut z = x2.dot(&w);
+        let n = x.shape()[0];
+        let xs = x.as_standard_layout();
+        let xs = xs.as_slice().unwrap_or(&[]);
+        let mut z = kernels::dense_forward(&self.weight.view(), xs, n, weight);
         if let (Some(bmap), Some(b)) = (bias, &self.bias) {
-            let b = b.mapv(|b| bmap.apply(b));
-            z += &b;
+            for zs in z.chunks_exact_mut(self.out_features()) {
+                for (z, &b) in zs.iter_mut().zip(b) {
+                    *z += bmap.apply(b);
+                }
+            }
         }
-        Ok(z.into_dyn())
+        Tensor::from_shape_vec(vec![n, self.out_features()], z)
+            .map_err(|e| Error::invalid(format!("Dense output: {e}")))
     }
 
     fn max_abs_forward(&self, x: &Tensor) -> Result<Tensor> {
