@@ -191,33 +191,45 @@ struct GatherCtx<'a, K> {
     skip_zero: bool,
 }
 
-/// The relevance of input channel `ci` (one plane `[iy][ix]`).
+/// The relevance of input channels `c0 .. c0 + nc`, rows `y0 .. y0 + ny`, into `out`
+/// (`[nc][ny][in_w]`). For every input pixel and kernel tap, the output factors and relevance of
+/// the tap's output position are loaded once and used for every channel of the block.
 #[inline(always)]
-fn gather_plane<K: Semiring, T: Conversion<K> + ?Sized>(
+#[allow(clippy::too_many_arguments)]
+fn gather_block<K: Semiring, T: Conversion<K> + ?Sized>(
     c: &GatherCtx<'_, K>,
     theta: &T,
-    ci: usize,
-    plane: &mut [K],
+    c0: usize,
+    nc: usize,
+    y0: usize,
+    ny: usize,
+    out: &mut [K],
     dbuf: &mut [f32],
     acc: &mut [K],
 ) {
     let g = c.g;
     let (cin, cout) = (g.in_channels, g.out_channels);
     let hw_in = g.in_h * g.in_w;
-    let mut pv = [0.0f32; 8];
     let nt = c.ps.len().min(8);
-    for iy in 0..g.in_h {
+    let mut pv = [[0.0f32; 8]; MAX_BLOCK];
+    let mut active = [false; MAX_BLOCK];
+    for iy in y0..y0 + ny {
         for ix in 0..g.in_w {
-            let j = ci * hw_in + iy * g.in_w + ix;
-            let mut any = false;
-            for (v, p) in pv.iter_mut().zip(c.ps) {
-                *v = p[j];
-                any |= *v != 0.0;
+            let mut any_active = false;
+            for b in 0..nc {
+                let j = (c0 + b) * hw_in + iy * g.in_w + ix;
+                let mut any = false;
+                for (v, p) in pv[b].iter_mut().zip(c.ps) {
+                    *v = p[j];
+                    any |= *v != 0.0;
+                }
+                active[b] = any || !c.skip_zero;
+                any_active |= active[b];
             }
-            if !any && c.skip_zero {
+            if !any_active {
                 continue;
             }
-            acc.fill(K::zero());
+            acc[..nc * cout].fill(K::zero());
             for ky in 0..g.kh {
                 let num = (iy + g.padding.0) as isize - (ky * g.dilation.0) as isize;
                 if num < 0 || num as usize % g.stride.0 != 0 {
@@ -237,45 +249,62 @@ fn gather_plane<K: Semiring, T: Conversion<K> + ?Sized>(
                         continue;
                     }
                     let qbase = (oy * g.out_w + ox) * cout;
-                    let wbase = ((ky * g.kw + kx) * cin + ci) * cout;
                     let r = &c.r_cl[qbase..qbase + cout];
-                    if let ([wt], [q]) = (c.wts, c.q_cl) {
-                        fused_lanes(
-                            theta,
-                            pv[0],
-                            &wt[wbase..wbase + cout],
-                            &q[qbase..qbase + cout],
-                            r,
-                            acc,
-                        );
-                        continue;
-                    }
-                    dbuf.fill(0.0);
-                    for t in 0..nt {
-                        let w = &c.wts[t][wbase..wbase + cout];
-                        let q = &c.q_cl[t][qbase..qbase + cout];
-                        let p = pv[t];
-                        for ((d, &w), &q) in dbuf.iter_mut().zip(w).zip(q) {
-                            *d += p * w * q;
+                    for b in 0..nc {
+                        if !active[b] {
+                            continue;
                         }
+                        let wbase = ((ky * g.kw + kx) * cin + c0 + b) * cout;
+                        let acc = &mut acc[b * cout..(b + 1) * cout];
+                        if let ([wt], [q]) = (c.wts, c.q_cl) {
+                            fused_lanes(
+                                theta,
+                                pv[b][0],
+                                &wt[wbase..wbase + cout],
+                                &q[qbase..qbase + cout],
+                                r,
+                                acc,
+                            );
+                            continue;
+                        }
+                        dbuf.fill(0.0);
+                        for t in 0..nt {
+                            let w = &c.wts[t][wbase..wbase + cout];
+                            let q = &c.q_cl[t][qbase..qbase + cout];
+                            let p = pv[b][t];
+                            for ((d, &w), &q) in dbuf.iter_mut().zip(w).zip(q) {
+                                *d += p * w * q;
+                            }
+                        }
+                        accumulate_lanes(theta, dbuf, r, acc);
                     }
-                    accumulate_lanes(theta, dbuf, r, acc);
                 }
             }
-            plane[iy * g.in_w + ix] = fold_lanes(acc);
+            for b in 0..nc {
+                if active[b] {
+                    out[(b * ny + (iy - y0)) * g.in_w + ix] =
+                        fold_lanes(&acc[b * cout..(b + 1) * cout]);
+                }
+            }
         }
     }
 }
 
+/// Largest channel block of [`gather_block`].
+const MAX_BLOCK: usize = 16;
+
 multiversion! {
-    fn gather_plane_simd[K: Semiring, T: Conversion<K> + ?Sized](
+    fn gather_block_simd[K: Semiring, T: Conversion<K> + ?Sized](
         c: &GatherCtx<'_, K>,
         theta: &T,
-        ci: usize,
-        plane: &mut [K],
+        c0: usize,
+        nc: usize,
+        y0: usize,
+        ny: usize,
+        out: &mut [K],
         dbuf: &mut [f32],
         acc: &mut [K]
-    ) => gather_plane
+    ) => gather_block
 }
 
 /// K-LRP relevance through a convolution for a batch of `n` samples (groups = 1):
@@ -321,17 +350,88 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
             live: &live,
             skip_zero,
         };
-        let out = &mut r_in[s * n_in..(s + 1) * n_in];
-        out.par_chunks_mut(hw_in).enumerate().for_each_init(
-            || (vec![0.0f32; cout], vec![K::zero(); cout]),
-            |(dbuf, acc), (ci, plane)| gather_plane_simd(&ctx, theta, ci, plane, dbuf, acc),
-        );
+        // Tasks: blocks of input channels × bands of input rows, enough for every thread.
+        let block = (2048 / cout.max(1)).clamp(1, MAX_BLOCK).min(cin);
+        let n_blocks = cin.div_ceil(block);
+        let threads = rayon::current_num_threads().max(1);
+        let bands = (4 * threads).div_ceil(n_blocks).clamp(1, g.in_h);
+        let band = g.in_h.div_ceil(bands);
+        let tasks: Vec<(usize, usize)> = (0..n_blocks)
+            .flat_map(|b| (0..g.in_h.div_ceil(band)).map(move |y| (b * block, y * band)))
+            .collect();
+        let results: Vec<(usize, usize, usize, usize, Vec<K>)> = tasks
+            .par_iter()
+            .map_init(
+                || (vec![0.0f32; cout], vec![K::zero(); MAX_BLOCK * cout]),
+                |(dbuf, acc), &(c0, y0)| {
+                    let nc = block.min(cin - c0);
+                    let ny = band.min(g.in_h - y0);
+                    let mut out = vec![K::zero(); nc * ny * g.in_w];
+                    gather_block_simd(&ctx, theta, c0, nc, y0, ny, &mut out, dbuf, acc);
+                    (c0, nc, y0, ny, out)
+                },
+            )
+            .collect();
+        let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
+        for (c0, nc, y0, ny, out) in results {
+            for b in 0..nc {
+                for y in 0..ny {
+                    let dst = ((c0 + b) * g.in_h + y0 + y) * g.in_w;
+                    r_in_s[dst..dst + g.in_w]
+                        .copy_from_slice(&out[(b * ny + y) * g.in_w..(b * ny + y + 1) * g.in_w]);
+                }
+            }
+        }
     }
     r_in
 }
 
+/// One output row `oy` of `max_j |x_j w_jk|`, channels-last (`[ox][co]`): every weight row is
+/// loaded once per output row.
+#[inline(always)]
+fn max_abs_row(g: &ConvGeometry, wt: &[f32], xs: &[f32], oy: usize, row: &mut [f32]) {
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    let hw_in = g.in_h * g.in_w;
+    for ky in 0..g.kh {
+        let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize - g.padding.0 as isize;
+        if iy < 0 || iy >= g.in_h as isize {
+            continue;
+        }
+        let iy = iy as usize;
+        for kx in 0..g.kw {
+            for ci in 0..cin {
+                let w = &wt[((ky * g.kw + kx) * cin + ci) * cout..][..cout];
+                let xrow = &xs[ci * hw_in + iy * g.in_w..][..g.in_w];
+                for ox in 0..g.out_w {
+                    let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize - g.padding.1 as isize;
+                    if ix < 0 || ix >= g.in_w as isize {
+                        continue;
+                    }
+                    let a = xrow[ix as usize].abs();
+                    if a == 0.0 {
+                        continue;
+                    }
+                    let m = &mut row[ox * cout..(ox + 1) * cout];
+                    for (m, &w) in m.iter_mut().zip(w) {
+                        *m = m.max(a * w);
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    fn max_abs_row_simd[](g: &ConvGeometry, wt: &[f32], xs: &[f32], oy: usize, row: &mut [f32]) => max_abs_row
+}
+
 /// `max_j |x_j w_jk|` for a batch (`x` flat NCHW), result flat NCHW.
-pub(crate) fn max_abs_forward(g: &ConvGeometry, weight: &ArrayView4<'_, f32>, x: &[f32], n: usize) -> Vec<f32> {
+pub(crate) fn max_abs_forward(
+    g: &ConvGeometry,
+    weight: &ArrayView4<'_, f32>,
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
     let (cin, cout) = (g.in_channels, g.out_channels);
     let (hw_in, hw_out) = (g.in_h * g.in_w, g.out_h * g.out_w);
     let wt = transposed_weights(g, weight, WeightMap::Abs);
@@ -339,36 +439,9 @@ pub(crate) fn max_abs_forward(g: &ConvGeometry, weight: &ArrayView4<'_, f32>, x:
     for s in 0..n {
         let xs = &x[s * cin * hw_in..(s + 1) * cin * hw_in];
         let mut cl = vec![0.0f32; hw_out * cout];
-        cl.par_chunks_mut(g.out_w * cout).enumerate().for_each(|(oy, row)| {
-            for ox in 0..g.out_w {
-                let m = &mut row[ox * cout..(ox + 1) * cout];
-                for ky in 0..g.kh {
-                    let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize - g.padding.0 as isize;
-                    if iy < 0 || iy >= g.in_h as isize {
-                        continue;
-                    }
-                    for kx in 0..g.kw {
-                        let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize - g.padding.1 as isize;
-                        if ix < 0 || ix >= g.in_w as isize {
-                            continue;
-                        }
-                        for ci in 0..cin {
-                            let a = xs[ci * hw_in + iy as usize * g.in_w + ix as usize].abs();
-                            if a == 0.0 {
-                                continue;
-                            }
-                            let w = &wt[((ky * g.kw + kx) * cin + ci) * cout..][..cout];
-                            for (m, &w) in m.iter_mut().zip(w) {
-                                let v = a * w;
-                                if v > *m {
-                                    *m = v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
+        cl.par_chunks_mut(g.out_w * cout)
+            .enumerate()
+            .for_each(|(oy, row)| max_abs_row_simd(g, &wt, xs, oy, row));
         let o = &mut out[s * cout * hw_out..(s + 1) * cout * hw_out];
         for p in 0..hw_out {
             for co in 0..cout {

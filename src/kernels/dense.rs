@@ -15,6 +15,54 @@ pub(crate) struct DenseTerm<'a> {
     pub q: &'a [f32],
 }
 
+/// Inputs `j0 .. j0 + acc.len()` of sample `s`: `acc[j] ⊕= Θ(d_jk) ⊗ R_k` over every output k.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dense_chunk<K: Semiring, T: Conversion<K> + ?Sized>(
+    w: &[f32],
+    n_in: usize,
+    n_out: usize,
+    s: usize,
+    j0: usize,
+    terms: &[DenseTerm<'_>],
+    theta: &T,
+    r_out_s: &[K],
+    dbuf: &mut [f32],
+    acc: &mut [K],
+) {
+    let len = acc.len();
+    let d = &mut dbuf[..len];
+    for (k, &rk) in r_out_s.iter().enumerate() {
+        if rk.is_zero() {
+            continue;
+        }
+        let row = &w[k * n_in + j0..k * n_in + j0 + len];
+        for (t, term) in terms.iter().enumerate() {
+            let p = &term.p[s * n_in + j0..s * n_in + j0 + len];
+            add_term_scaled(d, p, row, term.map, term.q[s * n_out + k], t == 0);
+        }
+        if terms.is_empty() {
+            d.fill(0.0);
+        }
+        accumulate_scalar(theta, d, rk, acc);
+    }
+}
+
+multiversion! {
+    fn dense_chunk_simd[K: Semiring, T: Conversion<K> + ?Sized](
+        w: &[f32],
+        n_in: usize,
+        n_out: usize,
+        s: usize,
+        j0: usize,
+        terms: &[DenseTerm<'_>],
+        theta: &T,
+        r_out_s: &[K],
+        dbuf: &mut [f32],
+        acc: &mut [K]
+    ) => dense_chunk
+}
+
 /// `R_in[j] = ⊕_k Θ(Σ_t p_t[j] g_t(w_kj) q_t[k]) ⊗ R_out[k]` for a batch of `n` samples.
 pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     weight: &ArrayView2<'_, f32>,
@@ -32,30 +80,12 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     for s in 0..n {
         let r_out_s = &r_out[s * n_out..(s + 1) * n_out];
         let out = &mut r_in[s * n_in..(s + 1) * n_in];
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each_init(
-                || vec![0.0f32; chunk],
-                |dbuf, (c, acc)| {
-                    let j0 = c * chunk;
-                    let len = acc.len();
-                    let d = &mut dbuf[..len];
-                    for (k, &rk) in r_out_s.iter().enumerate() {
-                        if rk.is_zero() {
-                            continue;
-                        }
-                        let row = &w[k * n_in + j0..k * n_in + j0 + len];
-                        for (t, term) in terms.iter().enumerate() {
-                            let p = &term.p[s * n_in + j0..s * n_in + j0 + len];
-                            add_term_scaled(d, p, row, term.map, term.q[s * n_out + k], t == 0);
-                        }
-                        if terms.is_empty() {
-                            d.fill(0.0);
-                        }
-                        accumulate_scalar(theta, d, rk, acc);
-                    }
-                },
-            );
+        out.par_chunks_mut(chunk).enumerate().for_each_init(
+            || vec![0.0f32; chunk],
+            |dbuf, (c, acc)| {
+                dense_chunk_simd(w, n_in, n_out, s, c * chunk, terms, theta, r_out_s, dbuf, acc)
+            },
+        );
     }
     r_in
 }
@@ -70,11 +100,7 @@ pub(crate) fn max_abs_forward(weight: &ArrayView2<'_, f32>, x: &[f32], n: usize)
             .par_iter_mut()
             .enumerate()
             .for_each(|(k, o)| {
-                *o = weight
-                    .row(k)
-                    .iter()
-                    .zip(xs)
-                    .fold(0.0f32, |m, (&w, &x)| m.max((w * x).abs()));
+                *o = max_abs_dot_simd(weight.row(k).as_slice().unwrap_or(&[]), xs);
             });
     }
     out
@@ -90,7 +116,7 @@ pub(crate) fn forward(weight: &ArrayView2<'_, f32>, x: &[f32], n: usize, map: We
     zt.par_chunks_mut(n).enumerate().for_each(|(k, zk)| {
         let row = &w[k * n_in..(k + 1) * n_in];
         for (s, z) in zk.iter_mut().enumerate() {
-            *z = dot_mapped(&x[s * n_in..(s + 1) * n_in], row, map);
+            *z = dot_mapped_simd(&x[s * n_in..(s + 1) * n_in], row, map);
         }
     });
     let mut z = vec![0.0f32; n * n_out];
@@ -102,9 +128,13 @@ pub(crate) fn forward(weight: &ArrayView2<'_, f32>, x: &[f32], n: usize, map: We
     z
 }
 
-/// `Σ_j x_j g(w_j)` with eight independent accumulators (vectorisable, and a fixed summation
+multiversion! {
+    fn dot_mapped_simd[](x: &[f32], w: &[f32], map: WeightMap) -> f32 => dot_mapped
+}
+
+/// `Σ_j x_j g(w_j)` with sixteen independent accumulators (vectorisable, and a fixed summation
 /// order so the result does not depend on the batch).
-#[inline]
+#[inline(always)]
 fn dot_mapped(x: &[f32], w: &[f32], map: WeightMap) -> f32 {
     macro_rules! run {
         ($g:expr) => {{
@@ -134,4 +164,23 @@ fn dot_mapped(x: &[f32], w: &[f32], map: WeightMap) -> f32 {
         WeightMap::GammaPositive(gm) => run!(move |w: f32| w + gm * w.max(0.0)),
         WeightMap::GammaNegative(gm) => run!(move |w: f32| w + gm * w.min(0.0)),
     }
+}
+
+#[inline(always)]
+fn max_abs_dot(w: &[f32], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let n = w.len().min(x.len());
+    let (wc, wr) = w[..n].split_at(n - n % 16);
+    let (xc, xr) = x[..n].split_at(wc.len());
+    for (ws, xs) in wc.chunks_exact(16).zip(xc.chunks_exact(16)) {
+        for i in 0..16 {
+            acc[i] = acc[i].max((ws[i] * xs[i]).abs());
+        }
+    }
+    let tail = wr.iter().zip(xr).fold(0.0f32, |m, (&w, &x)| m.max((w * x).abs()));
+    acc.iter().fold(tail, |m, &v| m.max(v))
+}
+
+multiversion! {
+    fn max_abs_dot_simd[](w: &[f32], x: &[f32]) -> f32 => max_abs_dot
 }
