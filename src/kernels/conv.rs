@@ -142,8 +142,7 @@ pub(crate) fn transpose_sample(
     for ci in 0..g.in_channels {
         for iy in 0..g.in_h {
             let src = ci * p.plane + (iy + g.padding.0) * p.wp + g.padding.1;
-            x_grad[(ci * g.in_h + iy) * g.in_w..][..g.in_w]
-                .copy_from_slice(&xp[src..src + g.in_w]);
+            x_grad[(ci * g.in_h + iy) * g.in_w..][..g.in_w].copy_from_slice(&xp[src..src + g.in_w]);
         }
     }
     Ok(())
@@ -334,7 +333,10 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
             .iter()
             .map(|t| to_channels_last(&t.q[s * n_out..(s + 1) * n_out], cout, hw_out))
             .collect();
-        let ps: Vec<&[f32]> = terms.iter().map(|t| &t.p[s * n_in..(s + 1) * n_in]).collect();
+        let ps: Vec<&[f32]> = terms
+            .iter()
+            .map(|t| &t.p[s * n_in..(s + 1) * n_in])
+            .collect();
         // Output positions whose relevance is zero in every channel contribute nothing
         // (`Θ(d) ⊗ 0 = 0`): skip them.
         let live: Vec<bool> = r_cl

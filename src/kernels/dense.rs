@@ -83,7 +83,18 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
         out.par_chunks_mut(chunk).enumerate().for_each_init(
             || vec![0.0f32; chunk],
             |dbuf, (c, acc)| {
-                dense_chunk_simd(w, n_in, n_out, s, c * chunk, terms, theta, r_out_s, dbuf, acc)
+                dense_chunk_simd(
+                    w,
+                    n_in,
+                    n_out,
+                    s,
+                    c * chunk,
+                    terms,
+                    theta,
+                    r_out_s,
+                    dbuf,
+                    acc,
+                )
             },
         );
     }
@@ -108,7 +119,12 @@ pub(crate) fn max_abs_forward(weight: &ArrayView2<'_, f32>, x: &[f32], n: usize)
 
 /// `z[s, k] = Σ_j x[s, j] · g(w_kj)` for a batch `x` (`[N, in]` flat), parallel over outputs;
 /// the weight map is applied on the fly, so no mapped copy of the weights is made.
-pub(crate) fn forward(weight: &ArrayView2<'_, f32>, x: &[f32], n: usize, map: WeightMap) -> Vec<f32> {
+pub(crate) fn forward(
+    weight: &ArrayView2<'_, f32>,
+    x: &[f32],
+    n: usize,
+    map: WeightMap,
+) -> Vec<f32> {
     let (n_out, n_in) = weight.dim();
     let w = weight.as_standard_layout();
     let w = w.as_slice().unwrap_or(&[]);
@@ -177,7 +193,10 @@ fn max_abs_dot(w: &[f32], x: &[f32]) -> f32 {
             acc[i] = acc[i].max((ws[i] * xs[i]).abs());
         }
     }
-    let tail = wr.iter().zip(xr).fold(0.0f32, |m, (&w, &x)| m.max((w * x).abs()));
+    let tail = wr
+        .iter()
+        .zip(xr)
+        .fold(0.0f32, |m, (&w, &x)| m.max((w * x).abs()));
     acc.iter().fold(tail, |m, &v| m.max(v))
 }
 

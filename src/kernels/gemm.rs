@@ -20,7 +20,9 @@ fn last_index(offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> 
     if rows == 0 || cols == 0 {
         return Some(offset);
     }
-    offset.checked_add((rows - 1).checked_mul(rs)?)?.checked_add((cols - 1).checked_mul(cs)?)
+    offset
+        .checked_add((rows - 1).checked_mul(rs)?)?
+        .checked_add((cols - 1).checked_mul(cs)?)
 }
 
 /// `C ← A·B` (or `C ← C + A·B` with `accumulate`), C being `a.rows × b.cols` at `c[c_off + i·ldc + j]`.
@@ -44,11 +46,17 @@ pub(crate) fn gemm(
         )));
     }
     let fits = |len: usize, last: Option<usize>| last.is_some_and(|l| l < len || m * n * k == 0);
-    if !fits(a.data.len(), last_index(a.offset, a.rows, a.cols, a.rs, a.cs))
-        || !fits(b.data.len(), last_index(b.offset, b.rows, b.cols, b.rs, b.cs))
-        || !fits(c.len(), last_index(c_off, m, n, ldc, 1))
+    if !fits(
+        a.data.len(),
+        last_index(a.offset, a.rows, a.cols, a.rs, a.cs),
+    ) || !fits(
+        b.data.len(),
+        last_index(b.offset, b.rows, b.cols, b.rs, b.cs),
+    ) || !fits(c.len(), last_index(c_off, m, n, ldc, 1))
     {
-        return Err(Error::invalid("gemm: a matrix view reaches outside its buffer"));
+        return Err(Error::invalid(
+            "gemm: a matrix view reaches outside its buffer",
+        ));
     }
     if m == 0 || n == 0 {
         return Ok(());
@@ -104,13 +112,34 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2×3
         let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]; // 3×2
         let mut c = [10.0f32; 4];
-        let am = Mat { data: &a, offset: 0, rows: 2, cols: 3, rs: 3, cs: 1 };
-        let bm = Mat { data: &b, offset: 0, rows: 3, cols: 2, rs: 2, cs: 1 };
+        let am = Mat {
+            data: &a,
+            offset: 0,
+            rows: 2,
+            cols: 3,
+            rs: 3,
+            cs: 1,
+        };
+        let bm = Mat {
+            data: &b,
+            offset: 0,
+            rows: 3,
+            cols: 2,
+            rs: 2,
+            cs: 1,
+        };
         gemm(&mut c, 0, 2, false, am, bm).unwrap();
         assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
         gemm(&mut c, 0, 2, true, am, bm).unwrap();
         assert_eq!(c, [8.0, 10.0, 20.0, 22.0]);
-        let bad = Mat { data: &b, offset: 1, rows: 3, cols: 2, rs: 2, cs: 1 };
+        let bad = Mat {
+            data: &b,
+            offset: 1,
+            rows: 3,
+            cols: 2,
+            rs: 2,
+            cs: 1,
+        };
         assert!(gemm(&mut c, 0, 2, false, am, bad).is_err());
     }
 }

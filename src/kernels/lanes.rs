@@ -95,7 +95,14 @@ pub(crate) fn fold_lanes<K: Semiring>(acc: &[K]) -> K {
 
 /// `d[i] (+)= p[i] · g(w[i]) · q`, with the weight map resolved outside the loop.
 #[inline(always)]
-pub(crate) fn add_term_scaled(d: &mut [f32], p: &[f32], w: &[f32], map: WeightMap, q: f32, first: bool) {
+pub(crate) fn add_term_scaled(
+    d: &mut [f32],
+    p: &[f32],
+    w: &[f32],
+    map: WeightMap,
+    q: f32,
+    first: bool,
+) {
     macro_rules! run {
         ($g:expr) => {{
             let g = $g;

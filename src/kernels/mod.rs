@@ -227,7 +227,11 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                 Connectivity::Dense { weight, .. } => {
                     let dt: Vec<dense::DenseTerm> = terms
                         .iter()
-                        .map(|t| dense::DenseTerm { p: &t.p, map: t.g, q: &t.q })
+                        .map(|t| dense::DenseTerm {
+                            p: &t.p,
+                            map: t.g,
+                            q: &t.q,
+                        })
                         .collect();
                     r_in = dense::relevance(weight, &dt, theta, &r_out_flat, n);
                 }
@@ -239,17 +243,31 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                         && conv::gemm_applies(geometry)
                     {
                         let r: Vec<f32> = r_out_flat.iter().map(|v| v.to_f64() as f32).collect();
-                        let real = conv_linear_relevance(geometry, weight, &terms, &r, n, n_in, n_out)?;
+                        let real =
+                            conv_linear_relevance(geometry, weight, &terms, &r, n, n_in, n_out)?;
                         r_in = real.into_iter().map(|v| theta.convert(v)).collect();
                     } else {
                         let ct: Vec<conv::ConvTerm> = terms
                             .iter()
-                            .map(|t| conv::ConvTerm { p: &t.p, map: t.g, q: &t.q })
+                            .map(|t| conv::ConvTerm {
+                                p: &t.p,
+                                map: t.g,
+                                q: &t.q,
+                            })
                             .collect();
                         r_in = conv::relevance(geometry, weight, &ct, theta, &r_out_flat, n);
                     }
                 }
-                _ => generic_linear(connectivity, &terms, theta, &r_out_flat, &mut r_in, n, n_in, n_out),
+                _ => generic_linear(
+                    connectivity,
+                    &terms,
+                    theta,
+                    &r_out_flat,
+                    &mut r_in,
+                    n,
+                    n_in,
+                    n_out,
+                ),
             }
         }
         Shares::Winner { geometry, winners } => {
@@ -354,7 +372,13 @@ fn generic_linear<K: Semiring, T: Conversion<K> + ?Sized>(
         let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
         let ts: Vec<(&[f32], WeightMap, &[f32])> = terms
             .iter()
-            .map(|t| (&t.p[s * n_in..(s + 1) * n_in], t.g, &t.q[s * n_out..(s + 1) * n_out]))
+            .map(|t| {
+                (
+                    &t.p[s * n_in..(s + 1) * n_in],
+                    t.g,
+                    &t.q[s * n_out..(s + 1) * n_out],
+                )
+            })
             .collect();
         for_each_connection(connectivity, |j, k, w| {
             let rk = r_out_s[k];
@@ -453,4 +477,52 @@ pub fn dense_forward(
     map: WeightMap,
 ) -> Vec<f32> {
     dense::forward(weight, x, n, map)
+}
+
+/// The reference kernel for [`propagate`]: walks every connection `(j, k)` of every sample with
+/// [`for_each_connection`] and accumulates `Θ(d_jk) ⊗ R_k` one at a time. Slow and obviously
+/// correct; the tests check the fast kernels against it.
+///
+/// # Errors
+/// As [`propagate`].
+pub fn propagate_reference<K: Semiring, T: Conversion<K> + ?Sized>(
+    shares: &Shares<'_>,
+    theta: &T,
+    r_out: &ArrayD<K>,
+    input_shape: &[usize],
+) -> Result<ArrayD<K>> {
+    let Shares::Linear {
+        connectivity,
+        terms,
+    } = shares
+    else {
+        return propagate(shares, theta, r_out, input_shape);
+    };
+    let n = input_shape.first().copied().unwrap_or(0);
+    let n_in: usize = input_shape.iter().skip(1).product();
+    let n_out: usize = r_out.shape().iter().skip(1).product();
+    if r_out.shape().first().copied() != Some(n)
+        || connectivity.input_len() != n_in
+        || connectivity.output_len() != n_out
+    {
+        return Err(Error::shape("linear shares", input_shape, r_out.shape()));
+    }
+    let terms: Vec<FlatTerm> = terms
+        .iter()
+        .map(|t| FlatTerm::new(t, n, n_in, n_out))
+        .collect::<Result<_>>()?;
+    let r_out_flat: Vec<K> = r_out.iter().copied().collect();
+    let mut r_in = vec![K::zero(); n * n_in];
+    generic_linear(
+        connectivity,
+        &terms,
+        theta,
+        &r_out_flat,
+        &mut r_in,
+        n,
+        n_in,
+        n_out,
+    );
+    ArrayD::from_shape_vec(IxDyn(input_shape), r_in)
+        .map_err(|e| Error::invalid(format!("relevance shape: {e}")))
 }
