@@ -41,6 +41,7 @@
 //! - [`kernels`]: the loops that evaluate `⊕_k Θ(d_jk) ⊗ R_k`.
 //! - [`Network`]: composes layers, runs the forward pass and drives propagation.
 //! - [`io`]: data sets and files.
+//! - `viz` (feature `viz`, on by default): colormaps, heatmaps, image grids, line plots, PNG.
 //!
 //! ## Example
 //!
@@ -87,6 +88,8 @@ pub mod layers;
 pub mod network;
 pub mod rules;
 pub mod semiring;
+#[cfg(feature = "viz")]
+pub mod viz;
 
 pub use composite::Composite;
 pub use conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, Threshold};
