@@ -267,10 +267,9 @@ fn gather_block<K: Semiring, T: Conversion<K> + ?Sized>(
                             continue;
                         }
                         dbuf.fill(0.0);
-                        for t in 0..nt {
-                            let w = &c.wts[t][wbase..wbase + cout];
-                            let q = &c.q_cl[t][qbase..qbase + cout];
-                            let p = pv[b][t];
+                        for ((wt, q), &p) in c.wts.iter().zip(c.q_cl).zip(&pv[b][..nt]) {
+                            let w = &wt[wbase..wbase + cout];
+                            let q = &q[qbase..qbase + cout];
                             for ((d, &w), &q) in dbuf.iter_mut().zip(w).zip(q) {
                                 *d += p * w * q;
                             }
