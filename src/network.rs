@@ -303,14 +303,17 @@ impl Network {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] for a batch of the wrong shape or size 0; [`Error::NonFinite`] for
-    /// NaN/Inf inputs or activations.
+    /// NaN/Inf inputs; [`Error::Layer`] wrapping [`Error::NonFinite`] for the first layer whose
+    /// activations are NaN/Inf (checked after every layer, so an overflow that a later ReLU would
+    /// hide is still reported, as in [`trace`](Network::trace)).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x)?;
         let mut a = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            a = layer.forward(&a).map_err(|e| e.in_layer(i, layer.name()))?;
+            let wrap = |e: Error| e.in_layer(i, layer.name());
+            a = layer.forward(&a).map_err(wrap)?;
+            crate::error::ensure_finite(a.iter(), || "activations".into()).map_err(wrap)?;
         }
-        crate::error::ensure_finite(a.iter(), || "network output".into())?;
         Ok(a)
     }
 
