@@ -452,3 +452,93 @@ pub(crate) fn max_abs_forward(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometries() -> Vec<ConvGeometry> {
+        let mut v = Vec::new();
+        for &(kh, kw) in &[(1, 1), (3, 2), (2, 3), (3, 3)] {
+            for &(dh, dw) in &[(1, 1), (2, 1), (1, 2), (2, 2)] {
+                for &(ph, pw) in &[(0, 0), (1, 1), (2, 0), (0, 2)] {
+                    for &(h, w) in &[(3, 2), (4, 6), (6, 3), (5, 5)] {
+                        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+                        let (sh, sw) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+                        if hp < sh || wp < sw {
+                            continue;
+                        }
+                        for (cin, cout) in [(2, 3), (1, 1), (1, 4), (3, 1)] {
+                            v.push(ConvGeometry {
+                                in_channels: cin,
+                                out_channels: cout,
+                                groups: 1,
+                                in_h: h,
+                                in_w: w,
+                                out_h: hp - sh + 1,
+                                out_w: wp - sw + 1,
+                                kh,
+                                kw,
+                                stride: (1, 1),
+                                padding: (ph, pw),
+                                dilation: (dh, dw),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// Forward and transposed GEMM convolutions against the four nested loops.
+    #[test]
+    fn shifted_gemm_matches_direct_loops() {
+        for g in geometries() {
+            let wlen = g.out_channels * g.in_channels * g.kh * g.kw;
+            let w: Vec<f32> = (0..wlen).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+            let x: Vec<f32> = (0..g.in_channels * g.in_h * g.in_w)
+                .map(|i| ((i * 5) % 7) as f32 - 3.0)
+                .collect();
+            let s: Vec<f32> = (0..g.out_channels * g.out_h * g.out_w)
+                .map(|i| ((i * 3) % 5) as f32 - 2.0)
+                .collect();
+            let mut y = vec![0.0f32; s.len()];
+            forward_sample(&g, &w, None, &x, &mut y).unwrap();
+            let mut gx = vec![0.0f32; x.len()];
+            transpose_sample(&g, &w, &s, &mut gx).unwrap();
+            let mut y_ref = vec![0.0f32; s.len()];
+            let mut gx_ref = vec![0.0f32; x.len()];
+            for co in 0..g.out_channels {
+                for oy in 0..g.out_h {
+                    for ox in 0..g.out_w {
+                        let k = (co * g.out_h + oy) * g.out_w + ox;
+                        for ci in 0..g.in_channels {
+                            for ky in 0..g.kh {
+                                for kx in 0..g.kw {
+                                    let iy =
+                                        (oy + ky * g.dilation.0) as isize - g.padding.0 as isize;
+                                    let ix =
+                                        (ox + kx * g.dilation.1) as isize - g.padding.1 as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= g.in_h as isize
+                                        || ix >= g.in_w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let j = (ci * g.in_h + iy as usize) * g.in_w + ix as usize;
+                                    let wv = w[((co * g.in_channels + ci) * g.kh + ky) * g.kw + kx];
+                                    y_ref[k] += wv * x[j];
+                                    gx_ref[j] += wv * s[k];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            assert_eq!(y, y_ref, "forward {g:?}");
+            assert_eq!(gx, gx_ref, "transpose {g:?}");
+        }
+    }
+}
