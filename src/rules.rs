@@ -532,10 +532,15 @@ pub fn linear_share_terms(
         Rule::Gamma(r) => {
             let (ap, an) = (pos(a), neg(a));
             let (gp, gn) = (W::GammaPositive(r.gamma), W::GammaNegative(r.gamma));
-            // z > 0 branch: positive inputs with w + γw⁺, negative inputs with w + γw⁻.
-            let zp = f(&ap, gp, Some(gp))? + f(&an, gn, None)?;
-            // z < 0 branch: mirrored.
-            let zn = f(&ap, gn, Some(gn))? + f(&an, gp, None)?;
+            // The forward pass is linear in the weights: with z = F(a, w) + b and
+            // P = F(a⁺, w⁺) + F(a⁻, w⁻), both branches follow from one pair of passes (and one
+            // pass after a ReLU, where a⁻ = 0):
+            //   zγ⁺ = F(a⁺, w + γw⁺) + F(a⁻, w + γw⁻) + b + γb⁺ = z + γ(P + b⁺)
+            //   zγ⁻ = F(a⁺, w + γw⁻) + F(a⁻, w + γw⁺) + b + γb⁻ = z + γ(z − P − b⁺)
+            let p = f(&ap, W::Positive, None)? + f(&an, W::Negative, None)?;
+            let b_pos = map.bias_term(z, W::Positive)?;
+            let zp = z + &((&p + &b_pos) * r.gamma);
+            let zn = z + &((z - &p - &b_pos) * r.gamma);
             let mut qp = recip(&zp, r.epsilon);
             let mut qn = recip(&zn, r.epsilon);
             Zip::from(&mut qp).and(&mut qn).and(z).for_each(|p, n, &z| {

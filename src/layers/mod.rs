@@ -159,6 +159,13 @@ pub trait LinearMap {
         bias: Option<WeightMap>,
     ) -> Result<Tensor>;
 
+    /// The mapped bias `g(b_k)` broadcast to the shape of `output` (a batch of this layer's
+    /// outputs); zeros if the layer has no bias.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `output` does not fit the layer.
+    fn bias_term(&self, output: &Tensor, map: WeightMap) -> Result<Tensor>;
+
     /// `max_j |x_j w_jk|` over the inputs connected to each output k.
     ///
     /// # Errors
@@ -238,4 +245,26 @@ pub(crate) fn with_batch(n: usize, sample: &[usize]) -> Vec<usize> {
     s.push(n);
     s.extend_from_slice(sample);
     s
+}
+
+/// `g(b_c)` broadcast over a batch of outputs `[N, C, ...]` (channel axis 1).
+pub(crate) fn broadcast_bias(
+    output: &Tensor,
+    bias: Option<&ndarray::Array1<f32>>,
+    map: WeightMap,
+    context: &str,
+) -> Result<Tensor> {
+    let mut t = Tensor::zeros(output.raw_dim());
+    let Some(b) = bias else {
+        return Ok(t);
+    };
+    if output.ndim() < 2 || output.shape()[1] != b.len() {
+        return Err(Error::shape(context, &[b.len()], output.shape()));
+    }
+    for mut sample in t.outer_iter_mut() {
+        for (c, mut ch) in sample.outer_iter_mut().enumerate() {
+            ch.fill(map.apply(b[c]));
+        }
+    }
+    Ok(t)
 }
