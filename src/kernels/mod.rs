@@ -198,8 +198,10 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                 r_out.shape(),
             ));
         }
-        let flat: Vec<K> = r_out.iter().copied().collect();
-        return ArrayD::from_shape_vec(IxDyn(input_shape), flat)
+        return r_out
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(IxDyn(input_shape))
             .map_err(|e| Error::invalid(format!("relevance reshape: {e}")));
     }
     let n_out: usize = r_out.shape().iter().skip(1).product();
