@@ -88,6 +88,12 @@ impl SplitMix64 {
         ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 
+    /// Uniform in `[−bound, bound)` as `f32`.
+    pub fn symmetric(&mut self, bound: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
+        (2.0 * u - 1.0) * bound
+    }
+
     /// Standard normal (Box–Muller).
     pub fn normal(&mut self) -> f64 {
         if let Some(s) = self.spare.take() {
@@ -112,9 +118,9 @@ fn load1(w: &SafeTensors, name: &str, n: usize) -> Result<Array1<f32>> {
 ///
 /// With `weights`, every parameter is read by its torchvision name (`features.0.weight`, …,
 /// `classifier.6.bias`; `F32`, `F16`, `BF16` or `F64`); other tensors in the file are ignored.
-/// Without, weights are random with the fixed seed [`VGG16_SEED`]: He-normal
-/// (`N(0, 2 / fan_in)`) for every convolution and dense layer, biases 0 — deterministic, for
-/// tests and benchmarks.
+/// Without, weights are random with the fixed seed [`VGG16_SEED`]: He-uniform
+/// (`U(−√(6 / fan_in), √(6 / fan_in))`, variance `2 / fan_in`) for every convolution and dense
+/// layer, biases 0 — deterministic, for tests and benchmarks.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] naming a missing tensor; [`Error::ShapeMismatch`] naming a tensor of
@@ -139,9 +145,8 @@ pub fn vgg16(weights: Option<&SafeTensors>) -> Result<Network> {
                 (w, load1(st, &format!("features.{i}.bias"), c)?)
             }
             None => {
-                let std = (2.0 / (c_in * 9) as f64).sqrt();
-                let w =
-                    Array4::from_shape_simple_fn((c, c_in, 3, 3), || (rng.normal() * std) as f32);
+                let bound = (6.0 / (c_in * 9) as f32).sqrt();
+                let w = Array4::from_shape_simple_fn((c, c_in, 3, 3), || rng.symmetric(bound));
                 (w, Array1::zeros(c))
             }
         };
@@ -166,8 +171,8 @@ pub fn vgg16(weights: Option<&SafeTensors>) -> Result<Network> {
                 (w, load1(st, &format!("classifier.{idx}.bias"), n_out)?)
             }
             None => {
-                let std = (2.0 / n_in as f64).sqrt();
-                let w = Array2::from_shape_simple_fn((n_out, n_in), || (rng.normal() * std) as f32);
+                let bound = (6.0 / n_in as f32).sqrt();
+                let w = Array2::from_shape_simple_fn((n_out, n_in), || rng.symmetric(bound));
                 (w, Array1::zeros(n_out))
             }
         };

@@ -87,7 +87,7 @@ EXAMPLES:
     klrp explain --model cnn.onnx --input x.npy --target 1 --rule gamma=0.25 --first-rule zbox \\
         --low -3 --high 3 --out r.npy
     klrp explain --model vgg16.onnx --input x.npy --target 281 --semiring counting --theta 0.05 \\
-        --theta-at 37=0.3 --theta-abs --out counts.npy
+        --theta-at 47=0.3 --theta-abs --out counts.npy
 
 EXIT CODES: 0 success, 1 failure (unreadable or unsupported model or input, …), 2 usage error.
 ";
@@ -355,7 +355,7 @@ fn load_model(opts: &Options) -> CliResult<Loaded> {
         let description = match &opts.weights {
             Some(w) => format!("torchvision VGG-16, weights from {w}"),
             None => format!(
-                "torchvision VGG-16, random He-normal weights (seed {:#x})",
+                "torchvision VGG-16, random He-uniform weights (seed {:#x})",
                 klrp::models::VGG16_SEED
             ),
         };

@@ -556,7 +556,7 @@ impl Importer {
         if act_inputs.is_empty() {
             // Constants and shape arithmetic: evaluated now, an identity layer in the network.
             let outs = self.eval_const(i, node)?;
-            let note = if node.op_type == "Constant" {
+            let note = if matches!(node.op_type.as_str(), "Constant" | "Identity") {
                 "constant"
             } else {
                 "shape computation"
