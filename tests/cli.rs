@@ -480,6 +480,24 @@ fn usage_errors_exit_2_with_one_line() {
         v
     };
     fails(&with(&["--bogus"]), 2, "unknown option '--bogus'");
+    // rules are checked before the model is read
+    fails(
+        &[
+            "explain",
+            "--model",
+            "/nonexistent.onnx",
+            "--input",
+            x,
+            "--target",
+            "1",
+            "--out",
+            "r.npy",
+            "--rule",
+            "gamma=-1",
+        ],
+        2,
+        "γ must be finite and ≥ 0",
+    );
     fails(&with(&["--semiring", "tropical"]), 2, "--semiring");
     fails(&with(&["--rule", "epsilon=abc"]), 2, "not a finite number");
     fails(&with(&["--rule", "alpha-beta=3,1"]), 2, "α − β = 1");

@@ -856,6 +856,14 @@ fn explain(opts: &Options) -> CliResult<()> {
             ));
         }
     }
+    // Check the rules now (bounds are only known once the input is loaded).
+    let scalar_bounds = || Ok((Bound::Scalar(-3.0), Bound::Scalar(3.0)));
+    if let Some(r) = &opts.rule {
+        parse_rule("--rule", r, &scalar_bounds)?;
+    }
+    if let Some(r) = &opts.first_rule {
+        parse_rule("--first-rule", r, &scalar_bounds)?;
+    }
     let heatmap = opts.heatmap.as_deref().map(PathBuf::from);
 
     let t_load = Instant::now();

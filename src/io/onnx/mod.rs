@@ -229,6 +229,9 @@ enum Value {
     Unavailable(String),
 }
 
+/// Kernel, stride and padding of a 2-D pooling node.
+type PoolWindow = ((usize, usize), (usize, usize), (usize, usize));
+
 struct Importer {
     values: HashMap<String, Value>,
     /// The running activation's name.
@@ -305,8 +308,32 @@ fn attr_string(node: &NodeProto, name: &str) -> Option<String> {
     attr(node, name).map(|a| String::from_utf8_lossy(a.s.unwrap_or_default()).into_owned())
 }
 
+/// The largest kernel, stride, padding, dilation or group count accepted.
+const MAX_ATTRIBUTE: i64 = 1 << 24;
+
+/// The largest activation of one sample accepted at import (2²⁸ elements, 1 GiB of `f32`).
+pub const MAX_SAMPLE_ELEMENTS: u64 = 1 << 28;
+
 fn to_usize(v: i64, what: &str) -> Result<usize> {
+    if v > MAX_ATTRIBUTE {
+        return Err(Error::malformed(
+            "ONNX",
+            format!("{what} = {v} is absurdly large (limit {MAX_ATTRIBUTE})"),
+        ));
+    }
     usize::try_from(v).map_err(|_| Error::Unsupported(format!("{what} = {v} must be ≥ 0")))
+}
+
+fn check_sample_size(shape: &[usize], what: &str) -> Result<()> {
+    let count = shape.iter().fold(1u64, |c, &d| c.saturating_mul(d as u64));
+    if count > MAX_SAMPLE_ELEMENTS {
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            requested: u128::from(count),
+            limit: u128::from(MAX_SAMPLE_ELEMENTS),
+        });
+    }
+    Ok(())
 }
 
 /// A pair from a two-element attribute (`strides`, `dilations`, `kernel_shape`).
@@ -433,11 +460,11 @@ impl Importer {
             match d {
                 Dim::Value(v) if *v > 0 => {
                     count = count.saturating_mul(*v as u64);
-                    if count > MAX_TENSOR_ELEMENTS {
+                    if count > MAX_SAMPLE_ELEMENTS {
                         return Err(Error::TooLarge {
                             what: format!("ONNX graph input '{}'", input.name),
                             requested: u128::from(count),
-                            limit: u128::from(MAX_TENSOR_ELEMENTS),
+                            limit: u128::from(MAX_SAMPLE_ELEMENTS),
                         });
                     }
                     shape.push(*v as usize);
@@ -615,6 +642,7 @@ impl Importer {
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::invalid(format!("output shape {shape:?} is empty")));
         }
+        check_sample_size(&shape, "the node's output")?;
         let label = node_label(i, node);
         for extra in node.outputs.iter().skip(1).filter(|o| !o.is_empty()) {
             self.values.insert(
@@ -754,10 +782,7 @@ impl Importer {
         }
     }
 
-    fn pool_geometry(
-        &self,
-        node: &NodeProto,
-    ) -> Result<((usize, usize), (usize, usize), (usize, usize))> {
+    fn pool_geometry(&self, node: &NodeProto) -> Result<PoolWindow> {
         if attr_int(node, "ceil_mode", 0)? != 0 {
             return Err(Error::Unsupported(
                 "ceil_mode = 1 (only floor mode is supported)".into(),
@@ -1320,6 +1345,9 @@ fn slice_indices(len: usize, start: i64, end: i64, step: i64) -> Result<Vec<usiz
     if step == 0 {
         return Err(Error::malformed("ONNX", "Slice with step 0"));
     }
+    if len == 0 {
+        return Ok(Vec::new());
+    }
     let n = len as i64;
     let norm = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
     let (mut s, e) = if step > 0 {
@@ -1330,7 +1358,33 @@ fn slice_indices(len: usize, start: i64, end: i64, step: i64) -> Result<Vec<usiz
     let mut out = Vec::new();
     while (step > 0 && s < e) || (step < 0 && s > e) {
         out.push(s as usize);
-        s += step;
+        let Some(next) = s.checked_add(step) else {
+            break;
+        };
+        s = next;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_follow_onnx_semantics() {
+        assert_eq!(slice_indices(4, 1, i64::MAX, 1).unwrap(), [1, 2, 3]);
+        assert_eq!(slice_indices(4, -1, i64::MIN, -1).unwrap(), [3, 2, 1, 0]);
+        assert_eq!(slice_indices(4, 0, 4, 2).unwrap(), [0, 2]);
+        assert_eq!(slice_indices(4, 0, 4, i64::MAX).unwrap(), [0]);
+        assert!(slice_indices(0, 0, -1, -1).unwrap().is_empty());
+        assert!(slice_indices(3, 0, 3, 0).is_err());
+    }
+
+    #[test]
+    fn absurd_attributes_are_refused() {
+        assert!(to_usize(1 << 40, "pads").is_err());
+        assert!(to_usize(-1, "pads").is_err());
+        assert_eq!(to_usize(3, "pads").unwrap(), 3);
+        assert!(check_sample_size(&[1 << 20, 1 << 20], "x").is_err());
+    }
 }
