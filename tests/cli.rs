@@ -626,7 +626,7 @@ fn bad_files_exit_1_with_one_line() {
             o,
         ],
         1,
-        "",
+        "is not an .npy, PNG or JPEG file",
     );
     // wrong input shape
     let wrong = tmp.file("wrong.npy");

@@ -554,10 +554,16 @@ fn load_input(opts: &Options, net: &Network) -> CliResult<Input> {
             pixel_range: None,
         });
     }
+    let is_image = bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(&[0xff, 0xd8]);
+    if !is_image {
+        return Err(CliError::Failure(format!(
+            "{path} is not an .npy, PNG or JPEG file (unrecognised signature)"
+        )));
+    }
     let &[c, h, w] = sample else {
         return Err(CliError::Failure(format!(
-            "{path} is not an .npy file, and the model's input {} is not an image ([C, H, W]); \
-             give the input as .npy",
+            "{path} is an image, but the model's input {} is not an image ([C, H, W]); give the \
+             input as .npy",
             shape_str(sample)
         )));
     };

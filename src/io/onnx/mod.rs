@@ -505,26 +505,25 @@ impl Importer {
         })
     }
 
-    fn value(&self, name: &str, i: usize, node: &NodeProto) -> Result<&Value> {
+    fn value(&self, name: &str) -> Result<&Value> {
         self.values.get(name).ok_or_else(|| {
             Error::malformed(
                 "ONNX",
                 format!(
-                    "{} reads '{name}', which no initializer, graph input or earlier node defines",
-                    node_label(i, node)
+                    "reads '{name}', which no initializer, graph input or earlier node defines"
                 ),
             )
         })
     }
 
     /// Constant input `k` of the node (`what` names it in errors).
-    fn const_input(&self, i: usize, node: &NodeProto, k: usize, what: &str) -> Result<Rc<Const>> {
+    fn const_input(&self, node: &NodeProto, k: usize, what: &str) -> Result<Rc<Const>> {
         let name = node
             .inputs
             .get(k)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::malformed("ONNX", format!("no {what} (input {k})")))?;
-        match self.value(name, i, node)? {
+        match self.value(name)? {
             Value::Const(c) => Ok(c.clone()),
             Value::Activation => Err(Error::Unsupported(format!(
                 "{what} '{name}' is computed from the input; klrp needs an initializer or constant"
@@ -533,15 +532,9 @@ impl Importer {
         }
     }
 
-    fn opt_const_input(
-        &self,
-        i: usize,
-        node: &NodeProto,
-        k: usize,
-        what: &str,
-    ) -> Result<Option<Rc<Const>>> {
+    fn opt_const_input(&self, node: &NodeProto, k: usize, what: &str) -> Result<Option<Rc<Const>>> {
         match node.inputs.get(k) {
-            Some(n) if !n.is_empty() => self.const_input(i, node, k, what).map(Some),
+            Some(n) if !n.is_empty() => self.const_input(node, k, what).map(Some),
             _ => Ok(None),
         }
     }
@@ -572,7 +565,7 @@ impl Importer {
             if name.is_empty() {
                 continue;
             }
-            match self.value(name, i, node)? {
+            match self.value(name)? {
                 Value::Activation => act_inputs.push(k),
                 Value::Unavailable(why) => {
                     return Err(Error::Unsupported(format!("input '{name}' is {why}")));
@@ -582,7 +575,7 @@ impl Importer {
         }
         if act_inputs.is_empty() {
             // Constants and shape arithmetic: evaluated now, an identity layer in the network.
-            let outs = self.eval_const(i, node)?;
+            let outs = self.eval_const(node)?;
             let note = if matches!(node.op_type.as_str(), "Constant" | "Identity") {
                 "constant"
             } else {
@@ -692,7 +685,7 @@ impl Importer {
             "Relu" => plain(Box::new(ReLU)),
             "Identity" => plain(Box::new(Identity)),
             "Dropout" => {
-                if let Some(t) = self.opt_const_input(i, node, 2, "training_mode")? {
+                if let Some(t) = self.opt_const_input(node, 2, "training_mode")? {
                     if t.ints("training_mode")?.iter().any(|&v| v != 0) {
                         return Err(Error::Unsupported("Dropout in training mode".into()));
                     }
@@ -707,10 +700,10 @@ impl Importer {
                     false,
                 ))
             }
-            "Conv" => Ok((Box::new(self.conv(i, node)?), None, true)),
-            "Gemm" => Ok((Box::new(self.gemm(i, node)?), None, true)),
-            "MatMul" => Ok((Box::new(self.matmul(i, node)?), None, true)),
-            "Add" => self.add_bias(i, node, act_k),
+            "Conv" => Ok((Box::new(self.conv(node)?), None, true)),
+            "Gemm" => Ok((Box::new(self.gemm(node)?), None, true)),
+            "MatMul" => Ok((Box::new(self.matmul(node)?), None, true)),
+            "Add" => self.add_bias(node, act_k),
             "MaxPool" => {
                 if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
                     return Err(Error::Unsupported("MaxPool with an Indices output".into()));
@@ -750,7 +743,7 @@ impl Importer {
                 plain(Box::new(Flatten))
             }
             "Reshape" => {
-                let target = self.const_input(i, node, 1, "target shape")?;
+                let target = self.const_input(node, 1, "target shape")?;
                 let t = target.ints("the Reshape target shape")?;
                 let allowzero = attr_int(node, "allowzero", 0)? != 0;
                 if self.is_flatten(t, allowzero) {
@@ -773,7 +766,7 @@ impl Importer {
                     )))
                 }
             }
-            "BatchNormalization" => plain(Box::new(self.batch_norm(i, node)?)),
+            "BatchNormalization" => plain(Box::new(self.batch_norm(node)?)),
             op => Err(Error::Unsupported(format!(
                 "operator {op} is not supported (supported: Conv, Gemm, MatMul, Add (as a bias), \
                  Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape (as a flatten), \
@@ -805,8 +798,8 @@ impl Importer {
         Ok((kernel, stride, pads(node)?))
     }
 
-    fn conv(&self, i: usize, node: &NodeProto) -> Result<Conv2d> {
-        let w = self.const_input(i, node, 1, "weight W")?;
+    fn conv(&self, node: &NodeProto) -> Result<Conv2d> {
+        let w = self.const_input(node, 1, "weight W")?;
         let &[co, ci, kh, kw] = w.shape.as_slice() else {
             return Err(Error::Unsupported(format!(
                 "Conv weight of shape {:?}: only 2-D convolutions ([C_out, C_in/groups, kh, kw]) \
@@ -825,7 +818,7 @@ impl Importer {
         let weight =
             Array4::from_shape_vec((co, ci, kh, kw), w.floats("the Conv weight")?.to_vec())
                 .map_err(|e| Error::malformed("ONNX", e.to_string()))?;
-        let bias = match self.opt_const_input(i, node, 2, "bias B")? {
+        let bias = match self.opt_const_input(node, 2, "bias B")? {
             Some(b) => {
                 if b.shape != [co] {
                     return Err(Error::shape("Conv bias", &[co], &b.shape));
@@ -850,8 +843,8 @@ impl Importer {
         Ok(conv)
     }
 
-    fn matrix(&self, i: usize, node: &NodeProto, what: &str) -> Result<Array2<f32>> {
-        let b = self.const_input(i, node, 1, what)?;
+    fn matrix(&self, node: &NodeProto, what: &str) -> Result<Array2<f32>> {
+        let b = self.const_input(node, 1, what)?;
         let &[r, c] = b.shape.as_slice() else {
             return Err(Error::Unsupported(format!(
                 "{what} of shape {:?} (need a matrix)",
@@ -879,19 +872,19 @@ impl Importer {
         Ok(())
     }
 
-    fn matmul(&self, i: usize, node: &NodeProto) -> Result<Dense> {
-        let b = self.matrix(i, node, "weight B")?;
+    fn matmul(&self, node: &NodeProto) -> Result<Dense> {
+        let b = self.matrix(node, "weight B")?;
         self.check_features("MatMul", b.nrows())?;
         Dense::new(b.reversed_axes().as_standard_layout().into_owned(), None)
     }
 
-    fn gemm(&self, i: usize, node: &NodeProto) -> Result<Dense> {
+    fn gemm(&self, node: &NodeProto) -> Result<Dense> {
         if attr_int(node, "transA", 0)? != 0 {
             return Err(Error::Unsupported("Gemm with transA = 1".into()));
         }
         let alpha = attr_float(node, "alpha", 1.0)?;
         let beta = attr_float(node, "beta", 1.0)?;
-        let m = self.matrix(i, node, "weight B")?;
+        let m = self.matrix(node, "weight B")?;
         let mut w = if attr_int(node, "transB", 0)? != 0 {
             m
         } else {
@@ -902,7 +895,7 @@ impl Importer {
             w.mapv_inplace(|x| x * alpha);
         }
         let out = w.nrows();
-        let bias = match self.opt_const_input(i, node, 2, "bias C")? {
+        let bias = match self.opt_const_input(node, 2, "bias C")? {
             Some(c) => {
                 let v = c.floats("the Gemm bias")?;
                 let b: Vec<f32> = match c.shape.as_slice() {
@@ -920,11 +913,10 @@ impl Importer {
     /// `Add(activation, constant)` right after a dense or convolution layer: that layer's bias.
     fn add_bias(
         &mut self,
-        i: usize,
         node: &NodeProto,
         act_k: usize,
     ) -> Result<(Box<dyn Layer>, Option<String>, bool)> {
-        let c = self.const_input(i, node, 1 - act_k.min(1), "addend")?;
+        let c = self.const_input(node, 1 - act_k.min(1), "addend")?;
         let Some(p) = self.producer else {
             return Err(Error::Unsupported(
                 "Add of a constant is supported only as the bias of the MatMul, Gemm or Conv \
@@ -965,7 +957,7 @@ impl Importer {
         ))
     }
 
-    fn batch_norm(&self, i: usize, node: &NodeProto) -> Result<BatchNorm2d> {
+    fn batch_norm(&self, node: &NodeProto) -> Result<BatchNorm2d> {
         if attr_int(node, "training_mode", 0)? != 0 {
             return Err(Error::Unsupported(
                 "BatchNormalization in training mode".into(),
@@ -978,7 +970,7 @@ impl Importer {
         }
         let eps = attr_float(node, "epsilon", 1e-5)?;
         let vec = |k: usize, what: &str| -> Result<Array1<f32>> {
-            let c = self.const_input(i, node, k, what)?;
+            let c = self.const_input(node, k, what)?;
             if c.shape.len() != 1 {
                 return Err(Error::Unsupported(format!(
                     "BatchNormalization {what} of shape {:?} (need [C])",
@@ -1038,8 +1030,8 @@ impl Importer {
     }
 
     /// Evaluates a node whose inputs are all constants.
-    fn eval_const(&self, i: usize, node: &NodeProto) -> Result<Vec<Const>> {
-        let input = |k: usize| self.const_input(i, node, k, &format!("input {k}"));
+    fn eval_const(&self, node: &NodeProto) -> Result<Vec<Const>> {
+        let input = |k: usize| self.const_input(node, k, &format!("input {k}"));
         let ints = |c: &Const| -> Result<Vec<i64>> { Ok(c.ints("a shape input")?.to_vec()) };
         let one = |c: Const| Ok(vec![c]);
         match node.op_type.as_str() {
@@ -1151,7 +1143,7 @@ impl Importer {
                 let axes = match attr_ints(node, "axes") {
                     Some(a) => Some(a),
                     None => self
-                        .opt_const_input(i, node, 1, "axes")?
+                        .opt_const_input(node, 1, "axes")?
                         .map(|c| ints(&c))
                         .transpose()?,
                 };
@@ -1235,10 +1227,10 @@ impl Importer {
                     None => (
                         ints(&*input(1)?)?,
                         ints(&*input(2)?)?,
-                        self.opt_const_input(i, node, 3, "axes")?
+                        self.opt_const_input(node, 3, "axes")?
                             .map(|c| ints(&c))
                             .transpose()?,
-                        self.opt_const_input(i, node, 4, "steps")?
+                        self.opt_const_input(node, 4, "steps")?
                             .map(|c| ints(&c))
                             .transpose()?,
                     ),
