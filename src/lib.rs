@@ -85,6 +85,7 @@ pub mod kernels;
 #[cfg(feature = "laws")]
 pub mod laws;
 pub mod layers;
+pub mod models;
 pub mod network;
 pub mod rules;
 pub mod semiring;

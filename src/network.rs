@@ -261,7 +261,8 @@ impl Network {
 
     /// Fuses every normalisation layer into the dense or convolution layer right before it
     /// (Zennit's canonizer); the normalisation is replaced by an [`Identity`], so layer indices
-    /// do not change.
+    /// do not change. Identity layers (dropout, identities, e.g. the constant nodes of an
+    /// imported ONNX graph) between the two are skipped over.
     ///
     /// # Errors
     /// [`Error::Layer`] if a normalisation does not directly follow a dense or convolution layer.
@@ -271,17 +272,20 @@ impl Network {
                 continue;
             };
             let name = self.layers[i].name();
-            if i == 0 || !self.layers[i - 1].kind().is_linear() {
+            let prev = (0..i)
+                .rev()
+                .find(|&p| self.layers[p].kind() != crate::layers::LayerKind::Identity);
+            let Some(prev) = prev.filter(|&p| self.layers[p].kind().is_linear()) else {
                 return Err(Error::Unsupported(
                     "a normalisation must directly follow a dense or convolution layer to be fused"
                         .into(),
                 )
                 .in_layer(i, name));
-            }
-            let prev_name = self.layers[i - 1].name();
-            self.layers[i - 1]
+            };
+            let prev_name = self.layers[prev].name();
+            self.layers[prev]
                 .fuse_channel_affine(&affine)
-                .map_err(|e| e.in_layer(i - 1, prev_name))?;
+                .map_err(|e| e.in_layer(prev, prev_name))?;
             self.layers[i] = Box::new(Identity);
         }
         Ok(self)

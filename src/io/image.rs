@@ -1,0 +1,399 @@
+//! PNG and JPEG images as network inputs, and PNG output (feature `images`).
+//!
+//! [`load_image`] decodes a PNG or JPEG (detected from its first bytes, not its name) and
+//! preprocesses it like torchvision's ImageNet evaluation transform
+//! `Resize(256) → CenterCrop(224) → ToTensor() → Normalize(mean, std)`:
+//!
+//! 1. pixels become `f32` in `[0, 1]` (8-bit values / 255; 16-bit PNGs are reduced to 8 bits,
+//!    alpha is dropped, grayscale is repeated into three channels, palettes are expanded);
+//! 2. **resize** so the shorter side is `resize` pixels, the longer `⌊resize · long / short⌋`
+//!    (torchvision's rule), by **bilinear interpolation without antialiasing**: half-pixel
+//!    centres, `align_corners = False`, exactly `torch.nn.functional.interpolate(mode="bilinear",
+//!    antialias=False)`. torchvision's PIL path antialiases when it shrinks, so its pixels differ
+//!    slightly (a few 1/255 on natural images); resizing the image to `256` on the short side
+//!    beforehand makes the two identical;
+//! 3. **center crop** `crop_h × crop_w`, offsets `round((h − crop_h) / 2)` with Python's
+//!    round-half-to-even, as torchvision;
+//! 4. optional **normalisation** `(x − mean_c) / std_c`, ImageNet's by default
+//!    ([`IMAGENET_MEAN`], [`IMAGENET_STD`]).
+//!
+//! The result is a batch of one, `[1, 3, H, W]` (or `[1, 1, H, W]` with
+//! [`Preprocess::grayscale`], luminance `0.299 R + 0.587 G + 0.114 B` as PIL's `convert("L")`).
+//!
+//! [`write_png_rgb`] writes an 8-bit RGB PNG (for heatmaps).
+
+use crate::error::{Error, Result};
+use ndarray::{Array3, ArrayD, Axis};
+use std::path::Path;
+
+/// ImageNet channel means (RGB), as torchvision.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations (RGB), as torchvision.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// The largest image decoded, in pixels (2²⁶ ≈ 67 megapixels).
+pub const MAX_PIXELS: u64 = 1 << 26;
+
+/// An 8-bit RGB image, row-major, 3 bytes per pixel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RgbImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `height · width · 3` bytes, RGB.
+    pub pixels: Vec<u8>,
+}
+
+/// Per-channel normalisation `(x − mean) / std`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normalization {
+    /// Channel means.
+    pub mean: Vec<f32>,
+    /// Channel standard deviations.
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    /// ImageNet's (torchvision's) normalisation.
+    pub fn imagenet() -> Self {
+        Normalization {
+            mean: IMAGENET_MEAN.to_vec(),
+            std: IMAGENET_STD.to_vec(),
+        }
+    }
+}
+
+/// How an image becomes a network input (see the [module docs](self)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preprocess {
+    /// Resize so the shorter side has this length (`None`: keep the size).
+    pub resize: Option<usize>,
+    /// Center crop to `(height, width)` (`None`: no crop).
+    pub crop: Option<(usize, usize)>,
+    /// Normalisation after scaling to `[0, 1]` (`None`: inputs stay in `[0, 1]`).
+    pub normalize: Option<Normalization>,
+    /// One luminance channel instead of RGB.
+    pub grayscale: bool,
+}
+
+impl Preprocess {
+    /// torchvision's ImageNet evaluation transform: resize 256, center crop 224, ImageNet
+    /// normalisation.
+    pub fn imagenet() -> Self {
+        Preprocess {
+            resize: Some(256),
+            crop: Some((224, 224)),
+            normalize: Some(Normalization::imagenet()),
+            grayscale: false,
+        }
+    }
+
+    /// For a network input of `channels × height × width`: crop to it after resizing the
+    /// shorter side to `⌊256/224 · height⌋` (256 for 224), with `normalize`.
+    pub fn for_input(
+        channels: usize,
+        height: usize,
+        width: usize,
+        normalize: Option<Normalization>,
+    ) -> Self {
+        Preprocess {
+            resize: Some(height.max(width) * 256 / 224),
+            crop: Some((height, width)),
+            normalize,
+            grayscale: channels == 1,
+        }
+    }
+}
+
+fn bad(format: &'static str, reason: impl std::fmt::Display) -> Error {
+    Error::malformed(format, reason.to_string())
+}
+
+fn check_size(width: usize, height: usize, format: &'static str) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if width == 0 || height == 0 {
+        return Err(bad(format, format!("image of size {width}×{height}")));
+    }
+    if pixels > MAX_PIXELS {
+        return Err(Error::TooLarge {
+            what: format!("{format} image {width}×{height}"),
+            requested: u128::from(pixels),
+            limit: u128::from(MAX_PIXELS),
+        });
+    }
+    Ok(())
+}
+
+/// Decodes a PNG or JPEG (by its signature) to 8-bit RGB.
+///
+/// # Errors
+/// [`Error::Malformed`] (format `"PNG"`, `"JPEG"` or `"image"`) for corrupt or unrecognised
+/// data; [`Error::TooLarge`] above [`MAX_PIXELS`]; [`Error::Unsupported`] for CMYK JPEGs.
+pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        decode_png(bytes)
+    } else if bytes.starts_with(&[0xff, 0xd8]) {
+        decode_jpeg(bytes)
+    } else {
+        Err(bad(
+            "image",
+            "not a PNG or JPEG file (unrecognised signature)",
+        ))
+    }
+}
+
+fn decode_png(bytes: &[u8]) -> Result<RgbImage> {
+    let mut dec = png::Decoder::new_with_limits(
+        std::io::Cursor::new(bytes),
+        png::Limits {
+            bytes: (MAX_PIXELS * 8) as usize,
+        },
+    );
+    dec.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = dec.read_info().map_err(|e| bad("PNG", e))?;
+    let (w, h) = {
+        let info = reader.info();
+        (info.width as usize, info.height as usize)
+    };
+    check_size(w, h, "PNG")?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| bad("PNG", "image too large"))?;
+    let mut buf = vec![0; size];
+    let frame = reader.next_frame(&mut buf).map_err(|e| bad("PNG", e))?;
+    let buf = &buf[..frame.buffer_size()];
+    let channels = match frame.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => {
+            return Err(bad("PNG", "palette was not expanded"));
+        }
+    };
+    if frame.bit_depth != png::BitDepth::Eight || frame.line_size < w * channels {
+        return Err(bad("PNG", "unexpected output format"));
+    }
+    let mut pixels = Vec::with_capacity(w * h * 3);
+    for row in buf.chunks(frame.line_size).take(h) {
+        for px in row[..w * channels].chunks_exact(channels) {
+            match channels {
+                1 | 2 => pixels.extend_from_slice(&[px[0]; 3]),
+                _ => pixels.extend_from_slice(&px[..3]),
+            }
+        }
+    }
+    if pixels.len() != w * h * 3 {
+        return Err(bad("PNG", "truncated image data"));
+    }
+    Ok(RgbImage {
+        width: w,
+        height: h,
+        pixels,
+    })
+}
+
+fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
+    let mut dec = jpeg_decoder::Decoder::new(bytes);
+    dec.read_info().map_err(|e| bad("JPEG", e))?;
+    let info = dec.info().ok_or_else(|| bad("JPEG", "no image header"))?;
+    let (w, h) = (usize::from(info.width), usize::from(info.height));
+    check_size(w, h, "JPEG")?;
+    dec.set_max_decoding_buffer_size((MAX_PIXELS * 4) as usize);
+    let data = dec.decode().map_err(|e| bad("JPEG", e))?;
+    let pixels: Vec<u8> = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => data,
+        jpeg_decoder::PixelFormat::L8 => data.iter().flat_map(|&v| [v; 3]).collect(),
+        jpeg_decoder::PixelFormat::L16 => data
+            .chunks_exact(2)
+            .flat_map(|c| [(u16::from_ne_bytes([c[0], c[1]]) >> 8) as u8; 3])
+            .collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => {
+            return Err(Error::Unsupported(
+                "CMYK JPEG images (convert to RGB first)".into(),
+            ));
+        }
+    };
+    if pixels.len() != w * h * 3 {
+        return Err(bad("JPEG", "truncated image data"));
+    }
+    Ok(RgbImage {
+        width: w,
+        height: h,
+        pixels,
+    })
+}
+
+/// Reads and decodes a PNG or JPEG file.
+///
+/// # Errors
+/// [`Error::Io`] if it cannot be read; otherwise as [`decode_image`], naming the file.
+pub fn read_image_file(path: impl AsRef<Path>) -> Result<RgbImage> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    decode_image(&bytes).map_err(|e| match e {
+        Error::Malformed { format, reason } => Error::Malformed {
+            format,
+            reason: format!("{}: {reason}", path.display()),
+        },
+        other => other,
+    })
+}
+
+/// Bilinear resize of a `[C, H, W]` image to `out_h × out_w` (half-pixel centres,
+/// `align_corners = False`, no antialiasing: PyTorch's `interpolate(mode="bilinear")`).
+pub fn resize_bilinear(img: &Array3<f32>, out_h: usize, out_w: usize) -> Array3<f32> {
+    let (c, h, w) = img.dim();
+    let taps = |n_in: usize, n_out: usize| -> Vec<(usize, usize, f32)> {
+        let scale = n_in as f32 / n_out as f32;
+        (0..n_out)
+            .map(|o| {
+                let src = (scale * (o as f32 + 0.5) - 0.5).max(0.0);
+                let i0 = (src as usize).min(n_in - 1);
+                let i1 = if i0 + 1 < n_in { i0 + 1 } else { i0 };
+                (i0, i1, src - i0 as f32)
+            })
+            .collect()
+    };
+    let (ys, xs) = (taps(h, out_h), taps(w, out_w));
+    let mut out = Array3::zeros((c, out_h, out_w));
+    for ch in 0..c {
+        for (oy, &(y0, y1, ly)) in ys.iter().enumerate() {
+            for (ox, &(x0, x1, lx)) in xs.iter().enumerate() {
+                let top = (1.0 - lx) * img[[ch, y0, x0]] + lx * img[[ch, y0, x1]];
+                let bottom = (1.0 - lx) * img[[ch, y1, x0]] + lx * img[[ch, y1, x1]];
+                out[[ch, oy, ox]] = (1.0 - ly) * top + ly * bottom;
+            }
+        }
+    }
+    out
+}
+
+/// Python's `round` (half to even) of `d / 2` for a non-negative integer `d`.
+fn half_round_even(d: usize) -> usize {
+    let q = d / 2;
+    if d % 2 == 1 && q % 2 == 1 { q + 1 } else { q }
+}
+
+/// Preprocesses an image into a batch of one `[1, C, H, W]` (see the [module docs](self)).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the crop is larger than the (resized) image, a size is 0, or the
+/// normalisation's channel count or a zero standard deviation does not fit.
+pub fn to_tensor(img: &RgbImage, pre: &Preprocess) -> Result<ArrayD<f32>> {
+    let (w, h) = (img.width, img.height);
+    if w == 0 || h == 0 || img.pixels.len() != w * h * 3 {
+        return Err(Error::invalid(format!(
+            "image of {w}×{h} pixels with {} bytes",
+            img.pixels.len()
+        )));
+    }
+    let channels = if pre.grayscale { 1 } else { 3 };
+    let mut x = Array3::<f32>::zeros((channels, h, w));
+    for (k, px) in img.pixels.chunks_exact(3).enumerate() {
+        let (y, xx) = (k / w, k % w);
+        if pre.grayscale {
+            let l = 0.299 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2]);
+            x[[0, y, xx]] = l / 255.0;
+        } else {
+            for c in 0..3 {
+                x[[c, y, xx]] = f32::from(px[c]) / 255.0;
+            }
+        }
+    }
+    if let Some(size) = pre.resize {
+        if size == 0 {
+            return Err(Error::invalid("resize to 0 pixels"));
+        }
+        let (nh, nw) = if h <= w {
+            (size, (size as u64 * w as u64 / h as u64) as usize)
+        } else {
+            ((size as u64 * h as u64 / w as u64) as usize, size)
+        };
+        if (nh, nw) != (h, w) {
+            check_size(nw, nh, "image")?;
+            x = resize_bilinear(&x, nh, nw);
+        }
+    }
+    if let Some((ch, cw)) = pre.crop {
+        let (_, h, w) = x.dim();
+        if ch == 0 || cw == 0 || ch > h || cw > w {
+            return Err(Error::invalid(format!(
+                "center crop {ch}×{cw} does not fit the {h}×{w} image"
+            )));
+        }
+        let (top, left) = (half_round_even(h - ch), half_round_even(w - cw));
+        x = x
+            .slice(ndarray::s![.., top..top + ch, left..left + cw])
+            .to_owned();
+    }
+    if let Some(n) = &pre.normalize {
+        if n.mean.len() != channels || n.std.len() != channels {
+            return Err(Error::invalid(format!(
+                "normalisation for {} channels applied to {channels}",
+                n.mean.len()
+            )));
+        }
+        if n.std.iter().any(|&s| !(s.is_finite() && s != 0.0)) {
+            return Err(Error::invalid(
+                "normalisation std must be finite and non-zero",
+            ));
+        }
+        for (c, mut plane) in x.outer_iter_mut().enumerate() {
+            plane.mapv_inplace(|v| (v - n.mean[c]) / n.std[c]);
+        }
+    }
+    Ok(x.insert_axis(Axis(0)).into_dyn())
+}
+
+/// Reads an image file and preprocesses it ([`read_image_file`] then [`to_tensor`]).
+///
+/// # Errors
+/// As those two.
+pub fn load_image(path: impl AsRef<Path>, pre: &Preprocess) -> Result<ArrayD<f32>> {
+    to_tensor(&read_image_file(path)?, pre)
+}
+
+/// Writes an 8-bit RGB PNG (`rgb`: `height · width · 3` bytes, row-major).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the buffer does not match the size; [`Error::Io`] if writing
+/// fails.
+pub fn write_png_rgb(
+    path: impl AsRef<Path>,
+    width: usize,
+    height: usize,
+    rgb: &[u8],
+) -> Result<()> {
+    let path = path.as_ref();
+    if width == 0 || height == 0 || rgb.len() != width * height * 3 {
+        return Err(Error::invalid(format!(
+            "PNG of {width}×{height} pixels needs {} bytes, got {}",
+            width * height * 3,
+            rgb.len()
+        )));
+    }
+    let (w, h) = (
+        u32::try_from(width).map_err(|_| Error::invalid("PNG width too large"))?,
+        u32::try_from(height).map_err(|_| Error::invalid("PNG height too large"))?,
+    );
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let enc_err = |e: png::EncodingError| match e {
+        png::EncodingError::IoError(e) => io(e),
+        other => Error::invalid(format!("PNG encoding: {other}")),
+    };
+    let mut writer = enc.write_header().map_err(enc_err)?;
+    writer.write_image_data(rgb).map_err(enc_err)?;
+    writer.finish().map_err(enc_err)
+}

@@ -1,0 +1,730 @@
+//! The `klrp` command: Zennit agreement on torch-exported ONNX models (tests/fixtures/onnx/), the
+//! non-real semirings against the library API, options, and error handling.
+#![cfg(feature = "cli")]
+
+use klrp::composite::Composite;
+use klrp::io::npy::{NpyData, read_npy_file};
+use klrp::io::onnx::load_onnx_file;
+use klrp::rules::{ProportionalRule, ZeroRule};
+use klrp::semiring::{Boolean, Counting, Real, Viterbi};
+use klrp::{AbsThreshold, Clamp01, Identity, Network, PerLayer, Threshold};
+use ndarray::ArrayD;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("klrp-cli-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn klrp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_klrp"))
+        .args(args)
+        .output()
+        .expect("run klrp")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = klrp(args);
+    assert!(
+        o.status.success(),
+        "klrp {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Runs klrp and checks it fails with `code` and one line on stderr containing `want`.
+fn fails(args: &[&str], code: i32, want: &str) -> String {
+    let o = klrp(args);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "klrp {}: {err}",
+        args.join(" ")
+    );
+    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(want), "{err:?} should contain {want:?}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"));
+    err
+}
+
+fn load_f32(p: &Path) -> ArrayD<f32> {
+    read_npy_file(p).unwrap().to_f32().unwrap()
+}
+
+/// max |a − b| / max |b| per sample.
+fn worst_relative(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    a.outer_iter()
+        .zip(b.outer_iter())
+        .map(|(x, y)| {
+            let scale = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0);
+            x.iter()
+                .zip(y)
+                .fold(0.0f32, |m, (p, q)| m.max((p - q).abs()))
+                / scale
+        })
+        .fold(0.0, f32::max)
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs every case of one model on every ONNX export of it.
+fn check_model_against_zennit(model: &str) {
+    let dir = fixtures().join(model);
+    let tmp = TempDir::new(model);
+    let target = std::fs::read_to_string(dir.join("target.txt")).unwrap();
+    let target = target.trim();
+    let input = dir.join("input.npy");
+    let cases = std::fs::read_to_string(dir.join("cases.txt")).unwrap();
+    let mut exports: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    exports.sort();
+    assert!(exports.len() >= 2);
+    let mut worst = 0.0f32;
+    let mut runs = 0;
+    for onnx in &exports {
+        for line in cases.lines().filter(|l| !l.trim().is_empty()) {
+            let (case, args) = line.split_once('\t').unwrap_or((line, ""));
+            let out = tmp.file(&format!("{case}.npy"));
+            let mut argv = vec![
+                "explain",
+                "--model",
+                path_str(onnx),
+                "--input",
+                path_str(&input),
+                "--target",
+                target,
+                "--out",
+                path_str(&out),
+            ];
+            argv.extend(args.split_whitespace());
+            ok(&argv);
+            let got = load_f32(&out);
+            let want = load_f32(&dir.join(format!("{case}.npy")));
+            let err = worst_relative(&got, &want);
+            assert!(
+                err <= 1e-4,
+                "{model}/{}/{case}: relative error {err:e}",
+                onnx.file_name().unwrap().to_string_lossy()
+            );
+            worst = worst.max(err);
+            runs += 1;
+        }
+    }
+    eprintln!("{model}: {runs} runs, worst relative error {worst:e}");
+}
+
+#[test]
+fn mlp_matches_zennit_for_every_rule_and_composite() {
+    check_model_against_zennit("mlp");
+}
+
+#[test]
+fn cnn_with_pooling_matches_zennit_for_every_rule_and_composite() {
+    check_model_against_zennit("cnn_pool");
+}
+
+#[test]
+fn cnn_with_batchnorm_matches_zennit_for_every_rule_and_composite() {
+    check_model_against_zennit("cnn_bn");
+}
+
+fn library_net(onnx: &Path) -> Network {
+    load_onnx_file(onnx)
+        .unwrap()
+        .into_network()
+        .canonize()
+        .unwrap()
+}
+
+/// Runs `klrp explain` on cnn_pool with extra args; returns the written array.
+fn cli_run(onnx: &Path, input: &Path, target: &str, extra: &[&str], tmp: &TempDir) -> NpyData {
+    let out = tmp.file("r.npy");
+    let mut argv = vec![
+        "explain",
+        "--model",
+        path_str(onnx),
+        "--input",
+        path_str(input),
+        "--target",
+        target,
+        "--out",
+        path_str(&out),
+    ];
+    argv.extend_from_slice(extra);
+    ok(&argv);
+    read_npy_file(&out).unwrap().data
+}
+
+#[test]
+fn boolean_counting_viterbi_match_the_library() {
+    let tmp = TempDir::new("semirings");
+    for model in ["cnn_pool", "cnn_bn", "mlp"] {
+        let onnx = fixtures().join(model).join("legacy.onnx");
+        let input = fixtures().join(model).join("input.npy");
+        let x = load_f32(&input);
+        let net = library_net(&onnx);
+        let targets = [1, 1, 1];
+        let n = net.layers().len();
+
+        // boolean, signed threshold, per-layer override
+        let theta =
+            PerLayer::new(Threshold::new(0.05).unwrap()).with(n - 1, Threshold::new(0.2).unwrap());
+        let lib = net
+            .explain::<Boolean, _>(&x, &targets, &Composite::k_lrp(), &theta)
+            .unwrap();
+        let at = format!("{}=0.2", n - 1);
+        let cli = cli_run(
+            &onnx,
+            &input,
+            "1",
+            &[
+                "--semiring",
+                "boolean",
+                "--theta",
+                "0.05",
+                "--theta-at",
+                &at,
+            ],
+            &tmp,
+        );
+        let want: Vec<bool> = lib.input().iter().map(|b| b.0).collect();
+        assert_eq!(cli, NpyData::Bool(want.clone()), "{model} boolean");
+        assert!(
+            want.iter().any(|&b| b),
+            "{model}: boolean relevance is empty"
+        );
+
+        // counting, |d| > θ, average max pooling
+        let theta = PerLayer::new(AbsThreshold::new(0.02).unwrap());
+        let composite = Composite::k_lrp().with_max_pool(ProportionalRule::default());
+        let lib = net
+            .explain::<Counting, _>(&x, &targets, &composite, &theta)
+            .unwrap();
+        let cli = cli_run(
+            &onnx,
+            &input,
+            "1",
+            &[
+                "--semiring",
+                "counting",
+                "--theta",
+                "0.02",
+                "--theta-abs",
+                "--maxpool",
+                "average",
+            ],
+            &tmp,
+        );
+        let want: Vec<u64> = lib.input().iter().map(|c| c.0).collect();
+        assert_eq!(cli, NpyData::U64(want.clone()), "{model} counting");
+        assert!(want.iter().any(|&c| c > 1), "{model}: no count above 1");
+
+        // viterbi, default composite
+        let lib = net
+            .explain::<Viterbi, _>(&x, &targets, &Composite::viterbi(), &PerLayer::new(Clamp01))
+            .unwrap();
+        let cli = cli_run(&onnx, &input, "1", &["--semiring", "viterbi"], &tmp);
+        let want: Vec<f32> = lib.input().iter().map(|v| v.0 as f32).collect();
+        assert_eq!(cli, NpyData::F32(want), "{model} viterbi");
+
+        // real, LRP-0, one-hot init
+        let lib = net
+            .explain::<Real<f32>, _>(
+                &x,
+                &targets,
+                &Composite::uniform(ZeroRule),
+                &PerLayer::new(Identity),
+            )
+            .unwrap();
+        let cli = cli_run(
+            &onnx,
+            &input,
+            "1",
+            &["--rule", "zero", "--init", "one"],
+            &tmp,
+        );
+        let want: Vec<f32> = lib.input().iter().map(|v| v.0).collect();
+        assert_eq!(cli, NpyData::F32(want), "{model} real zero");
+    }
+}
+
+#[test]
+fn theta_at_uses_graph_node_indices() {
+    // legacy_view.onnx has shape-computation nodes 6..=12 and the first Gemm at 14.
+    let tmp = TempDir::new("theta-at");
+    let onnx = fixtures().join("cnn_pool/legacy_view.onnx");
+    let input = fixtures().join("cnn_pool/input.npy");
+    let x = load_f32(&input);
+    let net = library_net(&onnx);
+    assert_eq!(net.layers().len(), 17);
+    let theta = PerLayer::new(Threshold::new(0.01).unwrap()).with(14, Threshold::new(0.3).unwrap());
+    let lib = net
+        .explain::<Counting, _>(&x, &[1, 1, 1], &Composite::k_lrp(), &theta)
+        .unwrap();
+    let cli = cli_run(
+        &onnx,
+        &input,
+        "1",
+        &["--semiring", "counting", "--theta-at", "14=0.3"],
+        &tmp,
+    );
+    let want: Vec<u64> = lib.input().iter().map(|c| c.0).collect();
+    assert_eq!(cli, NpyData::U64(want));
+    // and it differs from not overriding layer 14
+    let plain = cli_run(&onnx, &input, "1", &["--semiring", "counting"], &tmp);
+    assert_ne!(cli, plain);
+}
+
+#[test]
+fn per_sample_targets_single_samples_and_heatmaps() {
+    let tmp = TempDir::new("misc");
+    let onnx = fixtures().join("cnn_pool/legacy.onnx");
+    let input = fixtures().join("cnn_pool/input.npy");
+    let x = load_f32(&input);
+    // one sample without a batch axis
+    let one = tmp.file("one.npy");
+    klrp::io::npy::write_npy_file(&one, &x.index_axis(ndarray::Axis(0), 0).to_owned()).unwrap();
+    let out = tmp.file("r1.npy");
+    ok(&[
+        "explain",
+        "--model",
+        path_str(&onnx),
+        "--input",
+        path_str(&one),
+        "--target",
+        "2",
+        "--out",
+        path_str(&out),
+    ]);
+    let r1 = load_f32(&out);
+    assert_eq!(r1.shape(), &[2, 8, 8]);
+    // targets per sample: the first sample with target 2 equals the single run
+    let heat = tmp.file("heat.png");
+    let out3 = tmp.file("r3.npy");
+    let o = ok(&[
+        "explain",
+        "--model",
+        path_str(&onnx),
+        "--input",
+        path_str(&input),
+        "--target",
+        "2,0,1",
+        "--out",
+        path_str(&out3),
+        "--heatmap",
+        path_str(&heat),
+        "--timing",
+    ]);
+    let r3 = load_f32(&out3);
+    assert_eq!(r3.index_axis(ndarray::Axis(0), 0), r1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let line = stderr.lines().find(|l| l.starts_with("timing: ")).unwrap();
+    assert!(
+        line.contains("load ") && line.contains(" ms, forward ") && line.ends_with(" ms"),
+        "{line}"
+    );
+    assert!(line.contains(", relevance "), "{line}");
+    for s in 0..3 {
+        let png = tmp.file(&format!("heat_{s}.png"));
+        let img = klrp::io::image::read_image_file(&png).unwrap();
+        assert_eq!((img.width, img.height), (8, 8));
+    }
+}
+
+#[test]
+fn image_inputs_are_preprocessed_for_the_model() {
+    let tmp = TempDir::new("image");
+    // cnn_bn takes 3 × 8 × 8: resize the shorter side to 9, crop 8 × 8, ImageNet normalisation
+    let onnx = fixtures().join("cnn_bn/legacy.onnx");
+    let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
+    let out = tmp.file("r.npy");
+    let heat = tmp.file("r.png");
+    ok(&[
+        "explain",
+        "--model",
+        path_str(&onnx),
+        "--input",
+        path_str(&png),
+        "--target",
+        "0",
+        "--composite",
+        "epsilon-gamma-box",
+        "--out",
+        path_str(&out),
+        "--heatmap",
+        path_str(&heat),
+    ]);
+    let r = load_f32(&out);
+    assert_eq!(r.shape(), &[3, 8, 8]);
+    let img = klrp::io::image::read_image_file(&heat).unwrap();
+    assert_eq!((img.width, img.height), (8, 8));
+    // an MLP cannot take an image
+    fails(
+        &[
+            "explain",
+            "--model",
+            path_str(&fixtures().join("mlp/legacy.onnx")),
+            "--input",
+            path_str(&png),
+            "--target",
+            "0",
+            "--out",
+            path_str(&out),
+        ],
+        1,
+        "give the input as .npy",
+    );
+}
+
+#[test]
+fn info_prints_every_node_with_index_shape_and_params() {
+    let o = ok(&[
+        "info",
+        "--model",
+        path_str(&fixtures().join("cnn_pool/legacy_view.onnx")),
+    ]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("model: "));
+    assert!(lines[1].starts_with("input: [N, 2, 8, 8]"));
+    assert!(lines[2].contains("layer") && lines[2].contains("output shape"));
+    let body = &lines[3..3 + 17];
+    for (i, l) in body.iter().enumerate() {
+        assert!(
+            l.trim_start().starts_with(&format!("{i} ")),
+            "line {i}: {l}"
+        );
+    }
+    assert!(
+        body[0].contains("Conv2d(2 → 4")
+            && body[0].contains("[4, 8, 8]")
+            && body[0].ends_with("76")
+    );
+    assert!(body[7].contains("(Constant)") && body[7].contains("constant"));
+    assert!(body[13].contains("(Reshape)") && body[13].contains("[20]"));
+    assert!(lines[3 + 17].contains("17 layers, 408 parameters"));
+
+    let o = ok(&[
+        "info",
+        "--model",
+        path_str(&fixtures().join("cnn_bn/legacy_bn.onnx")),
+    ]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("fused into layer 0"), "{text}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let onnx = fixtures().join("mlp/legacy.onnx");
+    let m = path_str(&onnx);
+    let x = fixtures().join("mlp/input.npy");
+    let x = path_str(&x);
+    fails(&[], 2, "no command");
+    fails(&["frobnicate"], 2, "unknown command");
+    fails(&["info"], 2, "--model is required");
+    fails(
+        &["info", "--model", m, "--target", "1"],
+        2,
+        "does not apply",
+    );
+    fails(&["info", "--model"], 2, "--model needs a value");
+    fails(
+        &["explain", "--model", m, "--input", x, "--out", "r.npy"],
+        2,
+        "--target is required",
+    );
+    let base = [
+        "explain",
+        "--model",
+        m,
+        "--input",
+        x,
+        "--target",
+        "1",
+        "--out",
+        "/tmp/never.npy",
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut v: Vec<&str> = base.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    fails(&with(&["--bogus"]), 2, "unknown option '--bogus'");
+    // rules are checked before the model is read
+    fails(
+        &[
+            "explain",
+            "--model",
+            "/nonexistent.onnx",
+            "--input",
+            x,
+            "--target",
+            "1",
+            "--out",
+            "r.npy",
+            "--rule",
+            "gamma=-1",
+        ],
+        2,
+        "γ must be finite and ≥ 0",
+    );
+    fails(&with(&["--semiring", "tropical"]), 2, "--semiring");
+    fails(&with(&["--rule", "epsilon=abc"]), 2, "not a finite number");
+    fails(&with(&["--rule", "alpha-beta=3,1"]), 2, "α − β = 1");
+    fails(&with(&["--rule", "zbox"]), 2, "--first-rule zbox");
+    fails(
+        &with(&["--rule", "flat", "--composite", "epsilon-plus-flat"]),
+        2,
+        "either --rule or --composite",
+    );
+    fails(&with(&["--composite", "lrp-magic"]), 2, "--composite");
+    fails(&with(&["--theta", "0.1"]), 2, "boolean and counting");
+    fails(
+        &with(&["--semiring", "boolean", "--init", "output"]),
+        2,
+        "real semiring only",
+    );
+    fails(
+        &with(&["--semiring", "boolean", "--theta-at", "99=0.1"]),
+        2,
+        "layer 99 does not exist",
+    );
+    fails(
+        &with(&["--semiring", "counting", "--theta-at", "3"]),
+        2,
+        "INDEX=T",
+    );
+    fails(
+        &with(&["--low", "-1", "--high", "1"]),
+        2,
+        "--low/--high apply",
+    );
+    fails(
+        &with(&["--first-rule", "zbox", "--low", "-1"]),
+        2,
+        "both --low and --high",
+    );
+    fails(&with(&["--maxpool", "median"]), 2, "--maxpool");
+    fails(
+        &with(&["--rule", "flat", "--rule", "zplus"]),
+        2,
+        "given twice",
+    );
+    fails(&with(&["--target", "2"]), 2, "given twice");
+    let help = ok(&["--help"]);
+    let help = String::from_utf8(help.stdout).unwrap();
+    for flag in [
+        "--model",
+        "--input",
+        "--target",
+        "--semiring",
+        "--theta",
+        "--theta-at",
+        "--theta-abs",
+        "--rule",
+        "--first-rule",
+        "--low",
+        "--high",
+        "--composite",
+        "--maxpool",
+        "--init",
+        "--timing",
+        "--out",
+        "--heatmap",
+        "EXAMPLES",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn bad_files_exit_1_with_one_line() {
+    let tmp = TempDir::new("badfiles");
+    let onnx = fixtures().join("mlp/legacy.onnx");
+    let m = path_str(&onnx);
+    let xp = fixtures().join("mlp/input.npy");
+    let x = path_str(&xp);
+    let out = tmp.file("r.npy");
+    let o = path_str(&out);
+    // truncated ONNX
+    let bytes = std::fs::read(&onnx).unwrap();
+    let trunc = tmp.file("trunc.onnx");
+    std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
+    fails(
+        &["info", "--model", path_str(&trunc)],
+        1,
+        "malformed ONNX data",
+    );
+    // not ONNX at all
+    fails(&["info", "--model", x], 1, "malformed ONNX data");
+    fails(
+        &["info", "--model", "/nonexistent.onnx"],
+        1,
+        "I/O error on /nonexistent.onnx",
+    );
+    // truncated and non-npy inputs
+    let npy = std::fs::read(&xp).unwrap();
+    let tnpy = tmp.file("t.npy");
+    std::fs::write(&tnpy, &npy[..npy.len() - 5]).unwrap();
+    fails(
+        &[
+            "explain",
+            "--model",
+            m,
+            "--input",
+            path_str(&tnpy),
+            "--target",
+            "0",
+            "--out",
+            o,
+        ],
+        1,
+        "malformed npy",
+    );
+    let garbage = tmp.file("g.bin");
+    std::fs::write(&garbage, b"\x00\x01\x02not an array").unwrap();
+    fails(
+        &[
+            "explain",
+            "--model",
+            m,
+            "--input",
+            path_str(&garbage),
+            "--target",
+            "0",
+            "--out",
+            o,
+        ],
+        1,
+        "is not an .npy, PNG or JPEG file",
+    );
+    // wrong input shape
+    let wrong = tmp.file("wrong.npy");
+    klrp::io::npy::write_npy_file(&wrong, &ArrayD::<f32>::zeros(vec![2, 7])).unwrap();
+    fails(
+        &[
+            "explain",
+            "--model",
+            m,
+            "--input",
+            path_str(&wrong),
+            "--target",
+            "0",
+            "--out",
+            o,
+        ],
+        1,
+        "has shape [2, 7]; the model takes [N, 8]",
+    );
+    // target out of range, NaN input
+    fails(
+        &[
+            "explain", "--model", m, "--input", x, "--target", "7", "--out", o,
+        ],
+        1,
+        "target 7 out of range",
+    );
+    let nan = tmp.file("nan.npy");
+    klrp::io::npy::write_npy_file(&nan, &ArrayD::<f32>::from_elem(vec![1, 8], f32::NAN)).unwrap();
+    fails(
+        &[
+            "explain",
+            "--model",
+            m,
+            "--input",
+            path_str(&nan),
+            "--target",
+            "0",
+            "--out",
+            o,
+        ],
+        1,
+        "non-finite",
+    );
+    // truncated image
+    let png =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png"))
+            .unwrap();
+    let tpng = tmp.file("t.png");
+    std::fs::write(&tpng, &png[..png.len() / 2]).unwrap();
+    let cnn = fixtures().join("cnn_bn/legacy.onnx");
+    fails(
+        &[
+            "explain",
+            "--model",
+            path_str(&cnn),
+            "--input",
+            path_str(&tpng),
+            "--target",
+            "0",
+            "--out",
+            o,
+        ],
+        1,
+        "malformed PNG",
+    );
+    // an unwritable output
+    fails(
+        &[
+            "explain",
+            "--model",
+            m,
+            "--input",
+            x,
+            "--target",
+            "0",
+            "--out",
+            "/nonexistent/dir/r.npy",
+        ],
+        1,
+        "I/O error",
+    );
+    // heatmap for a non-image model
+    fails(
+        &[
+            "explain",
+            "--model",
+            m,
+            "--input",
+            x,
+            "--target",
+            "0",
+            "--out",
+            o,
+            "--heatmap",
+            path_str(&tmp.file("h.png")),
+        ],
+        1,
+        "image-shaped input",
+    );
+}
