@@ -8,7 +8,7 @@
 //!   channels `co` contiguously: weights are transposed once per call to `[ky][kx][ci][co]`, output
 //!   factors and relevance to channels-last `[oy][ox][co]`. Parallel over input channels.
 
-use super::gemm::{Mat, gemm};
+use super::gemm::{Mat, gemm, gemm_with_threads};
 use super::lanes::{accumulate_lanes, fold_lanes, fused_lanes};
 use crate::conversion::Conversion;
 use crate::error::Result;
@@ -42,16 +42,14 @@ fn padded(g: &ConvGeometry) -> Padded {
     }
 }
 
-/// Forward convolution of one sample `x` (`[C_in, H, W]` flat) with mapped weights into `out`
-/// (`[C_out, H_out, W_out]` flat); `bias` per output channel, already mapped.
-pub(crate) fn forward_sample(
-    g: &ConvGeometry,
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    x: &[f32],
-    out: &mut [f32],
-) -> Result<()> {
-    let p = padded(g);
+/// Columns of the padded-width output grid per GEMM: the column block (`K × cols` floats, `K`
+/// = `C_in·kh·kw`) stays within about 2 MB so it is reused from cache.
+fn chunk_columns(k: usize, n: usize) -> usize {
+    ((1usize << 19) / k.max(1)).clamp(64, n.max(64))
+}
+
+/// The zero-padded copy of one sample, with the tail the last shifted view may touch.
+fn pad_input(g: &ConvGeometry, p: &Padded, x: &[f32]) -> Vec<f32> {
     let mut xp = vec![0.0f32; p.len];
     for ci in 0..g.in_channels {
         for iy in 0..g.in_h {
@@ -60,37 +58,83 @@ pub(crate) fn forward_sample(
             xp[dst..dst + g.in_w].copy_from_slice(src);
         }
     }
-    let n = g.out_h * p.wp;
-    let mut grid = vec![0.0f32; g.out_channels * n];
+    xp
+}
+
+/// Forward convolution of one sample `x` (`[C_in, H, W]` flat) with mapped weights into `out`
+/// (`[C_out, H_out, W_out]` flat); `bias` per output channel, already mapped.
+///
+/// Output positions are computed on the padded-width grid `n = oy·Wp + ox`; for a block of grid
+/// columns the im2col block `B[(ci, ky, kx), n] = xp[ci][n + ky·dh·Wp + kx·dw]` is gathered and
+/// multiplied by the weight matrix `[C_out × C_in·kh·kw]` in one GEMM.
+pub(crate) fn forward_sample(
+    g: &ConvGeometry,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    x: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    let p = padded(g);
+    let xp = pad_input(g, &p, x);
     let taps = g.kh * g.kw;
-    for ky in 0..g.kh {
-        for kx in 0..g.kw {
-            let a = Mat {
-                data: weight,
-                offset: ky * g.kw + kx,
-                rows: g.out_channels,
-                cols: g.in_channels,
-                rs: g.in_channels * taps,
-                cs: taps,
-            };
+    let k = g.in_channels * taps;
+    let m = g.out_channels;
+    // Blocks of whole output rows, enough blocks for every thread.
+    let threads = rayon::current_num_threads().max(1);
+    let rows =
+        (chunk_columns(k, g.out_h * p.wp) / p.wp).clamp(1, g.out_h.div_ceil(2 * threads).max(1));
+    let a = Mat {
+        data: weight,
+        offset: 0,
+        rows: m,
+        cols: k,
+        rs: k,
+        cs: 1,
+    };
+    let blocks: Vec<usize> = (0..g.out_h).step_by(rows).collect();
+    let parallel_blocks = blocks.len() >= threads;
+    let results: Vec<Result<(usize, usize, Vec<f32>)>> = blocks
+        .par_iter()
+        .map_init(Vec::new, |cols: &mut Vec<f32>, &oy0| {
+            let nr = rows.min(g.out_h - oy0);
+            let w = nr * p.wp;
+            let n0 = oy0 * p.wp;
+            // Every element is overwritten below; the buffer is reused across blocks.
+            cols.resize(k * w, 0.0);
+            for ci in 0..g.in_channels {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let row = (ci * taps + ky * g.kw + kx) * w;
+                        let src = ci * p.plane + ky * g.dilation.0 * p.wp + kx * g.dilation.1 + n0;
+                        cols[row..row + w].copy_from_slice(&xp[src..src + w]);
+                    }
+                }
+            }
             let b = Mat {
-                data: &xp,
-                offset: ky * g.dilation.0 * p.wp + kx * g.dilation.1,
-                rows: g.in_channels,
-                cols: n,
-                rs: p.plane,
+                data: cols,
+                offset: 0,
+                rows: k,
+                cols: w,
+                rs: w,
                 cs: 1,
             };
-            gemm(&mut grid, 0, n, ky + kx > 0, a, b)?;
-        }
-    }
-    for co in 0..g.out_channels {
-        let b = bias.map_or(0.0, |b| b[co]);
-        for oy in 0..g.out_h {
-            let src = &grid[co * n + oy * p.wp..][..g.out_w];
-            let dst = &mut out[(co * g.out_h + oy) * g.out_w..][..g.out_w];
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = s + b;
+            let mut c = vec![0.0f32; m * w];
+            let t = if parallel_blocks { 1 } else { threads };
+            gemm_with_threads(&mut c, 0, w, false, a, b, t)?;
+            Ok((oy0, nr, c))
+        })
+        .collect();
+    for r in results {
+        let (oy0, nr, c) = r?;
+        let w = nr * p.wp;
+        for co in 0..m {
+            let b = bias.map_or(0.0, |b| b[co]);
+            for r in 0..nr {
+                let src = &c[co * w + r * p.wp..][..g.out_w];
+                let dst = &mut out[(co * g.out_h + oy0 + r) * g.out_w..][..g.out_w];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s + b;
+                }
             }
         }
     }
@@ -99,6 +143,9 @@ pub(crate) fn forward_sample(
 
 /// Transposed convolution of one sample: `x_grad[j] = Σ_k w_jk s[k]` (the gradient of the forward
 /// pass with respect to its input), `s` shaped `[C_out, H_out, W_out]`, result `[C_in, H, W]`.
+///
+/// For a block of grid columns, one GEMM `Wᵀ · S` gives the column block, which is scattered back
+/// (col2im) into the padded input.
 pub(crate) fn transpose_sample(
     g: &ConvGeometry,
     weight: &[f32],
@@ -107,6 +154,9 @@ pub(crate) fn transpose_sample(
 ) -> Result<()> {
     let p = padded(g);
     let n = g.out_h * p.wp;
+    let taps = g.kh * g.kw;
+    let k = g.in_channels * taps;
+    let nc = chunk_columns(k, n);
     let mut grid = vec![0.0f32; g.out_channels * n];
     for co in 0..g.out_channels {
         for oy in 0..g.out_h {
@@ -115,28 +165,37 @@ pub(crate) fn transpose_sample(
         }
     }
     let mut xp = vec![0.0f32; p.len];
-    let taps = g.kh * g.kw;
-    for ky in 0..g.kh {
-        for kx in 0..g.kw {
-            // Wᵀ for this tap: [C_in × C_out].
-            let a = Mat {
-                data: weight,
-                offset: ky * g.kw + kx,
-                rows: g.in_channels,
-                cols: g.out_channels,
-                rs: taps,
-                cs: g.in_channels * taps,
-            };
-            let b = Mat {
-                data: &grid,
-                offset: 0,
-                rows: g.out_channels,
-                cols: n,
-                rs: n,
-                cs: 1,
-            };
-            let off = ky * g.dilation.0 * p.wp + kx * g.dilation.1;
-            gemm(&mut xp, off, p.plane, true, a, b)?;
+    let mut cols = vec![0.0f32; k * nc];
+    // Wᵀ: [C_in·kh·kw × C_out].
+    let a = Mat {
+        data: weight,
+        offset: 0,
+        rows: k,
+        cols: g.out_channels,
+        rs: 1,
+        cs: k,
+    };
+    for n0 in (0..n).step_by(nc) {
+        let w = nc.min(n - n0);
+        let b = Mat {
+            data: &grid,
+            offset: n0,
+            rows: g.out_channels,
+            cols: w,
+            rs: n,
+            cs: 1,
+        };
+        gemm(&mut cols, 0, nc, false, a, b)?;
+        for ci in 0..g.in_channels {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let row = (ci * taps + ky * g.kw + kx) * nc;
+                    let dst = ci * p.plane + ky * g.dilation.0 * p.wp + kx * g.dilation.1 + n0;
+                    for (d, &c) in xp[dst..dst + w].iter_mut().zip(&cols[row..row + w]) {
+                        *d += c;
+                    }
+                }
+            }
         }
     }
     for ci in 0..g.in_channels {

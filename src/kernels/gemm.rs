@@ -38,6 +38,27 @@ pub(crate) fn gemm(
     a: Mat<'_>,
     b: Mat<'_>,
 ) -> Result<()> {
+    gemm_with_threads(
+        c,
+        c_off,
+        ldc,
+        accumulate,
+        a,
+        b,
+        rayon::current_num_threads(),
+    )
+}
+
+/// [`gemm`] on at most `threads` threads (1: on the calling thread only).
+pub(crate) fn gemm_with_threads(
+    c: &mut [f32],
+    c_off: usize,
+    ldc: usize,
+    accumulate: bool,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    threads: usize,
+) -> Result<()> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if b.rows != k {
         return Err(Error::invalid(format!(
@@ -69,7 +90,6 @@ pub(crate) fn gemm(
         }
         return Ok(());
     }
-    let threads = rayon::current_num_threads();
     let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
