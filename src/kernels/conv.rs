@@ -207,12 +207,17 @@ pub(crate) fn transpose_sample(
     Ok(())
 }
 
-/// `[C, H, W]` → `[H, W, C]`.
-fn to_channels_last<T: Copy + Send + Sync>(x: &[T], c: usize, hw: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(x.len());
-    for p in 0..hw {
-        out.extend((0..c).map(|ch| x[ch * hw + p]));
-    }
+/// `[C, H, W]` → `[H, W, C]`, parallel over positions.
+fn to_channels_last<T: Copy + Send + Sync>(x: &[T], c: usize, hw: usize, fill: T) -> Vec<T> {
+    let mut out = vec![fill; x.len()];
+    out.par_chunks_mut(c.max(1) * 64)
+        .enumerate()
+        .for_each(|(b, chunk)| {
+            for (i, v) in chunk.iter_mut().enumerate() {
+                let (p, ch) = (b * 64 + i / c, i % c);
+                *v = x[ch * hw + p];
+            }
+        });
     out
 }
 
@@ -220,9 +225,13 @@ fn to_channels_last<T: Copy + Send + Sync>(x: &[T], c: usize, hw: usize) -> Vec<
 fn transposed_weights(g: &ConvGeometry, weight: &ArrayView4<'_, f32>, map: WeightMap) -> Vec<f32> {
     let (cin, cout) = (g.in_channels, g.out_channels);
     let mut wt = vec![0.0f32; g.kh * g.kw * cin * cout];
-    for ((co, ci, ky, kx), &w) in weight.indexed_iter() {
-        wt[((ky * g.kw + kx) * cin + ci) * cout + co] = map.apply(w);
-    }
+    wt.par_chunks_mut(cout).enumerate().for_each(|(row, out)| {
+        let (tap, ci) = (row / cin, row % cin);
+        let (ky, kx) = (tap / g.kw, tap % g.kw);
+        for (co, o) in out.iter_mut().enumerate() {
+            *o = map.apply(weight[[co, ci, ky, kx]]);
+        }
+    });
     wt
 }
 
@@ -386,10 +395,10 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     let skip_zero = theta.maps_zero_to_zero();
     let mut r_in = vec![K::zero(); n * n_in];
     for s in 0..n {
-        let r_cl = to_channels_last(&r_out[s * n_out..(s + 1) * n_out], cout, hw_out);
+        let r_cl = to_channels_last(&r_out[s * n_out..(s + 1) * n_out], cout, hw_out, K::zero());
         let q_cl: Vec<Vec<f32>> = terms
             .iter()
-            .map(|t| to_channels_last(&t.q[s * n_out..(s + 1) * n_out], cout, hw_out))
+            .map(|t| to_channels_last(&t.q[s * n_out..(s + 1) * n_out], cout, hw_out, 0.0))
             .collect();
         let ps: Vec<&[f32]> = terms
             .iter()

@@ -89,8 +89,16 @@ pub fn for_each_connection(conn: &Connectivity<'_>, mut f: impl FnMut(usize, usi
 }
 
 /// The flat per-sample rows of a batch in standard layout.
-fn samples(x: &Tensor) -> Vec<f32> {
-    x.iter().copied().collect()
+fn samples(x: &Tensor) -> std::borrow::Cow<'_, [f32]> {
+    flat(x)
+}
+
+/// The elements of an array in standard (row-major) order, borrowed when already contiguous.
+fn flat<T: Copy>(x: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
+    match x.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(x.iter().copied().collect()),
+    }
 }
 
 fn check_len(what: &str, x: &[usize], per_sample: usize) -> Result<usize> {
@@ -205,7 +213,7 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
             .map_err(|e| Error::invalid(format!("relevance reshape: {e}")));
     }
     let n_out: usize = r_out.shape().iter().skip(1).product();
-    let r_out_flat: Vec<K> = r_out.iter().copied().collect();
+    let r_out_flat = flat(r_out);
     let mut r_in = vec![K::zero(); n * n_in];
     let skip_zero = theta.maps_zero_to_zero();
     match shares {
@@ -326,14 +334,14 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
 }
 
 /// A share term with its factors flattened to standard layout.
-struct FlatTerm {
-    p: Vec<f32>,
+struct FlatTerm<'a> {
+    p: std::borrow::Cow<'a, [f32]>,
     g: WeightMap,
-    q: Vec<f32>,
+    q: std::borrow::Cow<'a, [f32]>,
 }
 
-impl FlatTerm {
-    fn new(t: &ShareTerm, n: usize, n_in: usize, n_out: usize) -> Result<Self> {
+impl<'a> FlatTerm<'a> {
+    fn new(t: &'a ShareTerm, n: usize, n_in: usize, n_out: usize) -> Result<Self> {
         if t.input.len() != n * n_in {
             return Err(Error::shape(
                 "share term input factor",
@@ -513,7 +521,7 @@ pub fn propagate_reference<K: Semiring, T: Conversion<K> + ?Sized>(
         .iter()
         .map(|t| FlatTerm::new(t, n, n_in, n_out))
         .collect::<Result<_>>()?;
-    let r_out_flat: Vec<K> = r_out.iter().copied().collect();
+    let r_out_flat = flat(r_out);
     let mut r_in = vec![K::zero(); n * n_in];
     generic_linear(
         connectivity,
