@@ -51,13 +51,16 @@ fn chunk_columns(k: usize, n: usize) -> usize {
 /// The zero-padded copy of one sample, with the tail the last shifted view may touch.
 fn pad_input(g: &ConvGeometry, p: &Padded, x: &[f32]) -> Vec<f32> {
     let mut xp = vec![0.0f32; p.len];
-    for ci in 0..g.in_channels {
-        for iy in 0..g.in_h {
-            let src = &x[(ci * g.in_h + iy) * g.in_w..][..g.in_w];
-            let dst = ci * p.plane + (iy + g.padding.0) * p.wp + g.padding.1;
-            xp[dst..dst + g.in_w].copy_from_slice(src);
-        }
-    }
+    xp[..g.in_channels * p.plane]
+        .par_chunks_mut(p.plane)
+        .enumerate()
+        .for_each(|(ci, plane)| {
+            for iy in 0..g.in_h {
+                let src = &x[(ci * g.in_h + iy) * g.in_w..][..g.in_w];
+                let dst = (iy + g.padding.0) * p.wp + g.padding.1;
+                plane[dst..dst + g.in_w].copy_from_slice(src);
+            }
+        });
     xp
 }
 
@@ -186,17 +189,25 @@ pub(crate) fn transpose_sample(
             cs: 1,
         };
         gemm(&mut cols, 0, nc, false, a, b)?;
-        for ci in 0..g.in_channels {
-            for ky in 0..g.kh {
-                for kx in 0..g.kw {
-                    let row = (ci * taps + ky * g.kw + kx) * nc;
-                    let dst = ci * p.plane + ky * g.dilation.0 * p.wp + kx * g.dilation.1 + n0;
-                    for (d, &c) in xp[dst..dst + w].iter_mut().zip(&cols[row..row + w]) {
-                        *d += c;
+        // col2im, parallel over input channels: each channel's plane is written by its own rows
+        // only. A row's last columns may reach past its plane; they come from the junk grid
+        // columns (zero relevance), so they are exactly 0 and are left out.
+        let cols = &cols;
+        xp[..g.in_channels * p.plane]
+            .par_chunks_mut(p.plane)
+            .enumerate()
+            .for_each(|(ci, plane)| {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let row = (ci * taps + ky * g.kw + kx) * nc;
+                        let dst = ky * g.dilation.0 * p.wp + kx * g.dilation.1 + n0;
+                        let len = w.min(p.plane.saturating_sub(dst));
+                        for (d, &c) in plane[dst..dst + len].iter_mut().zip(&cols[row..row + len]) {
+                            *d += c;
+                        }
                     }
                 }
-            }
-        }
+            });
     }
     for ci in 0..g.in_channels {
         for iy in 0..g.in_h {
