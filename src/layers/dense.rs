@@ -155,20 +155,6 @@ impl Layer for Dense {
     }
 
     fn fuse_channel_affine(&mut self, affine: &ChannelAffine) -> Result<()> {
-        let out = self.out_features();
-        if affine.scale.len() != out || affine.shift.len() != out {
-            return Err(Error::shape(
-                "normalisation fused into Dense",
-                &[out],
-                &[affine.scale.len()],
-            ));
-        }
-        let mut bias = self.bias.take().unwrap_or_else(|| Array1::zeros(out));
-        for (k, mut row) in self.weight.outer_iter_mut().enumerate() {
-            row *= affine.scale[k];
-            bias[k] = bias[k] * affine.scale[k] + affine.shift[k];
-        }
-        self.bias = Some(bias);
-        Ok(())
+        super::fold_channel_affine(&mut self.weight, &mut self.bias, affine, "Dense")
     }
 }

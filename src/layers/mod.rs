@@ -268,3 +268,28 @@ pub(crate) fn broadcast_bias(
     }
     Ok(t)
 }
+
+/// Folds `affine` (applied per output channel after the layer) into a linear layer's parameters:
+/// `w'_c = w_c · s_c`, `b'_c = b_c · s_c + t_c` (`b = 0` when there was no bias).
+pub(crate) fn fold_channel_affine<D: ndarray::RemoveAxis>(
+    weight: &mut ndarray::Array<f32, D>,
+    bias: &mut Option<ndarray::Array1<f32>>,
+    affine: &ChannelAffine,
+    layer: &str,
+) -> Result<()> {
+    let out = weight.shape()[0];
+    if affine.scale.len() != out || affine.shift.len() != out {
+        return Err(Error::shape(
+            format!("normalisation fused into {layer}"),
+            &[out],
+            &[affine.scale.len()],
+        ));
+    }
+    let mut b = bias.take().unwrap_or_else(|| ndarray::Array1::zeros(out));
+    for (k, mut w) in weight.outer_iter_mut().enumerate() {
+        w *= affine.scale[k];
+        b[k] = b[k] * affine.scale[k] + affine.shift[k];
+    }
+    *bias = Some(b);
+    Ok(())
+}
