@@ -20,7 +20,7 @@ pub use batchnorm::BatchNorm2d;
 pub use conv::{Conv2d, ConvGeometry};
 pub use dense::Dense;
 pub use flatten::Flatten;
-pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, PoolGeometry};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MAX_ADAPTIVE_OUTPUT, MaxPool2d, PoolGeometry};
 
 use crate::error::{Error, Result};
 use crate::rules::{Rule, ShareTerm, WeightMap};
