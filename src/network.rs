@@ -412,8 +412,10 @@ impl Network {
     /// The forward pass: the network's output for a batch `[N, ...input_shape]`.
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] for a batch of the wrong shape or size 0; [`Error::NonFinite`] for
-    /// NaN/Inf inputs; [`Error::Layer`] wrapping [`Error::NonFinite`] for the first layer whose
+    /// [`Error::ShapeMismatch`] for a batch of the wrong shape or size 0, or a layer whose output
+    /// is not the shape it promised; [`Error::TooLarge`] if the batch would make an activation
+    /// larger than [`max_elements`](Network::max_elements) (checked before any layer runs);
+    /// [`Error::NonFinite`] for NaN/Inf inputs; [`Error::Layer`] wrapping [`Error::NonFinite`] for the first layer whose
     /// activations are NaN/Inf (checked after every layer, so an overflow that a later ReLU would
     /// hide is still reported, as in [`trace`](Network::trace)).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

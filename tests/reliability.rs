@@ -396,3 +396,17 @@ fn counting_saturates_per_sample() {
     assert_eq!(r.overflowed(), 2 * width);
     assert!(r.input().iter().all(|c| c.0 == u64::MAX && c.is_overflow()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Loader crashes found by fuzzing (inputs in tests/fixtures/fuzz/, run by tests/fuzz_regressions.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// npy: a dtype string with a multi-byte character (`'<ΐ8'`) made the parser slice inside the
+/// character and panic. Found by `fuzz/` target `npy`.
+#[test]
+fn npy_dtype_with_a_non_ascii_character_is_malformed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(root.join("tests/fixtures/fuzz/npy/non_ascii_dtype.npy")).unwrap();
+    let e = klrp::io::npy::parse_npy(&bytes).unwrap_err();
+    assert!(matches!(e, Error::Malformed { format: "npy", .. }), "{e:?}");
+}

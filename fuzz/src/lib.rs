@@ -97,7 +97,7 @@ pub mod plain {
         let mut rng = Rng(0x5EED ^ secs);
         let start = Instant::now();
         let (mut execs, mut crashes) = (0u64, 0u64);
-        let mut run = |data: &[u8], crashes: &mut u64| {
+        let run = |data: &[u8], crashes: &mut u64| {
             if catch_unwind(AssertUnwindSafe(|| check(data))).is_err() {
                 std::fs::create_dir_all(&artifacts).unwrap();
                 let path = artifacts.join(format!("crash-{crashes}"));
