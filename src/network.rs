@@ -217,8 +217,7 @@ impl Network {
     /// # Errors
     /// [`Error::Layer`] naming the first layer whose input shape does not fit;
     /// [`Error::InvalidArgument`] if there are no layers or the input shape is empty or has a
-    /// zero dimension.
-    /// [`Error::TooLarge`] if one sample's input or a layer's output has more than
+    /// zero dimension; [`Error::TooLarge`] if one sample's input or a layer's output has more than
     /// [`DEFAULT_MAX_ELEMENTS`] elements (use [`Network::new_with_max_elements`] to allow more).
     pub fn new(input_shape: impl AsRef<[usize]>, layers: Vec<Box<dyn Layer>>) -> Result<Self> {
         Self::new_with_max_elements(input_shape, layers, DEFAULT_MAX_ELEMENTS)
@@ -273,13 +272,12 @@ impl Network {
             }
             shapes.push(shape.clone());
         }
-        let net = Network {
+        Ok(Network {
             input_shape,
             layers,
             shapes,
             max_elements,
-        };
-        Ok(net)
+        })
     }
 
     /// The same network with `max_elements` as the limit on the elements of any one activation

@@ -88,17 +88,14 @@ fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
 
 /// Forward pass and relevance, both in the current thread pool; with `fixed_trace`, the forward
 /// pass runs on one thread and only the relevance in the current pool.
-fn explain<K: Semiring, T: Conversion<K>>(
+fn explain<K: Semiring, T: Conversion<K> + Clone>(
     net: &Network,
     x: &ArrayD<f32>,
     targets: &[usize],
     c: &Composite,
     theta: &T,
     fixed_trace: bool,
-) -> ArrayD<K>
-where
-    T: Clone,
-{
+) -> ArrayD<K> {
     let theta = PerLayer::new(theta.clone());
     if fixed_trace {
         let trace = in_pool(1, || net.trace(x).unwrap());

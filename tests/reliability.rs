@@ -410,3 +410,104 @@ fn npy_dtype_with_a_non_ascii_character_is_malformed() {
     let e = klrp::io::npy::parse_npy(&bytes).unwrap_err();
     assert!(matches!(e, Error::Malformed { format: "npy", .. }), "{e:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Layers called directly (the public `Layer` trait) with tensors of any shape
+// ---------------------------------------------------------------------------------------------
+
+/// Every built-in layer's `output_shape`, `forward` and `shares`, called directly with tensors of
+/// the wrong rank, wrong sizes, an empty batch, or input/output pairs that do not belong together,
+/// returns `Ok` or an `Err`, never panics.
+#[test]
+fn layers_called_directly_with_any_shape_do_not_panic() {
+    let layers: Vec<Box<dyn Layer>> = vec![
+        dense(Array2::ones((2, 3)), Some(Array1::zeros(2))),
+        Box::new(
+            Conv2d::new(Array4::ones((2, 1, 2, 2)), None)
+                .unwrap()
+                .with_padding((1, 0))
+                .unwrap(),
+        ),
+        Box::new(
+            Conv2d::new(Array4::ones((4, 1, 3, 3)), None)
+                .unwrap()
+                .with_groups(2)
+                .unwrap()
+                .with_stride((2, 2))
+                .unwrap(),
+        ),
+        Box::new(MaxPool2d::new((2, 2), (2, 2), (1, 1)).unwrap()),
+        Box::new(AvgPool2d::new((2, 2), (1, 1), (0, 0)).unwrap()),
+        Box::new(AdaptiveAvgPool2d::new((2, 3)).unwrap()),
+        Box::new(
+            klrp::layers::BatchNorm2d::new(
+                Array1::ones(2),
+                Array1::zeros(2),
+                Array1::zeros(2),
+                Array1::ones(2),
+                1e-5,
+            )
+            .unwrap(),
+        ),
+        Box::new(ReLU),
+        Box::new(Flatten),
+        Box::new(klrp::layers::Dropout),
+        Box::new(klrp::layers::Identity),
+    ];
+    let shapes: Vec<Vec<usize>> = vec![
+        vec![],
+        vec![0],
+        vec![3],
+        vec![1, 3],
+        vec![0, 3],
+        vec![2, 4],
+        vec![1, 1, 4, 4],
+        vec![1, 2, 4, 4],
+        vec![0, 2, 4, 4],
+        vec![1, 2, 1, 1],
+        vec![1, 2, 0, 5],
+        vec![2, 2, 5, 3],
+        vec![1, 1, 1, 1, 1],
+    ];
+    let rules: Vec<Rule> = vec![
+        Rule::from(ZeroRule),
+        Rule::from(EpsilonRule::default()),
+        Rule::from(klrp::rules::GammaRule::new(0.25, 1e-6).unwrap()),
+        Rule::from(klrp::rules::ZPlusRule::default()),
+        Rule::from(klrp::rules::AlphaBetaRule::new(2.0, 1.0).unwrap()),
+        Rule::from(klrp::rules::ZBoxRule::new(-1.0, 1.0).unwrap()),
+        Rule::from(klrp::rules::FlatRule::default()),
+        Rule::from(klrp::rules::WSquareRule::default()),
+        Rule::from(klrp::rules::MaxAbsRule::default()),
+        Rule::from(klrp::rules::WinnerTakesAllRule),
+        Rule::from(klrp::rules::ProportionalRule::default()),
+    ];
+    let theta = Threshold::new(0.1).unwrap();
+    let mut calls = 0;
+    for layer in &layers {
+        for s in &shapes {
+            let _ = layer.output_shape(s.get(1..).unwrap_or(&[]));
+            let x = ArrayD::<f32>::from_elem(IxDyn(s), 0.5);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| layer.forward(&x)));
+            assert!(r.is_ok(), "{} forward panics on {s:?}", layer.name());
+            for o in &shapes {
+                let y = ArrayD::<f32>::from_elem(IxDyn(o), 0.25);
+                for rule in &rules {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        if let Ok(shares) = layer.shares(&x, &y, rule) {
+                            let r_out = ArrayD::from_elem(IxDyn(o), Counting(1));
+                            let _ = klrp::kernels::propagate(&shares, &theta, &r_out, s);
+                        }
+                    }));
+                    assert!(
+                        r.is_ok(),
+                        "{} shares/propagate panics: input {s:?}, output {o:?}, {rule:?}",
+                        layer.name()
+                    );
+                    calls += 1;
+                }
+            }
+        }
+    }
+    assert!(calls > 10_000);
+}
