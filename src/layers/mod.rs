@@ -229,12 +229,27 @@ pub trait Layer: Debug + Send + Sync {
     }
 }
 
-/// Checks that a batch has per-sample shape `expected`.
+/// Checks that a batch has at least one sample, of per-sample shape `expected`.
 pub(crate) fn check_batch(x: &Tensor, expected: &[usize], context: &str) -> Result<()> {
-    if x.ndim() == 0 || &x.shape()[1..] != expected {
-        let mut want = vec![x.shape().first().copied().unwrap_or(1)];
+    if x.ndim() == 0 || x.shape()[0] == 0 || &x.shape()[1..] != expected {
+        let mut want = vec![x.shape().first().copied().unwrap_or(1).max(1)];
         want.extend_from_slice(expected);
         return Err(Error::shape(context, &want, x.shape()));
+    }
+    Ok(())
+}
+
+/// [`Error::ShapeMismatch`] unless `output` is the batch of `input` in per-sample shape
+/// `sample_out` (a layer's `shares` called with tensors that do not belong together).
+pub(crate) fn check_output(
+    input: &Tensor,
+    output: &Tensor,
+    sample_out: &[usize],
+    context: &str,
+) -> Result<()> {
+    let want = with_batch(input.shape().first().copied().unwrap_or(0), sample_out);
+    if output.shape() != want.as_slice() {
+        return Err(Error::shape(context, &want, output.shape()));
     }
     Ok(())
 }

@@ -402,6 +402,7 @@ impl Layer for AvgPool2d {
     }
     fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
         let g = self.geometry(input.shape().get(1..).unwrap_or(&[]))?;
+        super::check_output(input, output, &g.output_shape(), "AvgPool2d output")?;
         avg_shares(g, input, output, rule, "AvgPool2d")
     }
 }
@@ -483,6 +484,7 @@ impl Layer for AdaptiveAvgPool2d {
     }
     fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
         let g = self.geometry(input.shape().get(1..).unwrap_or(&[]))?;
+        super::check_output(input, output, &g.output_shape(), "AdaptiveAvgPool2d output")?;
         avg_shares(g, input, output, rule, "AdaptiveAvgPool2d")
     }
 }
