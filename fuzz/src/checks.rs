@@ -119,4 +119,3 @@ pub fn image(data: &[u8]) {
         &image::Preprocess::for_input(1, 5, 7, Some(image::Normalization::imagenet())),
     );
 }
-
