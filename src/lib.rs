@@ -95,7 +95,7 @@ pub mod viz;
 pub use composite::Composite;
 pub use conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, Threshold};
 pub use error::{Error, Result};
-pub use network::{Network, Relevance, Trace, one_hot};
+pub use network::{DEFAULT_MAX_ELEMENTS, Network, Relevance, Trace, one_hot};
 pub use semiring::Semiring;
 
 #[cfg(doctest)]

@@ -39,6 +39,19 @@ pub struct Network {
     input_shape: Vec<usize>,
     layers: Vec<Box<dyn Layer>>,
     shapes: Vec<Vec<usize>>,
+    max_elements: u64,
+}
+
+/// The default limit on the elements of any one activation or relevance tensor a [`Network`]
+/// allocates: 2³¹ (8 GiB of `f32`, 16 GiB of `u64` counts). Raise it with
+/// [`Network::with_max_elements`] or [`Network::new_with_max_elements`].
+pub const DEFAULT_MAX_ELEMENTS: u64 = 1 << 31;
+
+/// Elements of `batch` samples of shape `sample` (saturating at `u128::MAX`).
+fn elements(batch: usize, sample: &[usize]) -> u128 {
+    sample
+        .iter()
+        .fold(batch as u128, |a, &d| a.saturating_mul(d as u128))
 }
 
 /// The activations of a forward pass: `activation(0)` is the input, `activation(i + 1)` the output
@@ -204,8 +217,23 @@ impl Network {
     /// # Errors
     /// [`Error::Layer`] naming the first layer whose input shape does not fit;
     /// [`Error::InvalidArgument`] if there are no layers or the input shape is empty or has a
-    /// zero dimension.
+    /// zero dimension; [`Error::TooLarge`] if one sample's input or a layer's output has more than
+    /// [`DEFAULT_MAX_ELEMENTS`] elements (use [`Network::new_with_max_elements`] to allow more).
     pub fn new(input_shape: impl AsRef<[usize]>, layers: Vec<Box<dyn Layer>>) -> Result<Self> {
+        Self::new_with_max_elements(input_shape, layers, DEFAULT_MAX_ELEMENTS)
+    }
+
+    /// As [`Network::new`], with `max_elements` as the limit on the elements of any one
+    /// activation or relevance tensor (one sample at construction, the whole batch at
+    /// [`trace`](Network::trace) and [`propagate`](Network::propagate)).
+    ///
+    /// # Errors
+    /// As [`Network::new`]; [`Error::TooLarge`] against `max_elements`.
+    pub fn new_with_max_elements(
+        input_shape: impl AsRef<[usize]>,
+        layers: Vec<Box<dyn Layer>>,
+        max_elements: u64,
+    ) -> Result<Self> {
         let input_shape = input_shape.as_ref().to_vec();
         if layers.is_empty() {
             return Err(Error::invalid("a network needs at least one layer"));
@@ -214,6 +242,19 @@ impl Network {
             return Err(Error::invalid(format!(
                 "input sample shape {input_shape:?} must be non-empty with no zero dimension"
             )));
+        }
+        let too_large = |what: String, shape: &[usize]| {
+            let requested = elements(1, shape);
+            (requested > u128::from(max_elements)).then(|| Error::TooLarge {
+                what: format!(
+                    "{what} {shape:?}; raise the limit with Network::new_with_max_elements"
+                ),
+                requested,
+                limit: u128::from(max_elements),
+            })
+        };
+        if let Some(e) = too_large("one input sample".into(), &input_shape) {
+            return Err(e);
         }
         let mut shapes = Vec::with_capacity(layers.len());
         let mut shape = input_shape.clone();
@@ -225,13 +266,60 @@ impl Network {
                 return Err(Error::invalid(format!("output shape {shape:?} is empty"))
                     .in_layer(i, layer.name()));
             }
+            // Checked layer by layer: the next layer's geometry is computed from this shape.
+            if let Some(e) = too_large("one output sample".into(), &shape) {
+                return Err(e.in_layer(i, layer.name()));
+            }
             shapes.push(shape.clone());
         }
         Ok(Network {
             input_shape,
             layers,
             shapes,
+            max_elements,
         })
+    }
+
+    /// The same network with `max_elements` as the limit on the elements of any one activation
+    /// or relevance tensor (see [`DEFAULT_MAX_ELEMENTS`]).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if a single sample already exceeds the new limit.
+    pub fn with_max_elements(mut self, max_elements: u64) -> Result<Self> {
+        self.max_elements = max_elements;
+        self.check_size(1)?;
+        Ok(self)
+    }
+
+    /// The limit on the elements of any one activation or relevance tensor.
+    pub fn max_elements(&self) -> u64 {
+        self.max_elements
+    }
+
+    /// [`Error::TooLarge`] if a batch of `batch` samples would make any activation or relevance
+    /// tensor larger than the limit.
+    fn check_size(&self, batch: usize) -> Result<()> {
+        let sample_shapes = std::iter::once(&self.input_shape).chain(&self.shapes);
+        for (i, shape) in sample_shapes.enumerate() {
+            let requested = elements(batch, shape);
+            if requested > u128::from(self.max_elements) {
+                let what = if i == 0 {
+                    format!("the network input (batch {batch} × {shape:?})")
+                } else {
+                    let name = self.layers[i - 1].name();
+                    format!(
+                        "the output of layer {} ({name}; batch {batch} × {shape:?})",
+                        i - 1
+                    )
+                };
+                return Err(Error::TooLarge {
+                    what: format!("{what}; raise it with Network::with_max_elements"),
+                    requested,
+                    limit: u128::from(self.max_elements),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The layers, in order.
@@ -300,14 +388,32 @@ impl Network {
             ));
         }
         crate::layers::check_batch(x, &self.input_shape, "network input")?;
+        self.check_size(x.shape()[0])?;
         crate::error::ensure_finite(x.iter(), || "network input".into())
+    }
+
+    /// A layer's forward pass must return the batch shape its `output_shape` promised (a user's
+    /// layer may not).
+    fn check_output(&self, i: usize, batch: usize, a: &Tensor) -> Result<()> {
+        let expected = &self.shapes[i];
+        if a.ndim() != expected.len() + 1 || a.shape()[0] != batch || a.shape()[1..] != expected[..]
+        {
+            return Err(Error::shape(
+                "layer output (forward disagrees with output_shape)",
+                &with_batch(batch, expected),
+                a.shape(),
+            ));
+        }
+        Ok(())
     }
 
     /// The forward pass: the network's output for a batch `[N, ...input_shape]`.
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] for a batch of the wrong shape or size 0; [`Error::NonFinite`] for
-    /// NaN/Inf inputs; [`Error::Layer`] wrapping [`Error::NonFinite`] for the first layer whose
+    /// [`Error::ShapeMismatch`] for a batch of the wrong shape or size 0, or a layer whose output
+    /// is not the shape it promised; [`Error::TooLarge`] if the batch would make an activation
+    /// larger than [`max_elements`](Network::max_elements) (checked before any layer runs);
+    /// [`Error::NonFinite`] for NaN/Inf inputs; [`Error::Layer`] wrapping [`Error::NonFinite`] for the first layer whose
     /// activations are NaN/Inf (checked after every layer, so an overflow that a later ReLU would
     /// hide is still reported, as in [`trace`](Network::trace)).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -316,6 +422,7 @@ impl Network {
         for (i, layer) in self.layers.iter().enumerate() {
             let wrap = |e: Error| e.in_layer(i, layer.name());
             a = layer.forward(&a).map_err(wrap)?;
+            self.check_output(i, x.shape()[0], &a).map_err(wrap)?;
             crate::error::ensure_finite(a.iter(), || "activations".into()).map_err(wrap)?;
         }
         Ok(a)
@@ -333,6 +440,8 @@ impl Network {
             let a = layer
                 .forward(&activations[i])
                 .map_err(|e| e.in_layer(i, layer.name()))?;
+            self.check_output(i, x.shape()[0], &a)
+                .map_err(|e| e.in_layer(i, layer.name()))?;
             crate::error::ensure_finite(a.iter(), || "activations".into())
                 .map_err(|e| e.in_layer(i, layer.name()))?;
             activations.push(a);
@@ -345,7 +454,9 @@ impl Network {
     /// at layer `l`. With `keep_layers`, every layer's input relevance is kept.
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] if `init` does not match the output batch; [`Error::Layer`] if a
+    /// [`Error::ShapeMismatch`] if `init` does not match the output batch or `trace` was not made
+    /// by this network; [`Error::NonFinite`] if `init` holds NaN/±Inf (or a saturated count);
+    /// [`Error::TooLarge`] if the batch exceeds the element limit; [`Error::Layer`] if a
     /// layer cannot propagate (an unfused normalisation, a rule that does not apply).
     pub fn propagate<K: Semiring, T: Conversion<K>>(
         &self,
@@ -362,6 +473,26 @@ impl Network {
                 out.shape(),
                 init.shape(),
             ));
+        }
+        self.check_size(trace.batch_size())?;
+        if init.iter().any(Semiring::is_overflow) {
+            return Err(Error::NonFinite(
+                "initialization vector (NaN, ±Inf or an already saturated value)".into(),
+            ));
+        }
+        for (i, a) in trace.activations.iter().enumerate() {
+            let expected = if i == 0 {
+                &self.input_shape
+            } else {
+                &self.shapes[i - 1]
+            };
+            if a.ndim() == 0 || a.shape()[1..] != expected[..] || a.shape()[0] != out.shape()[0] {
+                return Err(Error::shape(
+                    "trace (not made by this network)",
+                    &with_batch(trace.batch_size(), expected),
+                    a.shape(),
+                ));
+            }
         }
         let rules = composite.assign(&self.layers);
         let mut r = init.clone();

@@ -728,3 +728,137 @@ fn bad_files_exit_1_with_one_line() {
         "image-shaped input",
     );
 }
+
+/// Writes an `.npy` file with a raw header `descr` and `shape` (a Python tuple) and `data`.
+fn raw_npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The bad-input classes of docs/reliability.md that reach the command: every one exits 2
+/// (usage) or 1 (anything else) with one line on stderr, never a panic.
+#[test]
+fn reliability_bad_inputs_exit_cleanly() {
+    let tmp = TempDir::new("reliability");
+    let onnx = fixtures().join("mlp/legacy.onnx");
+    let m = path_str(&onnx);
+    let xp = fixtures().join("mlp/input.npy");
+    let x = path_str(&xp);
+    let out = tmp.file("r.npy");
+    let o = path_str(&out);
+    let explain = |input: &str, target: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "explain", "--model", m, "--input", input, "--target", target, "--out", o,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>, code: i32, want: &str| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&refs, code, want)
+    };
+    // Malformed flags and values: usage errors.
+    run(explain(x, "99999999999999999999999", &[]), 2, "--target");
+    run(explain(x, "-1", &[]), 2, "--target");
+    run(explain(x, "", &[]), 2, "--target");
+    run(explain(x, "1,,2", &[]), 2, "--target");
+    run(
+        explain(x, "0", &["--rule", "epsilon=nan"]),
+        2,
+        "not a finite number",
+    );
+    run(
+        explain(x, "0", &["--rule", "epsilon=inf"]),
+        2,
+        "not a finite number",
+    );
+    run(explain(x, "0", &["--rule", "epsilon=-1"]), 2, "ε");
+    run(
+        explain(x, "0", &["--semiring", "boolean", "--theta", "NaN"]),
+        2,
+        "not a finite number",
+    );
+    run(
+        explain(
+            x,
+            "0",
+            &[
+                "--semiring",
+                "counting",
+                "--theta-at",
+                "99999999999999999999999=0.1",
+            ],
+        ),
+        2,
+        "--theta-at",
+    );
+    run(explain(x, "0", &["--resize", "0"]), 2, "--resize");
+    run(explain(x, "0", &["--out"]), 2, "--out needs a value");
+    // Targets out of range: the largest usize, and more targets than samples.
+    run(explain(x, "18446744073709551615", &[]), 1, "out of range");
+    run(explain(x, "0,1,2,3,4,5,6,7,8,9,10", &[]), 1, "target");
+    // Missing files.
+    run(
+        explain("/nonexistent/x.npy", "0", &[]),
+        1,
+        "/nonexistent/x.npy",
+    );
+    fails(&["info", "--model", "/nonexistent/m.onnx"], 1, "I/O error");
+    fails(&["info", "--model", "/"], 1, "");
+    // npy inputs of the wrong dtype, empty, scalar, Inf.
+    let cplx = tmp.file("c.npy");
+    raw_npy(&cplx, "<c8", "(1, 8)", &[0; 64]);
+    run(explain(path_str(&cplx), "0", &[]), 1, "npy");
+    let text = tmp.file("u.npy");
+    raw_npy(&text, "<U3", "(1, 8)", &[0; 96]);
+    run(explain(path_str(&text), "0", &[]), 1, "npy");
+    let obj = tmp.file("o.npy");
+    raw_npy(&obj, "|O", "(1, 8)", &[0; 64]);
+    run(explain(path_str(&obj), "0", &[]), 1, "npy");
+    let empty = tmp.file("e.npy");
+    raw_npy(&empty, "<f4", "(0, 8)", &[]);
+    run(explain(path_str(&empty), "0", &[]), 1, "");
+    let scalar = tmp.file("s.npy");
+    raw_npy(&scalar, "<f4", "()", &1f32.to_le_bytes());
+    run(explain(path_str(&scalar), "0", &[]), 1, "shape");
+    let inf = tmp.file("inf.npy");
+    klrp::io::npy::write_npy_file(&inf, &ArrayD::<f32>::from_elem(vec![1, 8], f32::INFINITY))
+        .unwrap();
+    run(explain(path_str(&inf), "0", &[]), 1, "non-finite");
+    let big = tmp.file("big.npy");
+    let mut huge = vec![1f32; 8];
+    huge[0] = f32::MAX;
+    klrp::io::npy::write_npy_file(
+        &big,
+        &ndarray::Array2::from_shape_vec((1, 8), huge)
+            .unwrap()
+            .into_dyn(),
+    )
+    .unwrap();
+    // Finite but extreme: either explained or refused with one line (an overflow is non-finite).
+    let args = explain(path_str(&big), "0", &[]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = klrp(&refs);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(0) || (o.status.code() == Some(1) && err.lines().count() == 1));
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+    // An empty file as model and as input.
+    let nothing = tmp.file("nothing");
+    std::fs::write(&nothing, b"").unwrap();
+    fails(&["info", "--model", path_str(&nothing)], 1, "");
+    run(explain(path_str(&nothing), "0", &[]), 1, "");
+}

@@ -203,7 +203,8 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| Error::malformed("npy", format!("shape {shape:?} overflows")))?;
     let descr_b = descr.as_bytes();
-    if descr_b.len() < 3 {
+    // ASCII only: the slicing below is by byte (a fuzzed `'<ΐ8'` used to panic mid-character).
+    if descr_b.len() < 3 || !descr.is_ascii() {
         return Err(Error::malformed("npy", format!("bad dtype {descr:?}")));
     }
     let (endian, kind, size_str) = (descr_b[0], descr_b[1], &descr[2..]);

@@ -297,6 +297,8 @@ impl Layer for Conv2d {
             ],
             "Conv2d input",
         )?;
+        let sample_out = self.output_shape(&input.shape()[1..])?;
+        super::check_output(input, output, &sample_out, "Conv2d output")?;
         let terms = linear_share_terms(self, input, output, rule)?;
         Ok(Shares::Linear {
             connectivity: self.connectivity(sample)?,

@@ -147,6 +147,7 @@ impl Layer for Dense {
 
     fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
         self.check(input)?;
+        super::check_output(input, output, &[self.out_features()], "Dense output")?;
         let terms = linear_share_terms(self, input, output, rule)?;
         Ok(Shares::Linear {
             connectivity: self.connectivity(&[self.in_features()])?,

@@ -20,7 +20,7 @@ pub use batchnorm::BatchNorm2d;
 pub use conv::{Conv2d, ConvGeometry};
 pub use dense::Dense;
 pub use flatten::Flatten;
-pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, PoolGeometry};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MAX_ADAPTIVE_OUTPUT, MaxPool2d, PoolGeometry};
 
 use crate::error::{Error, Result};
 use crate::rules::{Rule, ShareTerm, WeightMap};
@@ -229,12 +229,27 @@ pub trait Layer: Debug + Send + Sync {
     }
 }
 
-/// Checks that a batch has per-sample shape `expected`.
+/// Checks that a batch has at least one sample, of per-sample shape `expected`.
 pub(crate) fn check_batch(x: &Tensor, expected: &[usize], context: &str) -> Result<()> {
-    if x.ndim() == 0 || &x.shape()[1..] != expected {
-        let mut want = vec![x.shape().first().copied().unwrap_or(1)];
+    if x.ndim() == 0 || x.shape()[0] == 0 || &x.shape()[1..] != expected {
+        let mut want = vec![x.shape().first().copied().unwrap_or(1).max(1)];
         want.extend_from_slice(expected);
         return Err(Error::shape(context, &want, x.shape()));
+    }
+    Ok(())
+}
+
+/// [`Error::ShapeMismatch`] unless `output` is the batch of `input` in per-sample shape
+/// `sample_out` (a layer's `shares` called with tensors that do not belong together).
+pub(crate) fn check_output(
+    input: &Tensor,
+    output: &Tensor,
+    sample_out: &[usize],
+    context: &str,
+) -> Result<()> {
+    let want = with_batch(input.shape().first().copied().unwrap_or(0), sample_out);
+    if output.shape() != want.as_slice() {
+        return Err(Error::shape(context, &want, output.shape()));
     }
     Ok(())
 }

@@ -54,7 +54,7 @@ fn regular_windows(
     pad: usize,
     include_pad: bool,
 ) -> Option<(Vec<Range<usize>>, Vec<usize>)> {
-    let out = (n + 2 * pad).checked_sub(k)? / stride + 1;
+    let out = n.checked_add(pad.checked_mul(2)?)?.checked_sub(k)? / stride + 1;
     let mut ranges = Vec::with_capacity(out);
     let mut divs = Vec::with_capacity(out);
     for o in 0..out {
@@ -73,8 +73,10 @@ fn regular_windows(
 
 /// Windows of adaptive pooling: output i covers `⌊i·n/out⌋ .. ⌈(i+1)·n/out⌉` (PyTorch).
 fn adaptive_windows(n: usize, out: usize) -> (Vec<Range<usize>>, Vec<usize>) {
-    let ranges: Vec<Range<usize>> = (0..out)
-        .map(|i| (i * n) / out..((i + 1) * n).div_ceil(out))
+    // In u128: `(i + 1) · n` cannot overflow, and the bounds are at most `n`.
+    let (n128, out128) = (n as u128, out as u128);
+    let ranges: Vec<Range<usize>> = (0..out128)
+        .map(|i| (i * n128 / out128) as usize..((i + 1) * n128).div_ceil(out128) as usize)
         .collect();
     let divs = ranges.iter().map(|r| r.len()).collect();
     (ranges, divs)
@@ -400,9 +402,14 @@ impl Layer for AvgPool2d {
     }
     fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
         let g = self.geometry(input.shape().get(1..).unwrap_or(&[]))?;
+        super::check_output(input, output, &g.output_shape(), "AvgPool2d output")?;
         avg_shares(g, input, output, rule, "AvgPool2d")
     }
 }
+
+/// The largest output side of an [`AdaptiveAvgPool2d`]: 2²⁴ (its window tables are
+/// allocated from the output size before any tensor-size limit could apply).
+pub const MAX_ADAPTIVE_OUTPUT: u64 = 1 << 24;
 
 /// Adaptive average pooling to a fixed output size (PyTorch `AdaptiveAvgPool2d`): output `i` averages
 /// inputs `⌊i·n/out⌋ .. ⌈(i+1)·n/out⌉`.
@@ -421,12 +428,21 @@ impl AdaptiveAvgPool2d {
     /// Adaptive average pooling to `output = (height, width)`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if a size is 0.
+    /// [`Error::InvalidArgument`] if a size is 0; [`Error::TooLarge`] if a size is above
+    /// [`MAX_ADAPTIVE_OUTPUT`].
     pub fn new(output: (usize, usize)) -> Result<Self> {
         if output.0 == 0 || output.1 == 0 {
             return Err(Error::invalid(format!(
                 "AdaptiveAvgPool2d output size must be ≥ 1, got {output:?}"
             )));
+        }
+        let big = output.0.max(output.1);
+        if big as u64 > MAX_ADAPTIVE_OUTPUT {
+            return Err(Error::TooLarge {
+                what: format!("AdaptiveAvgPool2d output side {output:?}"),
+                requested: big as u128,
+                limit: u128::from(MAX_ADAPTIVE_OUTPUT),
+            });
         }
         Ok(AdaptiveAvgPool2d { output })
     }
@@ -468,6 +484,7 @@ impl Layer for AdaptiveAvgPool2d {
     }
     fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
         let g = self.geometry(input.shape().get(1..).unwrap_or(&[]))?;
+        super::check_output(input, output, &g.output_shape(), "AdaptiveAvgPool2d output")?;
         avg_shares(g, input, output, rule, "AdaptiveAvgPool2d")
     }
 }

@@ -1,0 +1,10 @@
+//! Fuzz target: the image loader (see `klrp_fuzz::image`).
+#![cfg_attr(feature = "libfuzzer", no_main)]
+
+#[cfg(feature = "libfuzzer")]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| klrp_fuzz::image(data));
+
+#[cfg(not(feature = "libfuzzer"))]
+fn main() {
+    klrp_fuzz::plain::main("image", klrp_fuzz::image);
+}

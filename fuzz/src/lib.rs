@@ -1,0 +1,132 @@
+//! The checks each fuzz target runs on one input: parse it, and if it parses, use the result the
+//! way a user would (convert, round-trip, run the network). Anything but a panic (or, under the
+//! sanitizer, a memory error) is a pass: every bad input must be answered with a `klrp::Error`.
+
+include!("checks.rs");
+
+/// A libFuzzer-free driver: runs every seed in `fuzz/corpus/<target>/`, then mutates them
+/// (bit flips, byte sets, interesting values, splices, truncation, duplication of chunks) for the
+/// given number of seconds (first argument, default 60). A panicking input is written to
+/// `fuzz/artifacts/<target>/crash-<n>` and the driver exits non-zero. It measures no coverage;
+/// use cargo-fuzz for that.
+pub mod plain {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
+        let mut d = seed.to_vec();
+        for _ in 0..=rng.below(4) {
+            let n = d.len();
+            match rng.below(8) {
+                0 if n > 0 => {
+                    let i = rng.below(n);
+                    d[i] ^= 1 << rng.below(8);
+                }
+                1 if n > 0 => {
+                    let i = rng.below(n);
+                    d[i] = rng.next() as u8;
+                }
+                2 if n > 0 => {
+                    let vals = [0u8, 1, 0x7f, 0x80, 0xff, b'0', b'9', b'-'];
+                    let i = rng.below(n);
+                    d[i] = vals[rng.below(vals.len())];
+                }
+                3 if n >= 4 => {
+                    let i = rng.below(n - 3);
+                    let v: [u32; 5] = [0, 1, 0x7fff_ffff, 0xffff_ffff, 1 << 16];
+                    d[i..i + 4].copy_from_slice(&v[rng.below(5)].to_le_bytes());
+                }
+                4 if n > 0 => d.truncate(rng.below(n)),
+                5 if n > 0 => {
+                    let (a, b) = (rng.below(n), rng.below(n));
+                    let (a, b) = (a.min(b), a.max(b));
+                    let chunk = d[a..b].to_vec();
+                    let at = rng.below(n);
+                    d.splice(at..at, chunk);
+                }
+                6 if !other.is_empty() => {
+                    let at = rng.below(n + 1);
+                    let from = rng.below(other.len());
+                    d.truncate(at);
+                    d.extend_from_slice(&other[from..]);
+                }
+                _ if n > 0 => {
+                    let (a, b) = (rng.below(n), rng.below(n));
+                    d.drain(a.min(b)..a.max(b));
+                }
+                _ => d.push(rng.next() as u8),
+            }
+        }
+        d
+    }
+
+    /// Runs `check` on the corpus of `target`, then on mutations until the time is up.
+    pub fn main(target: &str, check: fn(&[u8])) {
+        let secs: u64 = std::env::args()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("corpus").join(target);
+        let mut corpus: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if corpus.is_empty() {
+            corpus.push(Vec::new());
+        }
+        std::panic::set_hook(Box::new(|_| {}));
+        let artifacts = root.join("artifacts").join(target);
+        let mut rng = Rng(0x5EED ^ secs);
+        let start = Instant::now();
+        let (mut execs, mut crashes) = (0u64, 0u64);
+        let run = |data: &[u8], crashes: &mut u64| {
+            if catch_unwind(AssertUnwindSafe(|| check(data))).is_err() {
+                std::fs::create_dir_all(&artifacts).unwrap();
+                let path = artifacts.join(format!("crash-{crashes}"));
+                std::fs::write(&path, data).unwrap();
+                eprintln!("{target}: panic on input written to {}", path.display());
+                *crashes += 1;
+            }
+        };
+        for seed in &corpus {
+            run(seed, &mut crashes);
+            execs += 1;
+        }
+        while start.elapsed() < Duration::from_secs(secs) && crashes < 10 {
+            for _ in 0..64 {
+                let a = rng.below(corpus.len());
+                let b = rng.below(corpus.len());
+                let input = mutate(&mut rng, &corpus[a], &corpus[b]);
+                run(&input, &mut crashes);
+                execs += 1;
+            }
+        }
+        let t = start.elapsed().as_secs_f64();
+        println!(
+            "{target}: {execs} executions in {t:.0} s ({:.0}/s), {} seeds, {crashes} crashes",
+            execs as f64 / t,
+            corpus.len()
+        );
+        if crashes > 0 {
+            std::process::exit(1);
+        }
+    }
+}
