@@ -247,16 +247,9 @@ fn real_relevance_agrees_to_1e6_across_thread_counts_for_a_fixed_trace() {
 
 /// The whole explanation, forward pass included, in pools of 1, 2 and 3 threads.
 ///
-/// Ignored: the stride-1 convolution forward (src/kernels/conv.rs, `forward_sample`) sizes its
-/// GEMM blocks of output rows from `rayon::current_num_threads()`, and the `gemm` crate's
-/// summation order depends on the block width, so activations differ in the last bits between
-/// thread counts (layer 3 of this network: 20,896 of 23,232 values) and the differences reach
-/// every semiring whose shares depend on the activations' exact values (Viterbi differs; Real
-/// differs by 7e-5 relative after the ε rule). Reported to the kernel owner; un-ignore once
-/// the block size no longer depends on the thread count. `forward_is_bit_identical_…` below is the
-/// minimal reproducer.
+/// The stride-1 convolution forward sizes its GEMM blocks from the problem alone, so activations,
+/// and with them every semiring's relevance, do not depend on the thread count.
 #[test]
-#[ignore = "kernel bug: conv forward GEMM blocking depends on the thread count (docs/reliability.md)"]
 fn explanations_are_deterministic_across_thread_counts() {
     check_exact(false);
     check_real(false);
@@ -264,7 +257,6 @@ fn explanations_are_deterministic_across_thread_counts() {
 
 /// Minimal reproducer of the kernel bug above: one stride-1 convolution 64 → 64 on 11 × 11.
 #[test]
-#[ignore = "kernel bug: conv forward GEMM blocking depends on the thread count (docs/reliability.md)"]
 fn forward_is_bit_identical_for_any_thread_count() {
     let mut rng = Rng(1);
     let net = Network::new([64, 11, 11], vec![conv(&mut rng, 64, 64, 1)]).unwrap();

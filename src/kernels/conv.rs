@@ -82,10 +82,10 @@ pub(crate) fn forward_sample(
     let taps = g.kh * g.kw;
     let k = g.in_channels * taps;
     let m = g.out_channels;
-    // Blocks of whole output rows, enough blocks for every thread.
+    // Blocks of whole output rows, sized from the problem alone (never from the thread count, so
+    // the GEMM sums in the same order, and results are bit-identical, for any number of threads).
     let threads = rayon::current_num_threads().max(1);
-    let rows =
-        (chunk_columns(k, g.out_h * p.wp) / p.wp).clamp(1, g.out_h.div_ceil(2 * threads).max(1));
+    let rows = (chunk_columns(k, g.out_h * p.wp) / p.wp).clamp(1, g.out_h.div_ceil(4).max(1));
     let a = Mat {
         data: weight,
         offset: 0,

@@ -126,6 +126,9 @@ pub(crate) fn forward(
     map: WeightMap,
 ) -> Vec<f32> {
     let (n_out, n_in) = weight.dim();
+    if n == 0 || n_out == 0 || x.len() < n * n_in {
+        return Vec::new();
+    }
     let w = weight.as_standard_layout();
     let w = w.as_slice().unwrap_or(&[]);
     let mut zt = vec![0.0f32; n_out * n];

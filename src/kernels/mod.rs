@@ -480,13 +480,20 @@ pub fn conv_forward(
 
 /// The forward pass of a dense layer (`weight` `[out, in]`) with mapped weights, for a batch `x`
 /// (`[N, in]` flat); no bias.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `x` does not hold `n` samples of the layer's input size.
 pub fn dense_forward(
     weight: &ndarray::ArrayView2<'_, f32>,
     x: &[f32],
     n: usize,
     map: WeightMap,
-) -> Vec<f32> {
-    dense::forward(weight, x, n, map)
+) -> Result<Vec<f32>> {
+    let n_in = weight.ncols();
+    if x.len() != n * n_in {
+        return Err(Error::shape("dense forward input", &[n, n_in], &[x.len()]));
+    }
+    Ok(dense::forward(weight, x, n, map))
 }
 
 /// The reference kernel for [`propagate`]: walks every connection `(j, k)` of every sample with

@@ -95,7 +95,7 @@ impl LinearMap for Dense {
         let n = x.shape()[0];
         let xs = x.as_standard_layout();
         let xs = xs.as_slice().unwrap_or(&[]);
-        let mut z = kernels::dense_forward(&self.weight.view(), xs, n, weight);
+        let mut z = kernels::dense_forward(&self.weight.view(), xs, n, weight)?;
         if let (Some(bmap), Some(b)) = (bias, &self.bias) {
             for zs in z.chunks_exact_mut(self.out_features()) {
                 for (z, &b) in zs.iter_mut().zip(b) {
