@@ -389,7 +389,11 @@ impl Network {
         }
         crate::layers::check_batch(x, &self.input_shape, "network input")?;
         self.check_size(x.shape()[0])?;
-        crate::error::ensure_finite(x.iter(), || "network input".into())
+        if crate::kernels::elementwise::all(x, f32::is_finite) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite("network input".into()))
+        }
     }
 
     /// A layer's forward pass must return the batch shape its `output_shape` promised (a user's
@@ -423,7 +427,9 @@ impl Network {
             let wrap = |e: Error| e.in_layer(i, layer.name());
             a = layer.forward(&a).map_err(wrap)?;
             self.check_output(i, x.shape()[0], &a).map_err(wrap)?;
-            crate::error::ensure_finite(a.iter(), || "activations".into()).map_err(wrap)?;
+            if !crate::kernels::elementwise::all(&a, f32::is_finite) {
+                return Err(wrap(Error::NonFinite("activations".into())));
+            }
         }
         Ok(a)
     }
@@ -442,8 +448,9 @@ impl Network {
                 .map_err(|e| e.in_layer(i, layer.name()))?;
             self.check_output(i, x.shape()[0], &a)
                 .map_err(|e| e.in_layer(i, layer.name()))?;
-            crate::error::ensure_finite(a.iter(), || "activations".into())
-                .map_err(|e| e.in_layer(i, layer.name()))?;
+            if !crate::kernels::elementwise::all(&a, f32::is_finite) {
+                return Err(Error::NonFinite("activations".into()).in_layer(i, layer.name()));
+            }
             activations.push(a);
         }
         Ok(Trace { activations })

@@ -29,8 +29,9 @@
 //! `stab_ε(x) = x + ε·s(x)` with `s(x) = sign(x)` and `s(0) = +1`: it always moves away from zero.
 
 use crate::error::{Error, Result};
+use crate::kernels::elementwise;
 use crate::layers::{LinearMap, Tensor};
-use ndarray::{ArrayD, Zip};
+use ndarray::ArrayD;
 use std::sync::Arc;
 
 /// The default stabiliser ε of the rules that have one (as in Zennit).
@@ -485,16 +486,16 @@ impl Rule {
 }
 
 fn pos(t: &Tensor) -> Tensor {
-    t.mapv(|x| x.max(0.0))
+    elementwise::map(t, |x| x.max(0.0))
 }
 
 fn neg(t: &Tensor) -> Tensor {
-    t.mapv(|x| x.min(0.0))
+    elementwise::map(t, |x| x.min(0.0))
 }
 
 /// `q = 1 / stab_ε(z)` elementwise (0 where the denominator vanishes).
 fn recip(z: &Tensor, epsilon: f32) -> Tensor {
-    z.mapv(|x| stabilized_recip(x, epsilon))
+    elementwise::map(z, |x| stabilized_recip(x, epsilon))
 }
 
 fn term(input: Tensor, weight: WeightMap, scale: Tensor) -> ShareTerm {
@@ -520,7 +521,7 @@ pub fn linear_share_terms(
     // A modified forward pass; an all-zero input without bias skips the pass (post-ReLU inputs
     // make every a⁻ term vanish).
     let f = |x: &Tensor, w: WeightMap, b: Option<WeightMap>| {
-        if b.is_none() && x.iter().all(|&v| v == 0.0) {
+        if b.is_none() && elementwise::all(x, |v| v == 0.0) {
             Ok(Tensor::zeros(z.raw_dim()))
         } else {
             map.forward_mapped(x, w, b)
@@ -539,16 +540,21 @@ pub fn linear_share_terms(
             //   zγ⁻ = F(a⁺, w + γw⁻) + F(a⁻, w + γw⁺) + b + γb⁻ = z + γ(z − P − b⁺)
             let p = f(&ap, W::Positive, None)? + f(&an, W::Negative, None)?;
             let b_pos = map.bias_term(z, W::Positive)?;
-            let zp = z + &((&p + &b_pos) * r.gamma);
-            let zn = z + &((z - &p - &b_pos) * r.gamma);
-            let mut qp = recip(&zp, r.epsilon);
-            let mut qn = recip(&zn, r.epsilon);
-            Zip::from(&mut qp).and(&mut qn).and(z).for_each(|p, n, &z| {
-                if z <= 0.0 {
-                    *p = 0.0;
+            // p ← P + b⁺; then the two branches' reciprocals, each only where z has its sign.
+            let p = elementwise::zip_map(&p, &b_pos, |p, b| p + b);
+            let (g, eps) = (r.gamma, r.epsilon);
+            let qp = elementwise::zip_map(z, &p, |z, p| {
+                if z > 0.0 {
+                    stabilized_recip(z + g * p, eps)
+                } else {
+                    0.0
                 }
-                if z >= 0.0 {
-                    *n = 0.0;
+            });
+            let qn = elementwise::zip_map(z, &p, |z, p| {
+                if z < 0.0 {
+                    stabilized_recip(z + g * (z - p), eps)
+                } else {
+                    0.0
                 }
             });
             vec![
@@ -615,7 +621,9 @@ pub fn linear_share_terms(
     };
     Ok(terms
         .into_iter()
-        .filter(|t| t.input.iter().any(|&x| x != 0.0) && t.scale.iter().any(|&x| x != 0.0))
+        .filter(|t| {
+            !elementwise::all(&t.input, |x| x == 0.0) && !elementwise::all(&t.scale, |x| x == 0.0)
+        })
         .collect())
 }
 

@@ -12,6 +12,8 @@
 pub mod simd;
 mod conv;
 mod dense;
+mod direct;
+pub mod elementwise;
 mod gemm;
 mod lanes;
 
@@ -23,6 +25,7 @@ use crate::layers::{Connectivity, Shares, Tensor};
 use crate::rules::{ShareTerm, WeightMap};
 use crate::semiring::{Real, Semiring};
 use ndarray::{ArrayD, ArrayView4, IxDyn};
+use rayon::prelude::*;
 use std::any::TypeId;
 
 /// Calls `f(j, k, w_jk)` for every connection of one sample, with `j` and `k` flat indices into
@@ -407,6 +410,15 @@ fn generic_linear<K: Semiring, T: Conversion<K> + ?Sized>(
     }
 }
 
+/// Elements per parallel chunk of elementwise loops.
+const CHUNK: usize = 1 << 14;
+
+/// Mapped weights for a transposed convolution, in the layout of the path that runs it.
+enum Transposed<'a> {
+    Direct(&'a direct::Problem, Vec<f32>),
+    Gemm(Vec<f32>),
+}
+
 /// Classical LRP through a convolution, in its linear form: `R_in = Σ_t p_t ⊙ convᵀ_{g_t}(q_t ⊙ R_out)`.
 fn conv_linear_relevance(
     g: &crate::layers::ConvGeometry,
@@ -419,22 +431,35 @@ fn conv_linear_relevance(
 ) -> Result<Vec<f32>> {
     let mut r_in = vec![0.0f32; n * n_in];
     let mut grad = vec![0.0f32; n_in];
+    let mut sv = vec![0.0f32; n_out];
+    let direct = direct::transpose_problem(g).filter(|_| direct::available());
     for t in terms {
-        let w: Vec<f32> = weight.iter().map(|&w| t.g.apply(w)).collect();
+        let transposed = match &direct {
+            Some(p) => Transposed::Direct(p, direct::pack_transposed(g, p, weight, t.g)),
+            None => Transposed::Gemm(weight.iter().map(|&w| t.g.apply(w)).collect()),
+        };
         for s in 0..n {
-            let sv: Vec<f32> = t.q[s * n_out..(s + 1) * n_out]
-                .iter()
-                .zip(&r[s * n_out..(s + 1) * n_out])
-                .map(|(q, r)| q * r)
-                .collect();
-            conv::transpose_sample(g, &w, &sv, &mut grad)?;
-            for ((o, &gr), &p) in r_in[s * n_in..(s + 1) * n_in]
-                .iter_mut()
-                .zip(&grad)
-                .zip(&t.p[s * n_in..(s + 1) * n_in])
-            {
-                *o += p * gr;
+            sv.par_chunks_mut(CHUNK)
+                .zip(t.q[s * n_out..(s + 1) * n_out].par_chunks(CHUNK))
+                .zip(r[s * n_out..(s + 1) * n_out].par_chunks(CHUNK))
+                .for_each(|((sv, q), r)| {
+                    for ((v, q), r) in sv.iter_mut().zip(q).zip(r) {
+                        *v = q * r;
+                    }
+                });
+            match &transposed {
+                Transposed::Direct(p, packed) => direct::conv(p, packed, None, &sv, &mut grad),
+                Transposed::Gemm(w) => conv::transpose_sample(g, w, &sv, &mut grad)?,
             }
+            r_in[s * n_in..(s + 1) * n_in]
+                .par_chunks_mut(CHUNK)
+                .zip(grad.par_chunks(CHUNK))
+                .zip(t.p[s * n_in..(s + 1) * n_in].par_chunks(CHUNK))
+                .for_each(|((o, gr), p)| {
+                    for ((o, gr), p) in o.iter_mut().zip(gr).zip(p) {
+                        *o += p * gr;
+                    }
+                });
         }
     }
     Ok(r_in)
@@ -465,14 +490,22 @@ pub fn conv_forward(
     let (n_in, n_out) = (conn.input_len(), conn.output_len());
     let n = check_len("convolution input", x.shape(), n_in)?;
     let xs = samples(x);
-    let w: Vec<f32> = weight.iter().map(|&w| weight_map.apply(w)).collect();
     let b: Option<Vec<f32>> = match (bias_map, bias) {
         (Some(m), Some(b)) => Some(b.iter().map(|&b| m.apply(b)).collect()),
         _ => None,
     };
     let mut out = vec![0.0f32; n * n_out];
-    for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
-        conv::forward_sample(g, &w, b.as_deref(), xs, out)?;
+    if direct::available() {
+        let p = direct::forward_problem(g);
+        let packed = direct::pack_forward(&p, weight, weight_map);
+        for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+            direct::conv(&p, &packed, b.as_deref(), xs, out);
+        }
+    } else {
+        let w: Vec<f32> = weight.iter().map(|&w| weight_map.apply(w)).collect();
+        for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+            conv::forward_sample(g, &w, b.as_deref(), xs, out)?;
+        }
     }
     ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
         .map_err(|e| Error::invalid(format!("convolution output: {e}")))

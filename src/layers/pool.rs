@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::kernels;
 use crate::rules::{ProportionalRule, Rule, ShareTerm, WeightMap, stabilized_recip};
 use ndarray::{Array2, Axis};
+use rayon::prelude::*;
 use std::ops::Range;
 
 /// Pooling windows on one input size: separable row and column ranges of in-bounds inputs.
@@ -247,30 +248,37 @@ impl MaxPool2d {
         let mut out = Tensor::zeros(super::with_batch(n, &g.output_shape()));
         let mut winners = Array2::<usize>::zeros((n, n_out));
         let x = x.as_standard_layout();
+        let plane = (g.out_h * g.out_w).max(1);
         for (s, xs) in x.axis_iter(Axis(0)).enumerate() {
             let xs = xs.as_slice().unwrap_or(&[]);
             let mut os = out.index_axis_mut(Axis(0), s);
             let os = os.as_slice_mut().unwrap_or(&mut []);
-            for c in 0..g.channels {
-                for (oy, rows) in g.rows.iter().enumerate() {
-                    for (ox, cols) in g.cols.iter().enumerate() {
-                        let k = (c * g.out_h + oy) * g.out_w + ox;
-                        let mut best = f32::NEG_INFINITY;
-                        let mut arg = (c * g.in_h + rows.start) * g.in_w + cols.start;
-                        for iy in rows.clone() {
-                            for ix in cols.clone() {
-                                let j = (c * g.in_h + iy) * g.in_w + ix;
-                                if xs[j] > best {
-                                    best = xs[j];
-                                    arg = j;
+            let mut ws = winners.row_mut(s);
+            let ws = ws.as_slice_mut().unwrap_or(&mut []);
+            // One channel per task: each writes its own output plane.
+            os.par_chunks_mut(plane)
+                .zip(ws.par_chunks_mut(plane))
+                .enumerate()
+                .for_each(|(c, (os, ws))| {
+                    for (oy, rows) in g.rows.iter().enumerate() {
+                        for (ox, cols) in g.cols.iter().enumerate() {
+                            let k = oy * g.out_w + ox;
+                            let mut best = f32::NEG_INFINITY;
+                            let mut arg = (c * g.in_h + rows.start) * g.in_w + cols.start;
+                            for iy in rows.clone() {
+                                for ix in cols.clone() {
+                                    let j = (c * g.in_h + iy) * g.in_w + ix;
+                                    if xs[j] > best {
+                                        best = xs[j];
+                                        arg = j;
+                                    }
                                 }
                             }
+                            os[k] = best;
+                            ws[k] = arg;
                         }
-                        os[k] = best;
-                        winners[[s, k]] = arg;
                     }
-                }
-            }
+                });
         }
         Ok((out, winners))
     }

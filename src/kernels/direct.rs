@@ -1,0 +1,463 @@
+//! Direct stride-1 convolution with register-blocked SIMD micro-kernels (AVX-512; AVX2 + FMA).
+//!
+//! `out[co][n] = Σ_ci Σ_(ky,kx) w[co][ci][ky][kx] · xp[ci][n + ky·dh·Wp + kx·dw]`
+//!
+//! on the padded-width grid `n = oy·Wp + ox` of a zero-padded input `xp` (`Wp` its padded width;
+//! the columns `ox ≥ W_out` of the grid are computed and thrown away). A micro-kernel holds an
+//! 8-output-channel × 48-position (AVX-512) or × 24-position (AVX2) tile of `out` in registers and
+//! streams `C_in · kh · kw` steps of one contiguous vector load of `xp` per 16 (8) positions and one
+//! broadcast weight per output channel: no im2col buffer, no packing of the input.
+//!
+//! The transposed convolution (`x_grad[j] = Σ_k w_jk s[k]`, stride 1) is the same kernel run on
+//! the relevance padded by `(k − 1)·d − p`, with the weights flipped and their channel axes swapped
+//! ([`transpose_sample`]).
+//!
+//! Work is split into (band of grid tiles, block of 8 output channels) items, parallel with rayon;
+//! every output is summed by one item in one fixed order (`ci`, then `ky`, then `kx`), so results
+//! are bit-identical for any number of threads.
+
+use super::simd::{SimdLevel, simd_level};
+use crate::layers::ConvGeometry;
+use crate::rules::WeightMap;
+use ndarray::ArrayView4;
+use rayon::prelude::*;
+
+/// Output channels per micro-kernel tile.
+const CO_BLOCK: usize = 8;
+
+/// Whether a SIMD micro-kernel is available on this CPU (else callers use the GEMM path).
+pub(crate) fn available() -> bool {
+    cfg!(target_arch = "x86_64") && simd_level() >= SimdLevel::Avx2
+}
+
+/// One stride-1 convolution problem: `cin → cout` channels, an input of `h × w` padded by `pad`
+/// on each side, a `kh × kw` kernel with dilation `dil`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Problem {
+    pub cin: usize,
+    pub cout: usize,
+    pub h: usize,
+    pub w: usize,
+    pub pad: (usize, usize),
+    pub kh: usize,
+    pub kw: usize,
+    pub dil: (usize, usize),
+}
+
+impl Problem {
+    fn hp(&self) -> usize {
+        self.h + 2 * self.pad.0
+    }
+    fn wp(&self) -> usize {
+        self.w + 2 * self.pad.1
+    }
+    /// Output height (0 if the kernel does not fit).
+    pub fn out_h(&self) -> usize {
+        (self.hp() + 1).saturating_sub((self.kh - 1) * self.dil.0 + 1)
+    }
+    /// Output width (0 if the kernel does not fit).
+    pub fn out_w(&self) -> usize {
+        (self.wp() + 1).saturating_sub((self.kw - 1) * self.dil.1 + 1)
+    }
+}
+
+/// Weights `w(co, ci, ky, kx)` packed as `[co / 8][ci][ky][kx][co % 8]`, zero-filled past `cout`.
+pub(crate) fn pack_weights(
+    p: &Problem,
+    w: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
+) -> Vec<f32> {
+    let blocks = p.cout.div_ceil(CO_BLOCK);
+    let per_block = p.cin * p.kh * p.kw * CO_BLOCK;
+    let mut packed = vec![0.0f32; blocks * per_block];
+    packed
+        .par_chunks_mut(per_block)
+        .enumerate()
+        .for_each(|(b, block)| {
+            for (step, lane) in block.chunks_exact_mut(CO_BLOCK).enumerate() {
+                let (ci, tap) = (step / (p.kh * p.kw), step % (p.kh * p.kw));
+                let (ky, kx) = (tap / p.kw, tap % p.kw);
+                for (c, v) in lane.iter_mut().enumerate() {
+                    let co = b * CO_BLOCK + c;
+                    if co < p.cout {
+                        *v = w(co, ci, ky, kx);
+                    }
+                }
+            }
+        });
+    packed
+}
+
+/// Grid positions per micro-kernel tile at the current SIMD level.
+fn tile_len() -> usize {
+    if simd_level() >= SimdLevel::Avx512 {
+        48
+    } else {
+        24
+    }
+}
+
+/// `out[co][oy][ox] = bias[co] + Σ w·x` for one sample: `x` is `[cin][h][w]`, `out` is
+/// `[cout][out_h][out_w]`, weights from [`pack_weights`]. Call only when [`available`].
+pub(crate) fn conv(p: &Problem, packed: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32]) {
+    let (hp, wp) = (p.hp(), p.wp());
+    let (out_h, out_w) = (p.out_h(), p.out_w());
+    assert!(x.len() == p.cin * p.h * p.w && out.len() == p.cout * out_h * out_w);
+    assert!(packed.len() == p.cout.div_ceil(CO_BLOCK) * p.cin * p.kh * p.kw * CO_BLOCK);
+    if out.is_empty() {
+        return;
+    }
+    let tile = tile_len();
+    let plane = hp * wp;
+    // The last tile may run past the grid: the tail keeps its loads inside the buffer.
+    let tail = tile + (p.kw - 1) * p.dil.1 + 16;
+    let mut xp = vec![0.0f32; p.cin * plane + tail];
+    xp[..p.cin * plane]
+        .par_chunks_mut(plane)
+        .zip(x.par_chunks(p.h * p.w))
+        .for_each(|(dst, src)| {
+            for (iy, row) in src.chunks_exact(p.w).enumerate() {
+                let at = (iy + p.pad.0) * wp + p.pad.1;
+                dst[at..at + p.w].copy_from_slice(row);
+            }
+        });
+    let taps: Vec<usize> = (0..p.kh * p.kw)
+        .map(|t| (t / p.kw) * p.dil.0 * wp + (t % p.kw) * p.dil.1)
+        .collect();
+    let grid = out_h * wp;
+    let tiles = grid.div_ceil(tile);
+    // A band of tiles reads its grid positions plus the kernel's reach below them, in every
+    // input channel; that stays within about 1 MB (L2), so an item's weights (one channel block)
+    // are reused across the band's tiles, and the band across the channel blocks.
+    let halo = (p.kh - 1) * p.dil.0 * wp + (p.kw - 1) * p.dil.1;
+    let positions = ((1usize << 20) / (4 * p.cin.max(1))).saturating_sub(halo);
+    let tiles_per_band = (positions / tile).clamp(1, tiles);
+    let bands = tiles.div_ceil(tiles_per_band);
+    let co_blocks = p.cout.div_ceil(CO_BLOCK);
+    let steps = p.cin * p.kh * p.kw;
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let geometry = Geometry {
+        wp,
+        grid,
+        out_h,
+        out_w,
+        cout: p.cout,
+    };
+    (0..bands * co_blocks).into_par_iter().for_each(|item| {
+        let (band, cb) = (item / co_blocks, item % co_blocks);
+        let w = &packed[cb * steps * CO_BLOCK..][..steps * CO_BLOCK];
+        let mut acc = [0.0f32; CO_BLOCK * 48];
+        for t in band * tiles_per_band..((band + 1) * tiles_per_band).min(tiles) {
+            let n0 = t * tile;
+            micro_kernel(&xp[n0..], plane, p.cin, &taps, w, &mut acc, tile);
+            // SAFETY: item (band, cb) alone writes channels cb·8.. of the grid positions of its
+            // band's tiles; `store` stays inside `out` (checked ranges, see there).
+            unsafe { store(&geometry, out_ptr, &acc, tile, n0, cb * CO_BLOCK, bias) };
+        }
+    });
+}
+
+struct Geometry {
+    wp: usize,
+    grid: usize,
+    out_h: usize,
+    out_w: usize,
+    cout: usize,
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the pointer is only used for disjoint writes, one item per output element.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Writes the valid part of a tile (`acc[c][i]`, grid positions `n0 + i`) plus bias to `out`.
+///
+/// # Safety
+/// No other thread may write the same output elements concurrently.
+unsafe fn store(
+    g: &Geometry,
+    out: SendPtr,
+    acc: &[f32; CO_BLOCK * 48],
+    tile: usize,
+    n0: usize,
+    co0: usize,
+    bias: Option<&[f32]>,
+) {
+    let end = (n0 + tile).min(g.grid);
+    let mut n = n0;
+    while n < end {
+        let (oy, ox) = (n / g.wp, n % g.wp);
+        let row_end = (oy * g.wp + g.wp).min(end);
+        if ox < g.out_w && oy < g.out_h {
+            let len = (g.out_w - ox).min(row_end - n);
+            for c in 0..CO_BLOCK.min(g.cout - co0) {
+                let b = bias.map_or(0.0, |b| b[co0 + c]);
+                let src = &acc[c * tile + (n - n0)..][..len];
+                let at = ((co0 + c) * g.out_h + oy) * g.out_w + ox;
+                // SAFETY: co0 + c < cout, oy < out_h, ox + len ≤ out_w: inside `out`.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), len) };
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s + b;
+                }
+            }
+        }
+        n = row_end;
+    }
+}
+
+/// One tile: `acc[c·tile + i] = Σ_ci Σ_t w[(ci·T + t)·8 + c] · x[ci·plane + taps[t] + i]`.
+fn micro_kernel(
+    x: &[f32],
+    plane: usize,
+    cin: usize,
+    taps: &[usize],
+    w: &[f32],
+    acc: &mut [f32; CO_BLOCK * 48],
+    tile: usize,
+) {
+    let max_tap = taps.iter().copied().max().unwrap_or(0);
+    // Every load reads x[ci·plane + tap .. + tile] for ci < cin.
+    assert!(cin == 0 || (cin - 1) * plane + max_tap + tile <= x.len());
+    assert!(w.len() == cin * taps.len() * CO_BLOCK);
+    #[cfg(target_arch = "x86_64")]
+    {
+        match simd_level() {
+            // SAFETY: the CPU has the features; the asserts above bound every load.
+            SimdLevel::Avx512 => return unsafe { x86::tile_avx512(x, plane, cin, taps, w, acc) },
+            SimdLevel::Avx2 => return unsafe { x86::tile_avx2(x, plane, cin, taps, w, acc) },
+            SimdLevel::Baseline => {}
+        }
+    }
+    // Portable fallback (not used by `conv` callers, who check `available`; kept for safety).
+    for c in 0..CO_BLOCK {
+        for i in 0..tile {
+            let mut s = 0.0f32;
+            for ci in 0..cin {
+                for (t, &off) in taps.iter().enumerate() {
+                    s += w[(ci * taps.len() + t) * CO_BLOCK + c] * x[ci * plane + off + i];
+                }
+            }
+            acc[c * tile + i] = s;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::CO_BLOCK;
+    use std::arch::x86_64::*;
+
+    /// 8 channels × 48 positions: 24 zmm accumulators.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_avx512(
+        x: &[f32],
+        plane: usize,
+        cin: usize,
+        taps: &[usize],
+        w: &[f32],
+        acc: &mut [f32; CO_BLOCK * 48],
+    ) {
+        let mut a = [[_mm512_setzero_ps(); 3]; CO_BLOCK];
+        let xb = x.as_ptr();
+        let mut wp = w.as_ptr();
+        for ci in 0..cin {
+            // SAFETY (all loads): the caller checked (cin−1)·plane + max tap + 48 ≤ x.len() and
+            // w.len() = cin·taps·8.
+            let xc = unsafe { xb.add(ci * plane) };
+            for &off in taps {
+                let xo = unsafe { xc.add(off) };
+                let x0 = unsafe { _mm512_loadu_ps(xo) };
+                let x1 = unsafe { _mm512_loadu_ps(xo.add(16)) };
+                let x2 = unsafe { _mm512_loadu_ps(xo.add(32)) };
+                for (c, ac) in a.iter_mut().enumerate() {
+                    let wv = _mm512_set1_ps(unsafe { *wp.add(c) });
+                    ac[0] = _mm512_fmadd_ps(wv, x0, ac[0]);
+                    ac[1] = _mm512_fmadd_ps(wv, x1, ac[1]);
+                    ac[2] = _mm512_fmadd_ps(wv, x2, ac[2]);
+                }
+                wp = unsafe { wp.add(CO_BLOCK) };
+            }
+        }
+        let out = acc.as_mut_ptr();
+        for (c, ac) in a.iter().enumerate() {
+            for (v, r) in ac.iter().enumerate() {
+                // SAFETY: c·48 + v·16 + 16 ≤ 8·48.
+                unsafe { _mm512_storeu_ps(out.add(c * 48 + v * 16), *r) };
+            }
+        }
+    }
+
+    /// 8 channels × 24 positions, as two passes of 4 channels × 3 ymm (12 accumulators).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_avx2(
+        x: &[f32],
+        plane: usize,
+        cin: usize,
+        taps: &[usize],
+        w: &[f32],
+        acc: &mut [f32; CO_BLOCK * 48],
+    ) {
+        let xb = x.as_ptr();
+        let out = acc.as_mut_ptr();
+        for half in 0..2 {
+            let mut a = [[_mm256_setzero_ps(); 3]; 4];
+            let mut wp = unsafe { w.as_ptr().add(half * 4) };
+            for ci in 0..cin {
+                // SAFETY (all loads): the caller checked (cin−1)·plane + max tap + 24 ≤ x.len()
+                // and w.len() = cin·taps·8.
+                let xc = unsafe { xb.add(ci * plane) };
+                for &off in taps {
+                    let xo = unsafe { xc.add(off) };
+                    let x0 = unsafe { _mm256_loadu_ps(xo) };
+                    let x1 = unsafe { _mm256_loadu_ps(xo.add(8)) };
+                    let x2 = unsafe { _mm256_loadu_ps(xo.add(16)) };
+                    for (c, ac) in a.iter_mut().enumerate() {
+                        let wv = _mm256_set1_ps(unsafe { *wp.add(c) });
+                        ac[0] = _mm256_fmadd_ps(wv, x0, ac[0]);
+                        ac[1] = _mm256_fmadd_ps(wv, x1, ac[1]);
+                        ac[2] = _mm256_fmadd_ps(wv, x2, ac[2]);
+                    }
+                    wp = unsafe { wp.add(CO_BLOCK) };
+                }
+            }
+            for (c, ac) in a.iter().enumerate() {
+                for (v, r) in ac.iter().enumerate() {
+                    // SAFETY: (half·4 + c)·24 + v·8 + 8 ≤ 8·24.
+                    unsafe { _mm256_storeu_ps(out.add((half * 4 + c) * 24 + v * 8), *r) };
+                }
+            }
+        }
+    }
+}
+
+/// The forward problem of a stride-1, one-group convolution.
+pub(crate) fn forward_problem(g: &ConvGeometry) -> Problem {
+    Problem {
+        cin: g.in_channels,
+        cout: g.out_channels,
+        h: g.in_h,
+        w: g.in_w,
+        pad: g.padding,
+        kh: g.kh,
+        kw: g.kw,
+        dil: g.dilation,
+    }
+}
+
+/// The transposed problem, if the direct kernel applies: the relevance grid padded by
+/// `(k − 1)·d − p` (so the padding may be at most the kernel's reach).
+pub(crate) fn transpose_problem(g: &ConvGeometry) -> Option<Problem> {
+    let reach_y = (g.kh - 1) * g.dilation.0;
+    let reach_x = (g.kw - 1) * g.dilation.1;
+    if g.padding.0 > reach_y || g.padding.1 > reach_x {
+        return None;
+    }
+    let p = Problem {
+        cin: g.out_channels,
+        cout: g.in_channels,
+        h: g.out_h,
+        w: g.out_w,
+        pad: (reach_y - g.padding.0, reach_x - g.padding.1),
+        kh: g.kh,
+        kw: g.kw,
+        dil: g.dilation,
+    };
+    (p.out_h() == g.in_h && p.out_w() == g.in_w).then_some(p)
+}
+
+/// The packed weights `map(w)` of the forward problem.
+pub(crate) fn pack_forward(p: &Problem, weight: &ArrayView4<'_, f32>, map: WeightMap) -> Vec<f32> {
+    pack_weights(p, |co, ci, ky, kx| map.apply(weight[[co, ci, ky, kx]]))
+}
+
+/// The packed weights `map(w')` of the transposed problem:
+/// `w'[ci][co][ky][kx] = w[co][ci][kh−1−ky][kw−1−kx]`.
+pub(crate) fn pack_transposed(
+    g: &ConvGeometry,
+    p: &Problem,
+    weight: &ArrayView4<'_, f32>,
+    map: WeightMap,
+) -> Vec<f32> {
+    pack_weights(p, |ci, co, ky, kx| {
+        map.apply(weight[[co, ci, g.kh - 1 - ky, g.kw - 1 - kx]])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(p: &Problem, w: &[f32], x: &[f32]) -> Vec<f32> {
+        let (oh, ow) = (p.out_h(), p.out_w());
+        let mut out = vec![0.0f32; p.cout * oh * ow];
+        for co in 0..p.cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = 0.0f64;
+                    for ci in 0..p.cin {
+                        for ky in 0..p.kh {
+                            for kx in 0..p.kw {
+                                let iy = (oy + ky * p.dil.0) as isize - p.pad.0 as isize;
+                                let ix = (ox + kx * p.dil.1) as isize - p.pad.1 as isize;
+                                if iy < 0 || ix < 0 || iy >= p.h as isize || ix >= p.w as isize {
+                                    continue;
+                                }
+                                let wv = w[((co * p.cin + ci) * p.kh + ky) * p.kw + kx];
+                                let xv = x[(ci * p.h + iy as usize) * p.w + ix as usize];
+                                s += f64::from(wv) * f64::from(xv);
+                            }
+                        }
+                    }
+                    out[(co * oh + oy) * ow + ox] = s as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn direct_matches_naive_loops() {
+        if !available() {
+            return;
+        }
+        let mut seed = 7u64;
+        let mut rnd = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        for &(cin, cout, h, w, pad, k, dil) in &[
+            (3, 5, 7, 9, (1, 1), (3, 3), (1, 1)),
+            (4, 17, 13, 11, (0, 2), (3, 2), (2, 1)),
+            (9, 8, 30, 31, (2, 0), (5, 3), (1, 2)),
+            (2, 3, 1, 1, (1, 1), (3, 3), (1, 1)),
+            (16, 9, 5, 70, (1, 1), (1, 1), (1, 1)),
+        ] {
+            let p = Problem {
+                cin,
+                cout,
+                h,
+                w,
+                pad,
+                kh: k.0,
+                kw: k.1,
+                dil,
+            };
+            let wt: Vec<f32> = (0..cout * cin * k.0 * k.1).map(|_| rnd()).collect();
+            let x: Vec<f32> = (0..cin * h * w).map(|_| rnd()).collect();
+            let packed = pack_weights(&p, |co, ci, ky, kx| {
+                wt[((co * cin + ci) * k.0 + ky) * k.1 + kx]
+            });
+            let mut out = vec![f32::NAN; cout * p.out_h() * p.out_w()];
+            conv(&p, &packed, None, &x, &mut out);
+            let want = naive(&p, &wt, &x);
+            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{p:?} at {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
