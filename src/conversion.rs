@@ -56,6 +56,15 @@ pub trait Conversion<K: Semiring>: Send + Sync {
     fn is_identity(&self) -> bool {
         false
     }
+
+    /// Whether Θ is `d ↦ min(max(d, 0), 1)` into a semiring whose ⊗ is the product of reals
+    /// ([`Clamp01`] into [`Viterbi`]): on shares already in [0, 1] it is the identity, which lets
+    /// kernels factor `Θ(p_j g(w_jk) q_k) ⊗ R_k = p_j · g(w_jk) · (q_k R_k)` (after checking that
+    /// every share is at most 1).
+    #[inline]
+    fn is_unit_clamp(&self) -> bool {
+        false
+    }
 }
 
 impl<K: Semiring, F: Fn(f32) -> K + Send + Sync> Conversion<K> for F {
@@ -220,6 +229,10 @@ impl Conversion<Viterbi> for Clamp01 {
     }
     #[inline]
     fn maps_zero_to_zero(&self) -> bool {
+        true
+    }
+    #[inline]
+    fn is_unit_clamp(&self) -> bool {
         true
     }
 }

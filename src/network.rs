@@ -4,7 +4,7 @@ use crate::composite::Composite;
 use crate::conversion::{Conversion, PerLayer};
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::layers::{Identity, Layer, Tensor, with_batch};
+use crate::layers::{Identity, Layer, Shares, Tensor, with_batch};
 use crate::semiring::{Real, Semiring};
 use ndarray::{ArrayD, Axis, IxDyn};
 use num_traits::Float;
@@ -508,7 +508,15 @@ impl Network {
             let (a_in, a_out) = (&trace.activations[i], &trace.activations[i + 1]);
             let wrap = |e: Error| e.in_layer(i, layer.name());
             let shares = layer.shares(a_in, a_out, &rules[i]).map_err(wrap)?;
-            r = kernels::propagate(&shares, theta.at(i), &r, a_in.shape()).map_err(wrap)?;
+            r = match shares {
+                // Relevance passes through unchanged (activations, flatten): move, don't copy.
+                Shares::Pass if r.len() == a_in.len() && r.is_standard_layout() => r
+                    .into_shape_with_order(IxDyn(a_in.shape()))
+                    .map_err(|e| wrap(Error::invalid(format!("relevance reshape: {e}"))))?,
+                shares => {
+                    kernels::propagate(&shares, theta.at(i), &r, a_in.shape()).map_err(wrap)?
+                }
+            };
             if let Some(k) = kept.as_mut() {
                 k.push(r.clone());
             }

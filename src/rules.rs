@@ -86,6 +86,14 @@ pub enum WeightMap {
 }
 
 impl WeightMap {
+    /// Whether the map's values are never negative (`|w|`, `w²`, `1`, `w⁺`).
+    pub fn is_nonnegative(self) -> bool {
+        matches!(
+            self,
+            WeightMap::Abs | WeightMap::Square | WeightMap::Ones | WeightMap::Positive
+        )
+    }
+
     /// Applies the map to one weight.
     #[inline]
     pub fn apply(self, w: f32) -> f32 {
@@ -498,6 +506,28 @@ fn recip(z: &Tensor, epsilon: f32) -> Tensor {
     elementwise::map(z, |x| stabilized_recip(x, epsilon))
 }
 
+/// The γ rule's output factors from `z`, `P = F(a⁺, w⁺) + F(a⁻, w⁻)` and `b⁺`: the reciprocals
+/// of `zγ⁺ = z + γ(P + b⁺)` where `z > 0` and of `zγ⁻ = z + γ(z − P − b⁺)` where `z < 0`.
+fn gamma_factors(z: &Tensor, p: &Tensor, b_pos: &Tensor, r: &GammaRule) -> (Tensor, Tensor) {
+    let p = elementwise::zip_map(p, b_pos, |p, b| p + b);
+    let (g, eps) = (r.gamma, r.epsilon);
+    let qp = elementwise::zip_map(z, &p, |z, p| {
+        if z > 0.0 {
+            stabilized_recip(z + g * p, eps)
+        } else {
+            0.0
+        }
+    });
+    let qn = elementwise::zip_map(z, &p, |z, p| {
+        if z < 0.0 {
+            stabilized_recip(z + g * (z - p), eps)
+        } else {
+            0.0
+        }
+    });
+    (qp, qn)
+}
+
 fn term(input: Tensor, weight: WeightMap, scale: Tensor) -> ShareTerm {
     ShareTerm {
         input,
@@ -530,6 +560,15 @@ pub fn linear_share_terms(
     let terms = match rule {
         Rule::Zero(_) => vec![term(a.clone(), W::Identity, recip(z, 0.0))],
         Rule::Epsilon(r) => vec![term(a.clone(), W::Identity, recip(z, r.epsilon))],
+        Rule::Gamma(r) if elementwise::all(a, |x| x >= 0.0) => {
+            // The common case (after a ReLU): a = a⁺, and only the a⁺ terms remain.
+            let (gp, gn) = (W::GammaPositive(r.gamma), W::GammaNegative(r.gamma));
+            let p = f(a, W::Positive, None)?;
+            let b_pos = map.bias_term(z, W::Positive)?;
+            let (qp, qn) = gamma_factors(z, &p, &b_pos, r);
+            let copy = || elementwise::map(a, |x| x);
+            vec![term(copy(), gp, qp), term(copy(), gn, qn)]
+        }
         Rule::Gamma(r) => {
             let (ap, an) = (pos(a), neg(a));
             let (gp, gn) = (W::GammaPositive(r.gamma), W::GammaNegative(r.gamma));
@@ -540,23 +579,7 @@ pub fn linear_share_terms(
             //   zγ⁻ = F(a⁺, w + γw⁻) + F(a⁻, w + γw⁺) + b + γb⁻ = z + γ(z − P − b⁺)
             let p = f(&ap, W::Positive, None)? + f(&an, W::Negative, None)?;
             let b_pos = map.bias_term(z, W::Positive)?;
-            // p ← P + b⁺; then the two branches' reciprocals, each only where z has its sign.
-            let p = elementwise::zip_map(&p, &b_pos, |p, b| p + b);
-            let (g, eps) = (r.gamma, r.epsilon);
-            let qp = elementwise::zip_map(z, &p, |z, p| {
-                if z > 0.0 {
-                    stabilized_recip(z + g * p, eps)
-                } else {
-                    0.0
-                }
-            });
-            let qn = elementwise::zip_map(z, &p, |z, p| {
-                if z < 0.0 {
-                    stabilized_recip(z + g * (z - p), eps)
-                } else {
-                    0.0
-                }
-            });
+            let (qp, qn) = gamma_factors(z, &p, &b_pos, r);
             vec![
                 term(ap.clone(), gp, qp.clone()),
                 term(an.clone(), gn, qp),
@@ -586,11 +609,14 @@ pub fn linear_share_terms(
         Rule::ZBox(r) => {
             let low = r.low.broadcast(a)?;
             let high = r.high.broadcast(a)?;
-            let zb = f(a, W::Identity, None)?
-                - f(&low, W::Positive, None)?
-                - f(&high, W::Negative, None)?;
+            let zb = elementwise::zip_map(
+                &f(a, W::Identity, None)?,
+                &f(&low, W::Positive, None)?,
+                |z, l| z - l,
+            );
+            let zb = elementwise::zip_map(&zb, &f(&high, W::Negative, None)?, |z, h| z - h);
             let q = recip(&zb, r.epsilon);
-            let minus_q = -&q;
+            let minus_q = elementwise::map(&q, |q| -q);
             vec![
                 term(a.clone(), W::Identity, q),
                 term(low, W::Positive, minus_q.clone()),

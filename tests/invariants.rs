@@ -1031,9 +1031,16 @@ proptest! {
                     prop_assert!((0.0..=1.0).contains(&r.0), "{}: fuzzy {} @{l}", c.name(), r.0);
                 }
                 // Over the same shares in [0, 1], a path's product (Viterbi) is at most its
-                // minimum (Fuzzy), so Viterbi ≤ Fuzzy elementwise.
+                // minimum (Fuzzy), so Viterbi ≤ Fuzzy elementwise — up to rounding: the
+                // factored Viterbi kernel for convolutions does not round shares to f32 first
+                // (src/kernels/mod.rs, `conv_max_times_relevance`), so allow 2⁻²⁰ relative.
                 for (a, b) in v.layer(l).unwrap().iter().zip(f.layer(l).unwrap()) {
-                    prop_assert!(a.0 <= b.0 + 1e-12, "viterbi {} > fuzzy {}", a.0, b.0);
+                    prop_assert!(
+                        a.0 <= b.0 * (1.0 + 1e-6) + 1e-12,
+                        "viterbi {} > fuzzy {}",
+                        a.0,
+                        b.0
+                    );
                 }
             }
             prop_assert_eq!(v.overflowed(), 0);

@@ -12,6 +12,10 @@
 //! the relevance padded by `(k − 1)·d − p`, with the weights flipped and their channel axes swapped
 //! ([`transpose_sample`]).
 //!
+//! Two operations share the driver ([`Op`]): the sum of products (`f32`, the convolution) and
+//! the max of products over non-negative values (`f32` for `max_j |a_j w_jk|`, `f64` for the
+//! Viterbi semiring's `max_k |w_jk| u_k`).
+//!
 //! Work is split into (band of grid tiles, block of 8 output channels) items, parallel with rayon;
 //! every output is summed by one item in one fixed order (`ci`, then `ky`, then `kx`), so results
 //! are bit-identical for any number of threads.
@@ -24,6 +28,104 @@ use rayon::prelude::*;
 
 /// Output channels per micro-kernel tile.
 const CO_BLOCK: usize = 8;
+
+/// Largest tile: 8 channels × 48 positions.
+const ACC: usize = CO_BLOCK * 48;
+
+/// What a micro-kernel accumulates over the steps `(ci, ky, kx)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `acc += w · x` (a convolution).
+    MulAdd,
+    /// `acc = max(acc, w · x)` from 0 (max-times over non-negative values).
+    MaxMul,
+}
+
+/// An element type with micro-kernels (`f32`, `f64`).
+pub(crate) trait Lane:
+    Copy + Default + Send + Sync + std::ops::Add<Output = Self> + 'static
+{
+    /// Positions per tile at the current SIMD level (three vectors).
+    fn tile_len() -> usize;
+    /// One tile: `acc[c·tile + i] = ⊕_(ci,t) w[(ci·T + t)·8 + c] ⊗ x[ci·plane + taps[t] + i]`.
+    ///
+    /// # Safety
+    /// `(cin − 1)·plane + max(taps) + tile ≤ x.len()`, `w.len() = cin·taps.len()·8`, and the CPU
+    /// supports the current [`simd_level`] (at least AVX2).
+    unsafe fn tile(
+        op: Op,
+        x: &[Self],
+        plane: usize,
+        cin: usize,
+        taps: &[usize],
+        w: &[Self],
+        acc: &mut [Self; ACC],
+    );
+}
+
+impl Lane for f32 {
+    fn tile_len() -> usize {
+        if simd_level() >= SimdLevel::Avx512 {
+            48
+        } else {
+            24
+        }
+    }
+    unsafe fn tile(
+        op: Op,
+        x: &[f32],
+        plane: usize,
+        cin: usize,
+        taps: &[usize],
+        w: &[f32],
+        acc: &mut [f32; ACC],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match (simd_level() >= SimdLevel::Avx512, op) {
+                (true, Op::MulAdd) => x86::f32_add_512(x, plane, cin, taps, w, acc),
+                (true, Op::MaxMul) => x86::f32_max_512(x, plane, cin, taps, w, acc),
+                (false, Op::MulAdd) => x86::f32_add_256(x, plane, cin, taps, w, acc),
+                (false, Op::MaxMul) => x86::f32_max_256(x, plane, cin, taps, w, acc),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        portable_tile(op, x, plane, cin, taps, w, acc, Self::tile_len());
+    }
+}
+
+impl Lane for f64 {
+    fn tile_len() -> usize {
+        if simd_level() >= SimdLevel::Avx512 {
+            24
+        } else {
+            12
+        }
+    }
+    unsafe fn tile(
+        op: Op,
+        x: &[f64],
+        plane: usize,
+        cin: usize,
+        taps: &[usize],
+        w: &[f64],
+        acc: &mut [f64; ACC],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match (simd_level() >= SimdLevel::Avx512, op) {
+                (true, Op::MulAdd) => x86::f64_add_512(x, plane, cin, taps, w, acc),
+                (true, Op::MaxMul) => x86::f64_max_512(x, plane, cin, taps, w, acc),
+                (false, Op::MulAdd) => x86::f64_add_256(x, plane, cin, taps, w, acc),
+                (false, Op::MaxMul) => x86::f64_max_256(x, plane, cin, taps, w, acc),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        portable_tile(op, x, plane, cin, taps, w, acc, Self::tile_len());
+    }
+}
 
 /// Whether a SIMD micro-kernel is available on this CPU (else callers use the GEMM path).
 pub(crate) fn available() -> bool {
@@ -62,13 +164,13 @@ impl Problem {
 }
 
 /// Weights `w(co, ci, ky, kx)` packed as `[co / 8][ci][ky][kx][co % 8]`, zero-filled past `cout`.
-pub(crate) fn pack_weights(
+pub(crate) fn pack_weights<E: Lane>(
     p: &Problem,
-    w: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
-) -> Vec<f32> {
+    w: impl Fn(usize, usize, usize, usize) -> E + Sync,
+) -> Vec<E> {
     let blocks = p.cout.div_ceil(CO_BLOCK);
     let per_block = p.cin * p.kh * p.kw * CO_BLOCK;
-    let mut packed = vec![0.0f32; blocks * per_block];
+    let mut packed = vec![E::default(); blocks * per_block];
     packed
         .par_chunks_mut(per_block)
         .enumerate()
@@ -87,18 +189,17 @@ pub(crate) fn pack_weights(
     packed
 }
 
-/// Grid positions per micro-kernel tile at the current SIMD level.
-fn tile_len() -> usize {
-    if simd_level() >= SimdLevel::Avx512 {
-        48
-    } else {
-        24
-    }
-}
-
-/// `out[co][oy][ox] = bias[co] + Σ w·x` for one sample: `x` is `[cin][h][w]`, `out` is
-/// `[cout][out_h][out_w]`, weights from [`pack_weights`]. Call only when [`available`].
-pub(crate) fn conv(p: &Problem, packed: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32]) {
+/// `out[co][oy][ox] = bias[co] + ⊕ w ⊗ x` for one sample (`⊕, ⊗` by `op`): `x` is
+/// `[cin][h][w]`, `out` is `[cout][out_h][out_w]`, weights from [`pack_weights`]. Call only when
+/// [`available`].
+pub(crate) fn conv<E: Lane>(
+    op: Op,
+    p: &Problem,
+    packed: &[E],
+    bias: Option<&[E]>,
+    x: &[E],
+    out: &mut [E],
+) {
     let (hp, wp) = (p.hp(), p.wp());
     let (out_h, out_w) = (p.out_h(), p.out_w());
     assert!(x.len() == p.cin * p.h * p.w && out.len() == p.cout * out_h * out_w);
@@ -106,11 +207,11 @@ pub(crate) fn conv(p: &Problem, packed: &[f32], bias: Option<&[f32]>, x: &[f32],
     if out.is_empty() {
         return;
     }
-    let tile = tile_len();
+    let tile = E::tile_len();
     let plane = hp * wp;
     // The last tile may run past the grid: the tail keeps its loads inside the buffer.
     let tail = tile + (p.kw - 1) * p.dil.1 + 16;
-    let mut xp = vec![0.0f32; p.cin * plane + tail];
+    let mut xp = vec![E::default(); p.cin * plane + tail];
     xp[..p.cin * plane]
         .par_chunks_mut(plane)
         .zip(x.par_chunks(p.h * p.w))
@@ -129,7 +230,8 @@ pub(crate) fn conv(p: &Problem, packed: &[f32], bias: Option<&[f32]>, x: &[f32],
     // input channel; that stays within about 1 MB (L2), so an item's weights (one channel block)
     // are reused across the band's tiles, and the band across the channel blocks.
     let halo = (p.kh - 1) * p.dil.0 * wp + (p.kw - 1) * p.dil.1;
-    let positions = ((1usize << 20) / (4 * p.cin.max(1))).saturating_sub(halo);
+    let bytes = std::mem::size_of::<E>() * p.cin.max(1);
+    let positions = ((1usize << 20) / bytes).saturating_sub(halo);
     let tiles_per_band = (positions / tile).clamp(1, tiles);
     let bands = tiles.div_ceil(tiles_per_band);
     let co_blocks = p.cout.div_ceil(CO_BLOCK);
@@ -145,10 +247,10 @@ pub(crate) fn conv(p: &Problem, packed: &[f32], bias: Option<&[f32]>, x: &[f32],
     (0..bands * co_blocks).into_par_iter().for_each(|item| {
         let (band, cb) = (item / co_blocks, item % co_blocks);
         let w = &packed[cb * steps * CO_BLOCK..][..steps * CO_BLOCK];
-        let mut acc = [0.0f32; CO_BLOCK * 48];
+        let mut acc = [E::default(); ACC];
         for t in band * tiles_per_band..((band + 1) * tiles_per_band).min(tiles) {
             let n0 = t * tile;
-            micro_kernel(&xp[n0..], plane, p.cin, &taps, w, &mut acc, tile);
+            micro_kernel(op, &xp[n0..], plane, p.cin, &taps, w, &mut acc);
             // SAFETY: item (band, cb) alone writes channels cb·8.. of the grid positions of its
             // band's tiles; `store` stays inside `out` (checked ranges, see there).
             unsafe { store(&geometry, out_ptr, &acc, tile, n0, cb * CO_BLOCK, bias) };
@@ -165,23 +267,23 @@ struct Geometry {
 }
 
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+struct SendPtr<E>(*mut E);
 // SAFETY: the pointer is only used for disjoint writes, one item per output element.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+unsafe impl<E: Send> Send for SendPtr<E> {}
+unsafe impl<E: Send> Sync for SendPtr<E> {}
 
 /// Writes the valid part of a tile (`acc[c][i]`, grid positions `n0 + i`) plus bias to `out`.
 ///
 /// # Safety
 /// No other thread may write the same output elements concurrently.
-unsafe fn store(
+unsafe fn store<E: Lane>(
     g: &Geometry,
-    out: SendPtr,
-    acc: &[f32; CO_BLOCK * 48],
+    out: SendPtr<E>,
+    acc: &[E; ACC],
     tile: usize,
     n0: usize,
     co0: usize,
-    bias: Option<&[f32]>,
+    bias: Option<&[E]>,
 ) {
     let end = (n0 + tile).min(g.grid);
     let mut n = n0;
@@ -191,13 +293,13 @@ unsafe fn store(
         if ox < g.out_w && oy < g.out_h {
             let len = (g.out_w - ox).min(row_end - n);
             for c in 0..CO_BLOCK.min(g.cout - co0) {
-                let b = bias.map_or(0.0, |b| b[co0 + c]);
+                let b = bias.map_or(E::default(), |b| b[co0 + c]);
                 let src = &acc[c * tile + (n - n0)..][..len];
                 let at = ((co0 + c) * g.out_h + oy) * g.out_w + ox;
                 // SAFETY: co0 + c < cout, oy < out_h, ox + len ≤ out_w: inside `out`.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), len) };
                 for (d, s) in dst.iter_mut().zip(src) {
-                    *d = s + b;
+                    *d = *s + b;
                 }
             }
         }
@@ -205,36 +307,53 @@ unsafe fn store(
     }
 }
 
-/// One tile: `acc[c·tile + i] = Σ_ci Σ_t w[(ci·T + t)·8 + c] · x[ci·plane + taps[t] + i]`.
-fn micro_kernel(
-    x: &[f32],
+/// One tile, with the bounds of every load checked first.
+fn micro_kernel<E: Lane>(
+    op: Op,
+    x: &[E],
     plane: usize,
     cin: usize,
     taps: &[usize],
-    w: &[f32],
-    acc: &mut [f32; CO_BLOCK * 48],
-    tile: usize,
+    w: &[E],
+    acc: &mut [E; ACC],
 ) {
     let max_tap = taps.iter().copied().max().unwrap_or(0);
-    // Every load reads x[ci·plane + tap .. + tile] for ci < cin.
-    assert!(cin == 0 || (cin - 1) * plane + max_tap + tile <= x.len());
+    assert!(cin == 0 || (cin - 1) * plane + max_tap + E::tile_len() <= x.len());
     assert!(w.len() == cin * taps.len() * CO_BLOCK);
-    #[cfg(target_arch = "x86_64")]
-    {
-        match simd_level() {
-            // SAFETY: the CPU has the features; the asserts above bound every load.
-            SimdLevel::Avx512 => return unsafe { x86::tile_avx512(x, plane, cin, taps, w, acc) },
-            SimdLevel::Avx2 => return unsafe { x86::tile_avx2(x, plane, cin, taps, w, acc) },
-            SimdLevel::Baseline => {}
-        }
-    }
-    // Portable fallback (not used by `conv` callers, who check `available`; kept for safety).
+    assert!(available());
+    // SAFETY: the asserts above are the function's contract.
+    unsafe { E::tile(op, x, plane, cin, taps, w, acc) }
+}
+
+/// The micro-kernel in plain Rust, for targets without the x86 kernels.
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+fn portable_tile<E: Lane + std::ops::Mul<Output = E> + PartialOrd>(
+    op: Op,
+    x: &[E],
+    plane: usize,
+    cin: usize,
+    taps: &[usize],
+    w: &[E],
+    acc: &mut [E; ACC],
+    tile: usize,
+) {
     for c in 0..CO_BLOCK {
         for i in 0..tile {
-            let mut s = 0.0f32;
+            let mut s = E::default();
             for ci in 0..cin {
                 for (t, &off) in taps.iter().enumerate() {
-                    s += w[(ci * taps.len() + t) * CO_BLOCK + c] * x[ci * plane + off + i];
+                    let v = w[(ci * taps.len() + t) * CO_BLOCK + c] * x[ci * plane + off + i];
+                    s = match op {
+                        Op::MulAdd => s + v,
+                        Op::MaxMul => {
+                            if v > s {
+                                v
+                            } else {
+                                s
+                            }
+                        }
+                    };
                 }
             }
             acc[c * tile + i] = s;
@@ -244,90 +363,155 @@ fn micro_kernel(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::CO_BLOCK;
+    use super::{ACC, CO_BLOCK};
     use std::arch::x86_64::*;
 
-    /// 8 channels × 48 positions: 24 zmm accumulators.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tile_avx512(
-        x: &[f32],
-        plane: usize,
-        cin: usize,
-        taps: &[usize],
-        w: &[f32],
-        acc: &mut [f32; CO_BLOCK * 48],
-    ) {
-        let mut a = [[_mm512_setzero_ps(); 3]; CO_BLOCK];
-        let xb = x.as_ptr();
-        let mut wp = w.as_ptr();
-        for ci in 0..cin {
-            // SAFETY (all loads): the caller checked (cin−1)·plane + max tap + 48 ≤ x.len() and
-            // w.len() = cin·taps·8.
-            let xc = unsafe { xb.add(ci * plane) };
-            for &off in taps {
-                let xo = unsafe { xc.add(off) };
-                let x0 = unsafe { _mm512_loadu_ps(xo) };
-                let x1 = unsafe { _mm512_loadu_ps(xo.add(16)) };
-                let x2 = unsafe { _mm512_loadu_ps(xo.add(32)) };
-                for (c, ac) in a.iter_mut().enumerate() {
-                    let wv = _mm512_set1_ps(unsafe { *wp.add(c) });
-                    ac[0] = _mm512_fmadd_ps(wv, x0, ac[0]);
-                    ac[1] = _mm512_fmadd_ps(wv, x1, ac[1]);
-                    ac[2] = _mm512_fmadd_ps(wv, x2, ac[2]);
+    /// Defines a micro-kernel: `CH` channels × 3 vectors of `LANES` positions in registers, run
+    /// `8 / CH` times to cover the 8 channels of a weight block; `$step(w, x, acc)` is one
+    /// accumulation.
+    macro_rules! micro_kernel {
+        ($name:ident, $feature:literal, $t:ty, $lanes:literal, $ch:literal,
+         $zero:expr, $load:ident, $set1:ident, $storeu:ident, $step:expr) => {
+            #[target_feature(enable = $feature)]
+            pub(super) unsafe fn $name(
+                x: &[$t],
+                plane: usize,
+                cin: usize,
+                taps: &[usize],
+                w: &[$t],
+                acc: &mut [$t; ACC],
+            ) {
+                const TILE: usize = 3 * $lanes;
+                let xb = x.as_ptr();
+                let out = acc.as_mut_ptr();
+                for half in 0..CO_BLOCK / $ch {
+                    let mut a = [[$zero; 3]; $ch];
+                    // SAFETY (every pointer below): the caller guarantees
+                    // (cin − 1)·plane + max(taps) + TILE ≤ x.len() and w.len() = cin·taps·8.
+                    let mut wp = unsafe { w.as_ptr().add(half * $ch) };
+                    for ci in 0..cin {
+                        let xc = unsafe { xb.add(ci * plane) };
+                        for &off in taps {
+                            let xo = unsafe { xc.add(off) };
+                            let xv = unsafe {
+                                [$load(xo), $load(xo.add($lanes)), $load(xo.add(2 * $lanes))]
+                            };
+                            for (c, ac) in a.iter_mut().enumerate() {
+                                let wv = $set1(unsafe { *wp.add(c) });
+                                for (acc, &xv) in ac.iter_mut().zip(&xv) {
+                                    *acc = $step(wv, xv, *acc);
+                                }
+                            }
+                            wp = unsafe { wp.add(CO_BLOCK) };
+                        }
+                    }
+                    for (c, ac) in a.iter().enumerate() {
+                        for (v, r) in ac.iter().enumerate() {
+                            // SAFETY: (half·CH + c)·TILE + (v + 1)·LANES ≤ 8·TILE ≤ ACC.
+                            unsafe { $storeu(out.add((half * $ch + c) * TILE + v * $lanes), *r) };
+                        }
+                    }
                 }
-                wp = unsafe { wp.add(CO_BLOCK) };
             }
-        }
-        let out = acc.as_mut_ptr();
-        for (c, ac) in a.iter().enumerate() {
-            for (v, r) in ac.iter().enumerate() {
-                // SAFETY: c·48 + v·16 + 16 ≤ 8·48.
-                unsafe { _mm512_storeu_ps(out.add(c * 48 + v * 16), *r) };
-            }
-        }
+        };
     }
 
-    /// 8 channels × 24 positions, as two passes of 4 channels × 3 ymm (12 accumulators).
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile_avx2(
-        x: &[f32],
-        plane: usize,
-        cin: usize,
-        taps: &[usize],
-        w: &[f32],
-        acc: &mut [f32; CO_BLOCK * 48],
-    ) {
-        let xb = x.as_ptr();
-        let out = acc.as_mut_ptr();
-        for half in 0..2 {
-            let mut a = [[_mm256_setzero_ps(); 3]; 4];
-            let mut wp = unsafe { w.as_ptr().add(half * 4) };
-            for ci in 0..cin {
-                // SAFETY (all loads): the caller checked (cin−1)·plane + max tap + 24 ≤ x.len()
-                // and w.len() = cin·taps·8.
-                let xc = unsafe { xb.add(ci * plane) };
-                for &off in taps {
-                    let xo = unsafe { xc.add(off) };
-                    let x0 = unsafe { _mm256_loadu_ps(xo) };
-                    let x1 = unsafe { _mm256_loadu_ps(xo.add(8)) };
-                    let x2 = unsafe { _mm256_loadu_ps(xo.add(16)) };
-                    for (c, ac) in a.iter_mut().enumerate() {
-                        let wv = _mm256_set1_ps(unsafe { *wp.add(c) });
-                        ac[0] = _mm256_fmadd_ps(wv, x0, ac[0]);
-                        ac[1] = _mm256_fmadd_ps(wv, x1, ac[1]);
-                        ac[2] = _mm256_fmadd_ps(wv, x2, ac[2]);
-                    }
-                    wp = unsafe { wp.add(CO_BLOCK) };
-                }
-            }
-            for (c, ac) in a.iter().enumerate() {
-                for (v, r) in ac.iter().enumerate() {
-                    // SAFETY: (half·4 + c)·24 + v·8 + 8 ≤ 8·24.
-                    unsafe { _mm256_storeu_ps(out.add((half * 4 + c) * 24 + v * 8), *r) };
-                }
-            }
-        }
-    }
+    micro_kernel!(
+        f32_add_512,
+        "avx512f",
+        f32,
+        16,
+        8,
+        _mm512_setzero_ps(),
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_storeu_ps,
+        |w, x, a| _mm512_fmadd_ps(w, x, a)
+    );
+    micro_kernel!(
+        f32_max_512,
+        "avx512f",
+        f32,
+        16,
+        8,
+        _mm512_setzero_ps(),
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_storeu_ps,
+        |w, x, a| _mm512_max_ps(a, _mm512_mul_ps(w, x))
+    );
+    micro_kernel!(
+        f64_add_512,
+        "avx512f",
+        f64,
+        8,
+        8,
+        _mm512_setzero_pd(),
+        _mm512_loadu_pd,
+        _mm512_set1_pd,
+        _mm512_storeu_pd,
+        |w, x, a| _mm512_fmadd_pd(w, x, a)
+    );
+    micro_kernel!(
+        f64_max_512,
+        "avx512f",
+        f64,
+        8,
+        8,
+        _mm512_setzero_pd(),
+        _mm512_loadu_pd,
+        _mm512_set1_pd,
+        _mm512_storeu_pd,
+        |w, x, a| _mm512_max_pd(a, _mm512_mul_pd(w, x))
+    );
+    micro_kernel!(
+        f32_add_256,
+        "avx2,fma",
+        f32,
+        8,
+        4,
+        _mm256_setzero_ps(),
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_storeu_ps,
+        |w, x, a| _mm256_fmadd_ps(w, x, a)
+    );
+    micro_kernel!(
+        f32_max_256,
+        "avx2,fma",
+        f32,
+        8,
+        4,
+        _mm256_setzero_ps(),
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_storeu_ps,
+        |w, x, a| _mm256_max_ps(a, _mm256_mul_ps(w, x))
+    );
+    micro_kernel!(
+        f64_add_256,
+        "avx2,fma",
+        f64,
+        4,
+        4,
+        _mm256_setzero_pd(),
+        _mm256_loadu_pd,
+        _mm256_set1_pd,
+        _mm256_storeu_pd,
+        |w, x, a| _mm256_fmadd_pd(w, x, a)
+    );
+    micro_kernel!(
+        f64_max_256,
+        "avx2,fma",
+        f64,
+        4,
+        4,
+        _mm256_setzero_pd(),
+        _mm256_loadu_pd,
+        _mm256_set1_pd,
+        _mm256_storeu_pd,
+        |w, x, a| _mm256_max_pd(a, _mm256_mul_pd(w, x))
+    );
 }
 
 /// The forward problem of a stride-1, one-group convolution.
@@ -387,9 +571,9 @@ pub(crate) fn pack_transposed(
 mod tests {
     use super::*;
 
-    fn naive(p: &Problem, w: &[f32], x: &[f32]) -> Vec<f32> {
+    fn naive(op: Op, p: &Problem, w: &[f32], x: &[f32]) -> Vec<f64> {
         let (oh, ow) = (p.out_h(), p.out_w());
-        let mut out = vec![0.0f32; p.cout * oh * ow];
+        let mut out = vec![0.0f64; p.cout * oh * ow];
         for co in 0..p.cout {
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -404,11 +588,15 @@ mod tests {
                                 }
                                 let wv = w[((co * p.cin + ci) * p.kh + ky) * p.kw + kx];
                                 let xv = x[(ci * p.h + iy as usize) * p.w + ix as usize];
-                                s += f64::from(wv) * f64::from(xv);
+                                let v = f64::from(wv) * f64::from(xv);
+                                s = match op {
+                                    Op::MulAdd => s + v,
+                                    Op::MaxMul => s.max(v),
+                                };
                             }
                         }
                     }
-                    out[(co * oh + oy) * ow + ox] = s as f32;
+                    out[(co * oh + oy) * ow + ox] = s;
                 }
             }
         }
@@ -446,17 +634,41 @@ mod tests {
             };
             let wt: Vec<f32> = (0..cout * cin * k.0 * k.1).map(|_| rnd()).collect();
             let x: Vec<f32> = (0..cin * h * w).map(|_| rnd()).collect();
-            let packed = pack_weights(&p, |co, ci, ky, kx| {
+            let at = |co: usize, ci: usize, ky: usize, kx: usize| {
                 wt[((co * cin + ci) * k.0 + ky) * k.1 + kx]
-            });
-            let mut out = vec![f32::NAN; cout * p.out_h() * p.out_w()];
-            conv(&p, &packed, None, &x, &mut out);
-            let want = naive(&p, &wt, &x);
-            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+            };
+            let n_out = cout * p.out_h() * p.out_w();
+            let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            // Sum of products, f32 and f64.
+            let want = naive(Op::MulAdd, &p, &wt, &x);
+            let mut out = vec![f32::NAN; n_out];
+            conv(Op::MulAdd, &p, &pack_weights(&p, at), None, &x, &mut out);
+            let mut out64 = vec![f64::NAN; n_out];
+            let packed64 = pack_weights(&p, |a, b, c, d| f64::from(at(a, b, c, d)));
+            conv(Op::MulAdd, &p, &packed64, None, &x64, &mut out64);
+            for (i, ((a, a64), b)) in out.iter().zip(&out64).zip(&want).enumerate() {
+                let a = f64::from(*a);
                 assert!(
                     (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
                     "{p:?} at {i}: {a} vs {b}"
                 );
+                assert!(
+                    (a64 - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "{p:?} f64 at {i}"
+                );
+            }
+            // Max of products over non-negative values, f32 and f64: exact.
+            let wa: Vec<f32> = wt.iter().map(|v| v.abs()).collect();
+            let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+            let want = naive(Op::MaxMul, &p, &wa, &xa);
+            let packed = pack_weights(&p, |a, b, c, d| at(a, b, c, d).abs());
+            conv(Op::MaxMul, &p, &packed, None, &xa, &mut out);
+            let xa64: Vec<f64> = xa.iter().map(|&v| f64::from(v)).collect();
+            let packed64 = pack_weights(&p, |a, b, c, d| f64::from(at(a, b, c, d).abs()));
+            conv(Op::MaxMul, &p, &packed64, None, &xa64, &mut out64);
+            for (i, ((a, a64), b)) in out.iter().zip(&out64).zip(&want).enumerate() {
+                assert_eq!(*a, *b as f32, "{p:?} max at {i}");
+                assert_eq!(a64, b, "{p:?} f64 max at {i}");
             }
         }
     }

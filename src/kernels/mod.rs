@@ -161,6 +161,19 @@ pub fn max_abs_forward(conn: &Connectivity<'_>, x: &Tensor, out_shape: &[usize])
         Connectivity::Dense { weight, .. } => dense::max_abs_forward(weight, &xs, n),
         Connectivity::Conv {
             weight, geometry, ..
+        } if conv::gemm_applies(geometry) && direct::available() => {
+            let p = direct::forward_problem(geometry);
+            let packed = direct::pack_forward(&p, weight, WeightMap::Abs);
+            let mut out = vec![0.0f32; n * n_out];
+            let mut xa = vec![0.0f32; n_in];
+            for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+                par_map_into(xs, &mut xa, f32::abs);
+                direct::conv(direct::Op::MaxMul, &p, &packed, None, &xa, out);
+            }
+            out
+        }
+        Connectivity::Conv {
+            weight, geometry, ..
         } if geometry.groups == 1 => conv::max_abs_forward(geometry, weight, &xs, n),
         _ => {
             let mut out = vec![0.0f32; n * n_out];
@@ -251,14 +264,19 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                 Connectivity::Conv {
                     weight, geometry, ..
                 } if geometry.groups == 1 => {
-                    if theta.is_identity()
+                    if let Some(r) =
+                        conv_max_times_relevance(geometry, weight, &terms, theta, &r_out_flat, n)
+                    {
+                        r_in = r;
+                    } else if theta.is_identity()
                         && TypeId::of::<K>() == TypeId::of::<Real<f32>>()
                         && conv::gemm_applies(geometry)
                     {
-                        let r: Vec<f32> = r_out_flat.iter().map(|v| v.to_f64() as f32).collect();
+                        let mut r = vec![0.0f32; r_out_flat.len()];
+                        par_map_into(&r_out_flat, &mut r, |v| v.to_f64() as f32);
                         let real =
                             conv_linear_relevance(geometry, weight, &terms, &r, n, n_in, n_out)?;
-                        r_in = real.into_iter().map(|v| theta.convert(v)).collect();
+                        par_map_into(&real, &mut r_in, |v| theta.convert(v));
                     } else {
                         let ct: Vec<conv::ConvTerm> = terms
                             .iter()
@@ -410,6 +428,110 @@ fn generic_linear<K: Semiring, T: Conversion<K> + ?Sized>(
     }
 }
 
+/// `out[i] = f(x[i])`, in parallel.
+fn par_map_into<A: Copy + Sync, B: Send>(x: &[A], out: &mut [B], f: impl Fn(A) -> B + Sync) {
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(o, x)| {
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = f(x);
+            }
+        });
+}
+
+/// The Viterbi semiring through a stride-1 convolution in factored form, when it applies (else
+/// `None`, and the general kernel runs):
+///
+/// `R_j = max_k Θ(p_j g(w_jk) q_k) · R_k = p_j · max_k g(w_jk) · (q_k R_k)`
+///
+/// which holds when Θ is the identity on every share, i.e. Θ clamps to [0, 1] and every share is
+/// in [0, 1]: one term with `p ≥ 0`, `g(w) ≥ 0`, `q ≥ 0` (checked), and
+/// `max_j p_j g(w_jk) · q_k ≤ 1` for every `k` (checked with one max-times forward pass; by
+/// monotonicity of rounding this bounds every share as the general kernel computes it). The
+/// max over `k` is then a max-times transposed convolution in `f64` ([`direct`]). Results agree
+/// with the general kernel up to rounding (shares are not rounded to `f32` first).
+fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
+    g: &crate::layers::ConvGeometry,
+    weight: &ArrayView4<'_, f32>,
+    terms: &[FlatTerm],
+    theta: &T,
+    r_out: &[K],
+    n: usize,
+) -> Option<Vec<K>> {
+    use crate::semiring::Viterbi;
+    if TypeId::of::<K>() != TypeId::of::<Viterbi>()
+        || !theta.is_unit_clamp()
+        || !conv::gemm_applies(g)
+        || !direct::available()
+    {
+        return None;
+    }
+    let [t] = terms else { return None };
+    let tp = direct::transpose_problem(g)?;
+    let nonneg = |v: &[f32]| v.par_chunks(CHUNK).all(|c| c.iter().all(|&x| x >= 0.0));
+    if !t.g.is_nonnegative() || !nonneg(&t.p) || !nonneg(&t.q) {
+        return None;
+    }
+    let (n_in, n_out) = (
+        g.in_channels * g.in_h * g.in_w,
+        g.out_channels * g.out_h * g.out_w,
+    );
+    let fp = direct::forward_problem(g);
+    let forward = direct::pack_forward(&fp, weight, t.g);
+    let mut m = vec![0.0f32; n_out];
+    for s in 0..n {
+        direct::conv(
+            direct::Op::MaxMul,
+            &fp,
+            &forward,
+            None,
+            &t.p[s * n_in..][..n_in],
+            &mut m,
+        );
+        let q = &t.q[s * n_out..][..n_out];
+        let bounded = m
+            .par_chunks(CHUNK)
+            .zip(q.par_chunks(CHUNK))
+            .all(|(m, q)| m.iter().zip(q).all(|(&m, &q)| m * q <= 1.0));
+        if !bounded {
+            return None;
+        }
+    }
+    let transposed = direct::pack_weights(&tp, |ci, co, ky, kx| {
+        f64::from(t.g.apply(weight[[co, ci, g.kh - 1 - ky, g.kw - 1 - kx]]))
+    });
+    let mut r_in = vec![Viterbi(0.0); n * n_in];
+    let mut u = vec![0.0f64; n_out];
+    let mut acc = vec![0.0f64; n_in];
+    for s in 0..n {
+        let (q, r) = (&t.q[s * n_out..][..n_out], &r_out[s * n_out..][..n_out]);
+        u.par_chunks_mut(CHUNK)
+            .zip(q.par_chunks(CHUNK).zip(r.par_chunks(CHUNK)))
+            .for_each(|(u, (q, r))| {
+                for ((u, &q), r) in u.iter_mut().zip(q).zip(r) {
+                    *u = f64::from(q) * r.to_f64();
+                }
+            });
+        direct::conv(direct::Op::MaxMul, &tp, &transposed, None, &u, &mut acc);
+        // Every share is at most 1, so R_j ≤ max_k R_k; the bound removes the excess of rounding
+        // (≤ 2⁻²³ relative), keeping relevance in [0, 1].
+        let top = r.iter().fold(0.0f64, |m, r| m.max(r.to_f64()));
+        r_in[s * n_in..][..n_in]
+            .par_chunks_mut(CHUNK)
+            .zip(
+                acc.par_chunks(CHUNK)
+                    .zip(t.p[s * n_in..][..n_in].par_chunks(CHUNK)),
+            )
+            .for_each(|(o, (acc, p))| {
+                for ((o, &a), &p) in o.iter_mut().zip(acc).zip(p) {
+                    *o = Viterbi((f64::from(p) * a).min(top));
+                }
+            });
+    }
+    let any: Box<dyn std::any::Any> = Box::new(r_in);
+    any.downcast::<Vec<K>>().ok().map(|b| *b)
+}
+
 /// Elements per parallel chunk of elementwise loops.
 const CHUNK: usize = 1 << 14;
 
@@ -447,8 +569,15 @@ fn conv_linear_relevance(
                         *v = q * r;
                     }
                 });
+            // A term whose factor is zero wherever relevance arrives adds nothing (e.g. the γ
+            // rule's negative branch, z < 0, where a following ReLU leaves no relevance).
+            if sv.par_chunks(CHUNK).all(|c| c.iter().all(|&v| v == 0.0)) {
+                continue;
+            }
             match &transposed {
-                Transposed::Direct(p, packed) => direct::conv(p, packed, None, &sv, &mut grad),
+                Transposed::Direct(p, packed) => {
+                    direct::conv(direct::Op::MulAdd, p, packed, None, &sv, &mut grad)
+                }
                 Transposed::Gemm(w) => conv::transpose_sample(g, w, &sv, &mut grad)?,
             }
             r_in[s * n_in..(s + 1) * n_in]
@@ -499,7 +628,7 @@ pub fn conv_forward(
         let p = direct::forward_problem(g);
         let packed = direct::pack_forward(&p, weight, weight_map);
         for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
-            direct::conv(&p, &packed, b.as_deref(), xs, out);
+            direct::conv(direct::Op::MulAdd, &p, &packed, b.as_deref(), xs, out);
         }
     } else {
         let w: Vec<f32> = weight.iter().map(|&w| weight_map.apply(w)).collect();

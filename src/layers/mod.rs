@@ -276,6 +276,14 @@ pub(crate) fn broadcast_bias(
     if output.ndim() < 2 || output.shape()[1] != b.len() {
         return Err(Error::shape(context, &[b.len()], output.shape()));
     }
+    let per_channel: usize = output.shape()[2..].iter().product();
+    if let (Some(ts), true) = (t.as_slice_mut(), per_channel > 0) {
+        use rayon::prelude::*;
+        ts.par_chunks_mut(per_channel)
+            .enumerate()
+            .for_each(|(i, ch)| ch.fill(map.apply(b[i % b.len()])));
+        return Ok(t);
+    }
     for mut sample in t.outer_iter_mut() {
         for (c, mut ch) in sample.outer_iter_mut().enumerate() {
             ch.fill(map.apply(b[c]));
