@@ -87,10 +87,22 @@ pub(crate) fn accumulate_scalar<K: Semiring, T: Conversion<K> + ?Sized>(
     }
 }
 
-/// `⊕` over all lanes.
+/// `⊕` over all lanes, as eight interleaved partial sums (so the compiler can vectorise it even
+/// where it may not reorder `⊕`, e.g. saturating or floating-point sums); `⊕` is associative and
+/// commutative, so the grouping is a choice of summation order, the same on every run.
 #[inline(always)]
 pub(crate) fn fold_lanes<K: Semiring>(acc: &[K]) -> K {
-    acc.iter().fold(K::zero(), |s, &a| s.add(a))
+    let mut part = [K::zero(); 8];
+    let chunks = acc.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (p, &a) in part.iter_mut().zip(c) {
+            *p = p.add(a);
+        }
+    }
+    let [a, b, c, d, e, f, g, h] = part;
+    let s = a.add(e).add(b.add(f)).add(c.add(g).add(d.add(h)));
+    rest.iter().fold(s, |s, &a| s.add(a))
 }
 
 /// `d[i] (+)= p[i] · g(w[i]) · q`, with the weight map resolved outside the loop.
