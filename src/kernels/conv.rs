@@ -404,7 +404,7 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
         .map(|t| transposed_weights(g, weight, t.map))
         .collect();
     let skip_zero = theta.maps_zero_to_zero();
-    let mut r_in = vec![K::zero(); n * n_in];
+    let mut r_in = super::filled(n * n_in, K::zero());
     for s in 0..n {
         let r_cl = to_channels_last(&r_out[s * n_out..(s + 1) * n_out], cout, hw_out, K::zero());
         let q_cl: Vec<Vec<f32>> = terms

@@ -74,7 +74,7 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     let (n_out, n_in) = weight.dim();
     let w = weight.as_standard_layout();
     let w = w.as_slice().unwrap_or(&[]);
-    let mut r_in = vec![K::zero(); n * n_in];
+    let mut r_in = super::filled(n * n_in, K::zero());
     let threads = rayon::current_num_threads().max(1);
     let chunk = n_in.div_ceil(threads * 4).max(256);
     for s in 0..n {
