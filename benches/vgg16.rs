@@ -1,5 +1,6 @@
 //! Full VGG-16 (batch of one 224×224 image, random He-initialised weights): the forward pass
-//! (the in-run baseline) and relevance per semiring.
+//! keeping every activation (`trace`, the in-run baseline; LRP needs it), the forward pass alone,
+//! and relevance per semiring.
 //!
 //! Run: `cargo bench --bench vgg16`. Each iteration takes up to a few seconds; expect ~3 minutes.
 
@@ -51,6 +52,10 @@ fn vgg(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1));
     g.bench_function("forward (baseline)", |b| {
         b.iter(|| black_box(net.trace(&x).unwrap()))
+    });
+    // The forward pass alone (activations dropped as it goes), as PyTorch's no-grad forward.
+    g.bench_function("forward without trace", |b| {
+        b.iter(|| black_box(net.forward(&x).unwrap()))
     });
     g.bench_function("real epsilon-gamma-box (forward + relevance)", |b| {
         b.iter(|| {

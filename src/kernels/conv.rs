@@ -308,7 +308,20 @@ fn gather_block<K: Semiring, T: Conversion<K> + ?Sized>(
                 continue;
             }
             acc[..nc * cout].fill(K::zero());
+            // Channels whose sum reached the ⊕-absorbing top (⊤ for Boolean): done early.
+            let mut topped = [false; MAX_BLOCK];
             for ky in 0..g.kh {
+                if K::top().is_some() && ky > 0 {
+                    for b in 0..nc {
+                        if active[b] && acc[b * cout..(b + 1) * cout].iter().any(K::is_top) {
+                            active[b] = false;
+                            topped[b] = true;
+                        }
+                    }
+                    if !active[..nc].contains(&true) {
+                        break;
+                    }
+                }
                 let num = (iy + g.padding.0) as isize - (ky * g.dilation.0) as isize;
                 if num < 0 || !(num as usize).is_multiple_of(g.stride.0) {
                     continue;
@@ -358,9 +371,11 @@ fn gather_block<K: Semiring, T: Conversion<K> + ?Sized>(
                 }
             }
             for b in 0..nc {
-                if active[b] {
-                    out[(b * ny + (iy - y0)) * g.in_w + ix] =
-                        fold_lanes(&acc[b * cout..(b + 1) * cout]);
+                let at = (b * ny + (iy - y0)) * g.in_w + ix;
+                if topped[b] {
+                    out[at] = K::top().unwrap_or_else(K::zero);
+                } else if active[b] {
+                    out[at] = fold_lanes(&acc[b * cout..(b + 1) * cout]);
                 }
             }
         }
