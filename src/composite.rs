@@ -168,15 +168,15 @@ impl Composite {
                 if let Some(r) = self.by_index.get(&i) {
                     return r.clone();
                 }
-                if Some(i) == first_conv {
-                    if let Some(r) = &self.first_conv {
-                        return r.clone();
-                    }
+                if Some(i) == first_conv
+                    && let Some(r) = &self.first_conv
+                {
+                    return r.clone();
                 }
-                if Some(i) == first_linear {
-                    if let Some(r) = &self.first_linear {
-                        return r.clone();
-                    }
+                if Some(i) == first_linear
+                    && let Some(r) = &self.first_linear
+                {
+                    return r.clone();
                 }
                 match kind {
                     LayerKind::Conv => self.conv.clone(),

@@ -309,7 +309,7 @@ impl Rng {
     /// A float whose magnitude spans 1e-30 … 1e8, with either sign, or exactly 0.
     fn wild(&mut self) -> f32 {
         let r = self.next();
-        if r % 7 == 0 {
+        if r.is_multiple_of(7) {
             return 0.0;
         }
         let exp = (r >> 8) % 39;

@@ -851,16 +851,16 @@ fn explain(opts: &Options) -> CliResult<()> {
         Some("average") => true,
         Some(other) => return usage(format!("--maxpool: '{other}' is not wta or average")),
     };
-    if let Some(c) = &opts.composite {
-        if !matches!(
+    if let Some(c) = &opts.composite
+        && !matches!(
             c.as_str(),
             "epsilon-plus-flat" | "epsilon-gamma-box" | "epsilon-alpha2-beta1"
-        ) {
-            return usage(format!(
-                "--composite: '{c}' is not epsilon-plus-flat, epsilon-gamma-box or \
+        )
+    {
+        return usage(format!(
+            "--composite: '{c}' is not epsilon-plus-flat, epsilon-gamma-box or \
                  epsilon-alpha2-beta1"
-            ));
-        }
+        ));
     }
     // Check the rules now (bounds are only known once the input is loaded).
     let scalar_bounds = || Ok((Bound::Scalar(-3.0), Bound::Scalar(3.0)));

@@ -310,7 +310,7 @@ fn gather_block<K: Semiring, T: Conversion<K> + ?Sized>(
             acc[..nc * cout].fill(K::zero());
             for ky in 0..g.kh {
                 let num = (iy + g.padding.0) as isize - (ky * g.dilation.0) as isize;
-                if num < 0 || num as usize % g.stride.0 != 0 {
+                if num < 0 || !(num as usize).is_multiple_of(g.stride.0) {
                     continue;
                 }
                 let oy = num as usize / g.stride.0;
@@ -319,7 +319,7 @@ fn gather_block<K: Semiring, T: Conversion<K> + ?Sized>(
                 }
                 for kx in 0..g.kw {
                     let num = (ix + g.padding.1) as isize - (kx * g.dilation.1) as isize;
-                    if num < 0 || num as usize % g.stride.1 != 0 {
+                    if num < 0 || !(num as usize).is_multiple_of(g.stride.1) {
                         continue;
                     }
                     let ox = num as usize / g.stride.1;

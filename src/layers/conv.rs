@@ -138,7 +138,7 @@ impl Conv2d {
     /// # Errors
     /// [`Error::InvalidArgument`] if `groups` is 0 or does not divide `C_out`.
     pub fn with_groups(mut self, groups: usize) -> Result<Self> {
-        if groups == 0 || self.weight.shape()[0] % groups != 0 {
+        if groups == 0 || !self.weight.shape()[0].is_multiple_of(groups) {
             return Err(Error::invalid(format!(
                 "Conv2d groups = {groups} must be ≥ 1 and divide C_out = {}",
                 self.weight.shape()[0]

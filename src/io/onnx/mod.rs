@@ -428,14 +428,14 @@ impl Importer {
                 )));
             }
         };
-        if let Some(t) = input.elem_type {
-            if t != dtype::FLOAT {
-                return Err(Error::Unsupported(format!(
-                    "graph input '{}' has type {}; klrp needs float32 input",
-                    input.name,
-                    dtype::name(t)
-                )));
-            }
+        if let Some(t) = input.elem_type
+            && t != dtype::FLOAT
+        {
+            return Err(Error::Unsupported(format!(
+                "graph input '{}' has type {}; klrp needs float32 input",
+                input.name,
+                dtype::name(t)
+            )));
         }
         let dims = input.shape.as_ref().ok_or_else(|| {
             Error::Unsupported(format!(
@@ -685,10 +685,10 @@ impl Importer {
             "Relu" => plain(Box::new(ReLU)),
             "Identity" => plain(Box::new(Identity)),
             "Dropout" => {
-                if let Some(t) = self.opt_const_input(node, 2, "training_mode")? {
-                    if t.ints("training_mode")?.iter().any(|&v| v != 0) {
-                        return Err(Error::Unsupported("Dropout in training mode".into()));
-                    }
+                if let Some(t) = self.opt_const_input(node, 2, "training_mode")?
+                    && t.ints("training_mode")?.iter().any(|&v| v != 0)
+                {
+                    return Err(Error::Unsupported("Dropout in training mode".into()));
                 }
                 plain(Box::new(Dropout))
             }
@@ -807,13 +807,13 @@ impl Importer {
                 w.shape
             )));
         };
-        if let Some(k) = attr_ints(node, "kernel_shape") {
-            if k != [kh as i64, kw as i64] {
-                return Err(Error::malformed(
-                    "ONNX",
-                    format!("Conv kernel_shape {k:?} differs from the weight's {kh}×{kw}"),
-                ));
-            }
+        if let Some(k) = attr_ints(node, "kernel_shape")
+            && k != [kh as i64, kw as i64]
+        {
+            return Err(Error::malformed(
+                "ONNX",
+                format!("Conv kernel_shape {k:?} differs from the weight's {kh}×{kw}"),
+            ));
         }
         let weight =
             Array4::from_shape_vec((co, ci, kh, kw), w.floats("the Conv weight")?.to_vec())
