@@ -196,6 +196,11 @@ fn a_gzip_bomb_is_refused_from_its_header_without_inflating_it() {
         "{e}"
     );
     // Only the header was inflated: the decoder took at most one 32 KiB buffer of input.
+    eprintln!(
+        "gzip bomb: {} bytes holding {BOMB} elements; {} bytes read before TooLarge",
+        bomb.len(),
+        input.taken
+    );
     assert!(
         input.taken <= 64 << 10,
         "{} of {} compressed bytes read",
