@@ -539,8 +539,14 @@ fn term(input: Tensor, weight: WeightMap, scale: Tensor) -> ShareTerm {
 /// The share terms of `rule` for a linear layer `map`, with input activations `a` and forward
 /// output `z` (pre-activation, bias included). Terms that are identically zero are dropped.
 ///
+/// `a` is a batch `[N, …]` of inputs the map takes, and `z` must be the map's output for it:
+/// `[N, …]` with the per-sample shape of [`Connectivity::output_shape`](crate::layers::Connectivity::output_shape).
+/// Both shapes are checked before any arithmetic.
+///
 /// # Errors
-/// [`Error::Unsupported`] if `rule` is a pooling rule; errors of the modified forward passes.
+/// [`Error::Unsupported`] if `rule` is a pooling rule; [`Error::ShapeMismatch`] if `a` has no
+/// batch axis or does not fit the map, or if `z` does not have the shape of the map's output for
+/// `a`; errors of the modified forward passes.
 pub fn linear_share_terms(
     map: &dyn LinearMap,
     a: &Tensor,
@@ -548,6 +554,10 @@ pub fn linear_share_terms(
     rule: &Rule,
 ) -> Result<Vec<ShareTerm>> {
     use WeightMap as W;
+    if !rule.is_linear_rule() {
+        return Err(not_linear(rule));
+    }
+    check_linear_output(map, a, z)?;
     // A modified forward pass; an all-zero input without bias skips the pass (post-ReLU inputs
     // make every a⁻ term vanish).
     let f = |x: &Tensor, w: WeightMap, b: Option<WeightMap>| {
@@ -638,12 +648,7 @@ pub fn linear_share_terms(
             let q = m.mapv(|m| 1.0 / (m + r.delta));
             vec![term(a.mapv(f32::abs), W::Abs, q)]
         }
-        Rule::WinnerTakesAll(_) | Rule::Proportional(_) => {
-            return Err(Error::Unsupported(format!(
-                "the {} rule applies to pooling layers, not to linear layers",
-                rule.name()
-            )));
-        }
+        Rule::WinnerTakesAll(_) | Rule::Proportional(_) => return Err(not_linear(rule)),
     };
     Ok(terms
         .into_iter()
@@ -651,6 +656,35 @@ pub fn linear_share_terms(
             !elementwise::all(&t.input, |x| x == 0.0) && !elementwise::all(&t.scale, |x| x == 0.0)
         })
         .collect())
+}
+
+/// The error for a pooling rule given to a linear layer.
+fn not_linear(rule: &Rule) -> Error {
+    Error::Unsupported(format!(
+        "the {} rule applies to pooling layers, not to linear layers",
+        rule.name()
+    ))
+}
+
+/// Checks that `a` is a batch the map takes and `z` the shape of the map's output for it.
+fn check_linear_output(map: &dyn LinearMap, a: &Tensor, z: &Tensor) -> Result<()> {
+    let Some((&batch, sample)) = a.shape().split_first() else {
+        return Err(Error::shape(
+            "linear_share_terms: a (a batch [N, ...] of inputs)",
+            &[0],
+            a.shape(),
+        ));
+    };
+    let mut want = vec![batch];
+    want.extend(map.connectivity(sample)?.output_shape());
+    if z.shape() != want.as_slice() {
+        return Err(Error::shape(
+            "linear_share_terms: z (the layer's output for a)",
+            &want,
+            z.shape(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

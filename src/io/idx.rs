@@ -8,8 +8,15 @@
 //! Reading is strict: a file must hold exactly the elements its header declares. Missing data
 //! (a truncated file) and extra bytes after the data are both [`Error::Malformed`], and so is a
 //! header whose dimensions multiply past `usize::MAX`. Memory is allocated as data actually
-//! arrives (at most 64 MiB ahead of it), so a header that claims terabytes costs nothing before
-//! the truncation is reported.
+//! arrives (at most 64 MiB ahead of it), so a header that claims more than the file holds costs
+//! nothing before the truncation is reported.
+//!
+//! An array of more than [`DEFAULT_MAX_IDX_ELEMENTS`] elements (2³⁰) is refused with
+//! [`Error::TooLarge`] as soon as the header has been read, before any data is: a gzip file
+//! inflates up to about 1000 times its size, so without a limit a small file could make the
+//! reader allocate gigabytes. [`read_idx_with_max_elements`] and
+//! [`read_idx_file_with_max_elements`] take another limit. Bytes after the data are counted up to
+//! 1 MiB only (the error then says "at least"), so they cannot be inflated without end either.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -28,6 +35,14 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// The most bytes allocated ahead of the data actually read (64 MiB).
 const PREALLOC_CAP: usize = 64 << 20;
+
+/// The most elements [`read_idx`] and [`read_idx_file`] accept in one array: 2³⁰ (1 GiB of
+/// `u8` data, 8 GiB of `f64`; the full MNIST training images are 4.7·10⁷). Use
+/// [`read_idx_with_max_elements`] or [`read_idx_file_with_max_elements`] for more.
+pub const DEFAULT_MAX_IDX_ELEMENTS: u64 = 1 << 30;
+
+/// The most bytes after the data that are read to count them for the error (1 MiB).
+const TRAILING_SCAN: u64 = 1 << 20;
 
 /// The element type of an IDX file, named by the third byte of its magic number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -235,12 +250,17 @@ fn element_count(dims: &[usize]) -> Option<usize> {
 /// Gzip is recognised by its first two bytes (`1f 8b`). The reader must hold exactly one
 /// array: the header, then exactly the number of elements it declares.
 ///
+/// The array may have at most [`DEFAULT_MAX_IDX_ELEMENTS`] elements (2³⁰); see
+/// [`read_idx_with_max_elements`] to read a larger one.
+///
 /// # Errors
 ///
 /// [`Error::Malformed`] (format `"IDX"`) for an empty or truncated input, a magic number that
 /// does not start with two zero bytes, an unknown type code, zero dimensions, dimensions whose
 /// product overflows `usize`, fewer data bytes than the header declares, bytes after the data,
-/// or a corrupt gzip stream. [`Error::Io`] (path `"<reader>"`) if `reader` itself fails.
+/// or a corrupt gzip stream. [`Error::TooLarge`] if the header declares more than
+/// [`DEFAULT_MAX_IDX_ELEMENTS`] elements (nothing after the header is read then).
+/// [`Error::Io`] (path `"<reader>"`) if `reader` itself fails.
 ///
 /// # Example
 ///
@@ -254,7 +274,36 @@ fn element_count(dims: &[usize]) -> Option<usize> {
 /// # Ok::<(), klrp::Error>(())
 /// ```
 pub fn read_idx(reader: impl Read) -> Result<IdxArray> {
-    read_idx_named(reader, "<reader>")
+    read_idx_named(reader, "<reader>", DEFAULT_MAX_IDX_ELEMENTS)
+}
+
+/// [`read_idx`] with another limit on the number of elements than [`DEFAULT_MAX_IDX_ELEMENTS`].
+///
+/// The limit is checked against the header, before any data is read or decompressed, so a
+/// gzip bomb (a small file declaring and holding a huge array) costs no more than its header.
+/// Raise it for a data set above 2³⁰ elements; lower it to bound what an untrusted file may
+/// make the reader allocate (at most `max_elements` times the element size, plus 1 MiB read to
+/// count trailing bytes).
+///
+/// # Errors
+///
+/// As [`read_idx`], with [`Error::TooLarge`] above `max_elements`.
+///
+/// # Example
+///
+/// ```
+/// use klrp::io::idx::read_idx_with_max_elements;
+/// use klrp::Error;
+/// let bytes = [0, 0, 0x08, 1, 0, 0, 0, 3, 7, 8, 9];
+/// assert_eq!(read_idx_with_max_elements(&bytes[..], 3)?.len(), 3);
+/// assert!(matches!(
+///     read_idx_with_max_elements(&bytes[..], 2),
+///     Err(Error::TooLarge { requested: 3, limit: 2, .. })
+/// ));
+/// # Ok::<(), klrp::Error>(())
+/// ```
+pub fn read_idx_with_max_elements(reader: impl Read, max_elements: u64) -> Result<IdxArray> {
+    read_idx_named(reader, "<reader>", max_elements)
 }
 
 /// Reads one IDX array from the file at `path`, raw or gzip-compressed.
@@ -276,13 +325,35 @@ pub fn read_idx(reader: impl Read) -> Result<IdxArray> {
 /// # Ok::<(), klrp::Error>(())
 /// ```
 pub fn read_idx_file(path: impl AsRef<Path>) -> Result<IdxArray> {
+    read_idx_file_with_max_elements(path, DEFAULT_MAX_IDX_ELEMENTS)
+}
+
+/// [`read_idx_file`] with another limit on the number of elements than
+/// [`DEFAULT_MAX_IDX_ELEMENTS`] (see [`read_idx_with_max_elements`]).
+///
+/// # Errors
+///
+/// As [`read_idx_file`], with [`Error::TooLarge`] above `max_elements`.
+///
+/// # Example
+///
+/// ```no_run
+/// use klrp::io::idx::read_idx_file_with_max_elements;
+/// // EMNIST ByClass: 697,932 images of 28 × 28 = 5.5·10⁸ elements.
+/// let images = read_idx_file_with_max_elements("emnist-byclass-train-images-idx3-ubyte.gz", 1 << 30)?;
+/// # Ok::<(), klrp::Error>(())
+/// ```
+pub fn read_idx_file_with_max_elements(
+    path: impl AsRef<Path>,
+    max_elements: u64,
+) -> Result<IdxArray> {
     let path = path.as_ref();
     let name = path.display().to_string();
     let file = File::open(path).map_err(|source| Error::Io {
         path: name.clone(),
         source,
     })?;
-    read_idx_named(BufReader::new(file), &name)
+    read_idx_named(BufReader::new(file), &name, max_elements)
 }
 
 /// Writes `array` as a raw (uncompressed) IDX stream.
@@ -344,14 +415,14 @@ pub fn write_idx(mut writer: impl Write, array: &IdxArray) -> Result<()> {
 }
 
 /// [`read_idx`] with `source` naming the input in errors.
-fn read_idx_named<R: Read>(mut reader: R, source: &str) -> Result<IdxArray> {
+fn read_idx_named<R: Read>(mut reader: R, source: &str, max_elements: u64) -> Result<IdxArray> {
     let mut prefix = [0u8; 2];
     let got = read_up_to(&mut reader, &mut prefix).map_err(|e| io_error(e, source, false))?;
     let rest = (&prefix[..got]).chain(reader);
     if prefix[..got] == GZIP_MAGIC {
-        parse(MultiGzDecoder::new(rest), source, true)
+        parse(MultiGzDecoder::new(rest), source, true, max_elements)
     } else {
-        parse(rest, source, false)
+        parse(rest, source, false, max_elements)
     }
 }
 
@@ -386,7 +457,7 @@ fn io_error(e: io::Error, source: &str, gzip: bool) -> Error {
 }
 
 /// Parses one IDX array from an uncompressed stream.
-fn parse(mut r: impl Read, source: &str, gzip: bool) -> Result<IdxArray> {
+fn parse(mut r: impl Read, source: &str, gzip: bool, max_elements: u64) -> Result<IdxArray> {
     let malformed = |reason: String| Error::malformed(FORMAT, format!("{source}: {reason}"));
     let io_err = |e| io_error(e, source, gzip);
 
@@ -434,7 +505,8 @@ fn parse(mut r: impl Read, source: &str, gzip: bool) -> Result<IdxArray> {
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes(be(c)) as usize)
         .collect();
-    let nbytes = element_count(&dims)
+    let count = element_count(&dims);
+    let nbytes = count
         .and_then(|n| n.checked_mul(ty.size()))
         .ok_or_else(|| {
             malformed(format!(
@@ -442,6 +514,21 @@ fn parse(mut r: impl Read, source: &str, gzip: bool) -> Result<IdxArray> {
                 ty.name()
             ))
         })?;
+    // Before any data is read (or inflated): the limit bounds what a small gzip file can make
+    // us allocate.
+    let count = count.unwrap_or(usize::MAX) as u64;
+    if count > max_elements {
+        return Err(Error::TooLarge {
+            what: format!(
+                "{source}: IDX array {dims:?} of {}{}; raise the limit with \
+                 read_idx_with_max_elements",
+                ty.name(),
+                if gzip { " (gzip)" } else { "" }
+            ),
+            requested: u128::from(count),
+            limit: u128::from(max_elements),
+        });
+    }
 
     // Grow the buffer as data arrives: a lying header cannot make us allocate more than
     // PREALLOC_CAP beyond what is really there.
@@ -457,10 +544,16 @@ fn parse(mut r: impl Read, source: &str, gzip: bool) -> Result<IdxArray> {
             bytes.len()
         )));
     }
-    let extra = io::copy(&mut r, &mut io::sink()).map_err(io_err)?;
+    // Count what follows, but only so far: a gzip stream could inflate without end.
+    let extra = io::copy(&mut (&mut r).take(TRAILING_SCAN), &mut io::sink()).map_err(io_err)?;
     if extra > 0 {
         return Err(malformed(format!(
-            "{extra} trailing bytes after the {nbytes} data bytes of {dims:?} {}",
+            "{}{extra} trailing bytes after the {nbytes} data bytes of {dims:?} {}",
+            if extra == TRAILING_SCAN {
+                "at least "
+            } else {
+                ""
+            },
             ty.name()
         )));
     }
@@ -1003,13 +1096,27 @@ mod tests {
 
     #[test]
     fn absurd_header_is_truncation_not_allocation() {
-        // Claims (2^32 - 1)^2 bytes ≈ 16 EiB (fits a 64-bit usize) and holds 3.
+        // Claims (2^32 - 1)^2 bytes ≈ 16 EiB (fits a 64-bit usize) and holds 3: above the
+        // default element limit, so refused from the header alone.
         let b = idx_bytes(0x08, &[u32::MAX, u32::MAX], &[1, 2, 3]);
-        let reason = malformed_reason(read_idx(&b[..]));
+        let claimed = u128::from(u32::MAX) * u128::from(u32::MAX);
+        for input in [b.clone(), gzip(&b)] {
+            match read_idx(&input[..]) {
+                Err(Error::TooLarge {
+                    requested, limit, ..
+                }) => {
+                    assert_eq!(requested, claimed);
+                    assert_eq!(limit, u128::from(DEFAULT_MAX_IDX_ELEMENTS));
+                }
+                other => panic!("expected TooLarge, got {other:?}"),
+            }
+        }
+        // With no limit, a lying header is still only truncation, not an allocation.
+        let reason = malformed_reason(read_idx_with_max_elements(&b[..], u64::MAX));
         assert!(reason.contains("truncated data"), "{reason}");
         assert!(reason.contains("only 3 follow"), "{reason}");
         // The same through gzip.
-        let reason = malformed_reason(read_idx(&gzip(&b)[..]));
+        let reason = malformed_reason(read_idx_with_max_elements(&gzip(&b)[..], u64::MAX));
         assert!(reason.contains("only 3 follow"), "{reason}");
     }
 

@@ -113,6 +113,16 @@ impl Connectivity<'_> {
             Connectivity::Pool { geometry: g } => g.channels * g.out_h * g.out_w,
         }
     }
+
+    /// The shape of one output sample (batch axis excluded): `[out]` for a dense layer,
+    /// `[C, H, W]` for a convolution or pooling.
+    pub fn output_shape(&self) -> Vec<usize> {
+        match self {
+            Connectivity::Dense { weight, .. } => vec![weight.nrows()],
+            Connectivity::Conv { geometry: g, .. } => vec![g.out_channels, g.out_h, g.out_w],
+            Connectivity::Pool { geometry: g } => vec![g.channels, g.out_h, g.out_w],
+        }
+    }
 }
 
 /// A layer's relevance shares `d_jk`, described without any semiring.
