@@ -1,7 +1,7 @@
 //! Relevance kernels per semiring on VGG-16 layer shapes, each against the forward pass of the
 //! same layer (the in-run baseline), plus thread scaling.
 //!
-//! Run: `cargo bench --bench kernels` (add `-- conv` or `-- dense` to filter).
+//! Run: `cargo bench --bench kernels` (add `-- conv`, `-- dense` or `-- threads` to filter).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use klrp::kernels::propagate;
@@ -123,27 +123,59 @@ fn dense_layers(c: &mut Criterion) {
     }
 }
 
+/// 1 → 2 threads on the two largest VGG-16 layer shapes: the forward pass and relevance in the
+/// Real (γ), Boolean and Counting semirings. Group names read
+/// `threads <layer> <what>`, parameters are the thread count.
 fn thread_scaling(c: &mut Criterion) {
     let mut rng = Rng(3);
-    let layer = conv(256, 256, &mut rng);
-    let (x, y) = setup(&layer, &[256, 56, 56], &mut rng);
-    let r = y.mapv(|v| Boolean(v > 0.0));
-    let zero: Rule = ZeroRule.into();
-    let abs = AbsThreshold::new(0.002).unwrap();
-    let mut g = c.benchmark_group("threads conv 256→256 @56² boolean");
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(4))
-        .warm_up_time(Duration::from_millis(500));
-    for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        g.bench_with_input(BenchmarkId::from_parameter(threads), &threads, |b, _| {
-            b.iter(|| pool.install(|| black_box(relevance(&layer, &x, &y, &zero, &abs, &r))))
-        });
+    for (cin, hw) in [(64, 224), (256, 56)] {
+        let layer = conv(cin, cin, &mut rng);
+        let (x, y) = setup(&layer, &[cin, hw, hw], &mut rng);
+        let r_real = y.mapv(|v| Real(v.abs() * 0.01));
+        let r_bool = y.mapv(|v| Boolean(v > 0.0));
+        let r_count = y.mapv(|v| Counting(u64::from(v > 0.0) * 3));
+        let gamma: Rule = GammaRule::new(0.25, 1e-6).unwrap().into();
+        let zero: Rule = ZeroRule.into();
+        let abs = AbsThreshold::new(0.002).unwrap();
+        let name = format!("conv {cin}→{cin} @{hw}²");
+        let pools: Vec<(usize, rayon::ThreadPool)> = [1usize, 2]
+            .into_iter()
+            .map(|t| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap();
+                (t, pool)
+            })
+            .collect();
+        for what in ["forward", "real", "boolean", "counting u64"] {
+            let mut g = c.benchmark_group(format!("threads {name} {what}"));
+            g.sample_size(10)
+                .measurement_time(Duration::from_secs(4))
+                .warm_up_time(Duration::from_millis(500));
+            for (t, pool) in &pools {
+                g.bench_with_input(BenchmarkId::from_parameter(t), t, |b, _| {
+                    b.iter(|| {
+                        pool.install(|| match what {
+                            "forward" => {
+                                black_box(layer.forward(&x).unwrap());
+                            }
+                            "real" => {
+                                black_box(relevance(&layer, &x, &y, &gamma, &Identity, &r_real));
+                            }
+                            "boolean" => {
+                                black_box(relevance(&layer, &x, &y, &zero, &abs, &r_bool));
+                            }
+                            _ => {
+                                black_box(relevance(&layer, &x, &y, &zero, &abs, &r_count));
+                            }
+                        })
+                    })
+                });
+            }
+            g.finish();
+        }
     }
-    g.finish();
 }
 
 criterion_group!(benches, conv_layers, dense_layers, thread_scaling);

@@ -385,6 +385,15 @@ fn gather_block<K: Semiring, T: Conversion<K> + ?Sized>(
 /// Largest channel block of [`gather_block`].
 const MAX_BLOCK: usize = 16;
 
+/// Bytes of output factors and relevance one gather task reads (its band of output rows), small
+/// enough to stay in a core's L2 cache (2 MiB on the machines measured in `docs/benchmarks.md`)
+/// while every channel block of the task reuses them.
+const BAND_BYTES: usize = 256 * 1024;
+
+/// Output factors and relevance of a whole sample up to this size are read by every channel
+/// block from L2 anyway: tasks are then single channel blocks (each block's weights read once).
+const FIT_BYTES: usize = 1536 * 1024;
+
 multiversion! {
     fn gather_block_simd[K: Semiring, T: Conversion<K> + ?Sized](
         c: &GatherCtx<'_, K>,
@@ -410,6 +419,20 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     theta: &T,
     r_out: &[K],
     n: usize,
+) -> Vec<K> {
+    relevance_in_bands(g, weight, terms, theta, r_out, n, (BAND_BYTES, FIT_BYTES))
+}
+
+/// [`relevance`] with the cache budgets ([`BAND_BYTES`], [`FIT_BYTES`]) as a parameter (the tests
+/// shrink them to exercise the banded split on small layers).
+fn relevance_in_bands<K: Semiring, T: Conversion<K> + ?Sized>(
+    g: &ConvGeometry,
+    weight: &ArrayView4<'_, f32>,
+    terms: &[ConvTerm<'_>],
+    theta: &T,
+    r_out: &[K],
+    n: usize,
+    (band_bytes, fit_bytes): (usize, usize),
 ) -> Vec<K> {
     let (cin, cout) = (g.in_channels, g.out_channels);
     let (hw_in, hw_out) = (g.in_h * g.in_w, g.out_h * g.out_w);
@@ -445,38 +468,64 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
             live: &live,
             skip_zero,
         };
-        // Tasks: blocks of input channels × bands of input rows, enough for every thread.
-        let block = (2048 / cout.max(1)).clamp(1, MAX_BLOCK).min(cin);
+        // Tasks: bands of input rows × groups of channel blocks. When the output factors and
+        // relevance of the whole sample fit a core's L2 cache, every task
+        // is one channel block (each block's weights are read once), with rows split only if
+        // blocks are too few for the threads. Otherwise a task is a band of rows whose output
+        // rows fit L2, and every channel block of its group reuses them from there.
+        let block = (2048 / cout.max(1)).clamp(1, MAX_BLOCK).min(cin).max(1);
         let n_blocks = cin.div_ceil(block);
         let threads = rayon::current_num_threads().max(1);
-        let bands = (4 * threads).div_ceil(n_blocks).clamp(1, g.in_h);
-        let band = g.in_h.div_ceil(bands);
-        let tasks: Vec<(usize, usize)> = (0..n_blocks)
-            .flat_map(|b| (0..g.in_h.div_ceil(band)).map(move |y| (b * block, y * band)))
+        let row_bytes = g.out_w * cout * (terms.len() * size_of::<f32>() + size_of::<K>());
+        let halo = g.kh.saturating_sub(1) * g.dilation.0;
+        let band_rows = (band_bytes / row_bytes.max(1)).saturating_sub(halo).max(1);
+        let fits = row_bytes.saturating_mul(g.out_h) <= fit_bytes;
+        let (band, group) = if fits || band_rows >= g.in_h {
+            let bands = (4 * threads).div_ceil(n_blocks).clamp(1, g.in_h.max(1));
+            (g.in_h.div_ceil(bands).max(1), block)
+        } else {
+            let n_bands = g.in_h.div_ceil(band_rows);
+            let n_groups = (4 * threads).div_ceil(n_bands).clamp(1, n_blocks);
+            (band_rows, n_blocks.div_ceil(n_groups) * block)
+        };
+        let n_bands = g.in_h.div_ceil(band);
+        let n_groups = cin.div_ceil(group);
+        let tasks: Vec<(usize, usize)> = (0..n_bands)
+            .flat_map(|y| (0..n_groups).map(move |gi| (gi * group, y * band)))
             .collect();
-        let results: Vec<(usize, usize, usize, usize, Vec<K>)> = tasks
+        let results: Vec<Vec<K>> = tasks
             .par_iter()
             .map_init(
                 || (vec![0.0f32; cout], vec![K::zero(); MAX_BLOCK * cout]),
-                |(dbuf, acc), &(c0, y0)| {
-                    let nc = block.min(cin - c0);
+                |(dbuf, acc), &(cg, y0)| {
+                    let ncg = group.min(cin - cg);
                     let ny = band.min(g.in_h - y0);
-                    let mut out = vec![K::zero(); nc * ny * g.in_w];
-                    gather_block_simd(&ctx, theta, c0, nc, y0, ny, &mut out, dbuf, acc);
-                    (c0, nc, y0, ny, out)
+                    let mut out = vec![K::zero(); ncg * ny * g.in_w];
+                    for c0 in (cg..cg + ncg).step_by(block) {
+                        let nc = block.min(cg + ncg - c0);
+                        let at = (c0 - cg) * ny * g.in_w;
+                        let out = &mut out[at..at + nc * ny * g.in_w];
+                        gather_block_simd(&ctx, theta, c0, nc, y0, ny, out, dbuf, acc);
+                    }
+                    out
                 },
             )
             .collect();
+        // Each task's result is `[channel][row][column]`; copy it into the input planes.
         let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
-        for (c0, nc, y0, ny, out) in results {
-            for b in 0..nc {
-                for y in 0..ny {
-                    let dst = ((c0 + b) * g.in_h + y0 + y) * g.in_w;
-                    r_in_s[dst..dst + g.in_w]
-                        .copy_from_slice(&out[(b * ny + y) * g.in_w..(b * ny + y + 1) * g.in_w]);
+        r_in_s
+            .par_chunks_mut(hw_in.max(1))
+            .enumerate()
+            .for_each(|(ch, plane)| {
+                let gi = ch / group;
+                for yi in 0..n_bands {
+                    let y0 = yi * band;
+                    let ny = band.min(g.in_h - y0);
+                    let len = ny * g.in_w;
+                    let src = &results[yi * n_groups + gi][(ch - gi * group) * len..][..len];
+                    plane[y0 * g.in_w..y0 * g.in_w + len].copy_from_slice(src);
                 }
-            }
-        }
+            });
     }
     r_in
 }
@@ -631,6 +680,78 @@ mod tests {
             }
             assert_eq!(y, y_ref, "forward {g:?}");
             assert_eq!(gx, gx_ref, "transpose {g:?}");
+        }
+    }
+
+    /// The gather (bands of rows × groups of channel blocks) against the plain sum
+    /// `R_in[j] = Σ_k [|p_j w_jk q_k| > θ] · R_out[k]`, exactly, for 1, 2 and 3 threads and three
+    /// cache budgets (which change how the work is split), with a channel count spanning several
+    /// channel blocks.
+    #[test]
+    fn banded_gather_matches_plain_sum_for_any_thread_count() {
+        use crate::conversion::AbsThreshold;
+        use crate::semiring::Counting;
+        let g = ConvGeometry {
+            in_channels: 37,
+            out_channels: 5,
+            groups: 1,
+            in_h: 11,
+            in_w: 6,
+            out_h: 11,
+            out_w: 6,
+            kh: 3,
+            kw: 3,
+            stride: (1, 1),
+            padding: (1, 1),
+            dilation: (1, 1),
+        };
+        let w = ndarray::Array4::from_shape_fn((5, 37, 3, 3), |(a, b, c, d)| {
+            ((a * 7 + b * 3 + c * 5 + d) % 9) as f32 - 4.0
+        });
+        let n_in = 37 * 11 * 6;
+        let n_out = 5 * 11 * 6;
+        let p: Vec<f32> = (0..n_in).map(|i| ((i * 5) % 4) as f32).collect();
+        let q: Vec<f32> = (0..n_out).map(|i| 0.25 + (i % 3) as f32).collect();
+        let r: Vec<Counting> = (0..n_out).map(|i| Counting((i % 4) as u64)).collect();
+        let theta = AbsThreshold::new(2.5).unwrap();
+        let mut expected = vec![0u64; n_in];
+        for co in 0..5 {
+            for oy in 0..11 {
+                for ox in 0..6 {
+                    let k = (co * 11 + oy) * 6 + ox;
+                    for ci in 0..37 {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (iy, ix) = (oy + ky, ox + kx);
+                                if iy < 1 || ix < 1 || iy > 11 || ix > 6 {
+                                    continue;
+                                }
+                                let j = (ci * 11 + iy - 1) * 6 + ix - 1;
+                                let d = p[j] * w[[co, ci, ky, kx]] * q[k];
+                                expected[j] += u64::from(d.abs() > 2.5) * r[k].0;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let terms = [ConvTerm {
+            p: &p,
+            map: WeightMap::Identity,
+            q: &q,
+        }];
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            // Whole-sample tasks, bands of several rows, bands of one row.
+            for budget in [(usize::MAX, usize::MAX), (2500, 0), (0, 0)] {
+                let got = pool
+                    .install(|| relevance_in_bands(&g, &w.view(), &terms, &theta, &r, 1, budget));
+                let got: Vec<u64> = got.iter().map(|c| c.0).collect();
+                assert_eq!(got, expected, "{threads} threads, {budget:?} bytes");
+            }
         }
     }
 }
