@@ -5,8 +5,8 @@
 //! `k` among its input neurons `j` in proportion to their *shares* `d_jk` — for LRP-0,
 //! `d_jk = a_j w_jk / Σ_j' a_j' w_j'k` — and classical LRP computes `R_j = Σ_k d_jk R_k`.
 //!
-//! K-LRP replaces the real numbers by any [semiring](semiring) `(K, ⊕, ⊗, 0, 1)` and a
-//! [conversion](conversion) `Θ: ℝ → K`:
+//! K-LRP replaces the real numbers by any [semiring] `(K, ⊕, ⊗, 0, 1)` and a
+//! [conversion] `Θ: ℝ → K`:
 //!
 //! ```text
 //! R^(L)_i = 1 if i = y else 0,        R^(l)_j = ⊕_k Θ^(l)(d_jk) ⊗ R^(l+1)_k
@@ -31,7 +31,7 @@
 //!
 //! ## The pieces
 //!
-//! - [`semiring`]: the [`Semiring`](semiring::Semiring) trait (⊕, ⊗, 0, 1, laws) and the shipped
+//! - [`semiring`]: the [`Semiring`] trait (⊕, ⊗, 0, 1, laws) and the shipped
 //!   semirings; `laws` (feature `laws`) checks the axioms for a semiring of your own.
 //! - [`conversion`]: Θ, in one place.
 //! - [`rules`]: how each rule forms the shares `d_jk`.

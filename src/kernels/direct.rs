@@ -10,7 +10,7 @@
 //!
 //! The transposed convolution (`x_grad[j] = Σ_k w_jk s[k]`, stride 1) is the same kernel run on
 //! the relevance padded by `(k − 1)·d − p`, with the weights flipped and their channel axes swapped
-//! ([`transpose_sample`]).
+//! ([`conv::transpose_sample`](super::conv::transpose_sample)).
 //!
 //! Two operations share the driver ([`Op`]): the sum of products (`f32`, the convolution) and
 //! the max of products over non-negative values (`f32` for `max_j |a_j w_jk|`, `f64` for the

@@ -49,7 +49,7 @@ pub(crate) fn gemm(
     )
 }
 
-/// [`gemm`] on at most `threads` threads (1: on the calling thread only).
+/// [`gemm()`] on at most `threads` threads (1: on the calling thread only).
 pub(crate) fn gemm_with_threads(
     c: &mut [f32],
     c_off: usize,

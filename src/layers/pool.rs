@@ -1,7 +1,7 @@
 //! Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, and their shares.
 //!
 //! Max pooling is winner-take-all by default (all relevance to the window's first maximum in
-//! row-major order); [`ProportionalRule`](crate::rules::ProportionalRule) treats it as average
+//! row-major order); [`ProportionalRule`] treats it as average
 //! pooling for relevance instead. Average pooling is always proportional:
 //! `d_jk = (a_j / n_k) / stab_ε(mean_k)`.
 
