@@ -63,69 +63,61 @@ pub(crate) trait Lane:
     );
 }
 
-impl Lane for f32 {
-    fn tile_len() -> usize {
-        if simd_level() >= SimdLevel::Avx512 {
-            48
-        } else {
-            24
-        }
-    }
-    unsafe fn tile(
-        op: Op,
-        x: &[f32],
-        plane: usize,
-        cin: usize,
-        taps: &[usize],
-        w: &[f32],
-        acc: &mut [f32; ACC],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            match (simd_level() >= SimdLevel::Avx512, op) {
-                (true, Op::MulAdd) => x86::f32_add_512(x, plane, cin, taps, w, acc),
-                (true, Op::MaxMul) => x86::f32_max_512(x, plane, cin, taps, w, acc),
-                (false, Op::MulAdd) => x86::f32_add_256(x, plane, cin, taps, w, acc),
-                (false, Op::MaxMul) => x86::f32_max_256(x, plane, cin, taps, w, acc),
+/// `Lane` for one float type: its tile widths (AVX-512, AVX2) and its four micro-kernels.
+macro_rules! lane {
+    ($t:ty, $w512:expr, $w256:expr, $add512:ident, $max512:ident, $add256:ident, $max256:ident) => {
+        impl Lane for $t {
+            fn tile_len() -> usize {
+                if simd_level() >= SimdLevel::Avx512 {
+                    $w512
+                } else {
+                    $w256
+                }
+            }
+            unsafe fn tile(
+                op: Op,
+                x: &[$t],
+                plane: usize,
+                cin: usize,
+                taps: &[usize],
+                w: &[$t],
+                acc: &mut [$t; ACC],
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: forwarded from the caller.
+                unsafe {
+                    match (simd_level() >= SimdLevel::Avx512, op) {
+                        (true, Op::MulAdd) => x86::$add512(x, plane, cin, taps, w, acc),
+                        (true, Op::MaxMul) => x86::$max512(x, plane, cin, taps, w, acc),
+                        (false, Op::MulAdd) => x86::$add256(x, plane, cin, taps, w, acc),
+                        (false, Op::MaxMul) => x86::$max256(x, plane, cin, taps, w, acc),
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                portable_tile(op, x, plane, cin, taps, w, acc, Self::tile_len());
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        portable_tile(op, x, plane, cin, taps, w, acc, Self::tile_len());
-    }
+    };
 }
 
-impl Lane for f64 {
-    fn tile_len() -> usize {
-        if simd_level() >= SimdLevel::Avx512 {
-            24
-        } else {
-            12
-        }
-    }
-    unsafe fn tile(
-        op: Op,
-        x: &[f64],
-        plane: usize,
-        cin: usize,
-        taps: &[usize],
-        w: &[f64],
-        acc: &mut [f64; ACC],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            match (simd_level() >= SimdLevel::Avx512, op) {
-                (true, Op::MulAdd) => x86::f64_add_512(x, plane, cin, taps, w, acc),
-                (true, Op::MaxMul) => x86::f64_max_512(x, plane, cin, taps, w, acc),
-                (false, Op::MulAdd) => x86::f64_add_256(x, plane, cin, taps, w, acc),
-                (false, Op::MaxMul) => x86::f64_max_256(x, plane, cin, taps, w, acc),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        portable_tile(op, x, plane, cin, taps, w, acc, Self::tile_len());
-    }
-}
+lane!(
+    f32,
+    48,
+    24,
+    f32_add_512,
+    f32_max_512,
+    f32_add_256,
+    f32_max_256
+);
+lane!(
+    f64,
+    24,
+    12,
+    f64_add_512,
+    f64_max_512,
+    f64_add_256,
+    f64_max_256
+);
 
 /// Whether a SIMD micro-kernel is available on this CPU (else callers use the GEMM path).
 pub(crate) fn available() -> bool {
