@@ -110,15 +110,19 @@ impl WeightMap {
     }
 }
 
+/// A tensor that several share terms hold without copying it (cloning it is cheap):
+/// `tensor.into_shared()` makes one from a [`Tensor`].
+pub type SharedTensor = ndarray::ArcArray<f32, ndarray::IxDyn>;
+
 /// One factored term `p[j] · g(w_jk) · q[k]` of a linear layer's shares.
 #[derive(Clone, Debug)]
 pub struct ShareTerm {
     /// `p`: the input factor, shaped like the layer's input (batch included).
-    pub input: Tensor,
+    pub input: SharedTensor,
     /// `g`: the weight map.
     pub weight: WeightMap,
     /// `q`: the output factor, shaped like the layer's output (batch included).
-    pub scale: Tensor,
+    pub scale: SharedTensor,
 }
 
 /// Box bounds of [`ZBoxRule`]: one value for every input, or one per input element.
@@ -506,33 +510,41 @@ fn recip(z: &Tensor, epsilon: f32) -> Tensor {
     elementwise::map(z, |x| stabilized_recip(x, epsilon))
 }
 
-/// The γ rule's output factors from `z`, `P = F(a⁺, w⁺) + F(a⁻, w⁻)` and `b⁺`: the reciprocals
-/// of `zγ⁺ = z + γ(P + b⁺)` where `z > 0` and of `zγ⁻ = z + γ(z − P − b⁺)` where `z < 0`.
-fn gamma_factors(z: &Tensor, p: &Tensor, b_pos: &Tensor, r: &GammaRule) -> (Tensor, Tensor) {
-    let p = elementwise::zip_map(p, b_pos, |p, b| p + b);
+/// The γ rule's output factors from `z` and `pb = P + b⁺`, where `P = F(a⁺, w⁺) + F(a⁻, w⁻)`:
+/// the reciprocals of `zγ⁺ = z + γ·pb` where `z > 0` and of `zγ⁻ = z + γ(z − pb)` where `z < 0`
+/// (0 elsewhere). One pass; the second factor takes over `pb`'s buffer.
+fn gamma_factors(z: &Tensor, mut pb: Tensor, r: &GammaRule) -> (Tensor, Tensor) {
     let (g, eps) = (r.gamma, r.epsilon);
-    let qp = elementwise::zip_map(z, &p, |z, p| {
-        if z > 0.0 {
-            stabilized_recip(z + g * p, eps)
+    let z = z.as_standard_layout();
+    if !pb.is_standard_layout() {
+        pb = pb.as_standard_layout().into_owned();
+    }
+    let mut qp = Tensor::zeros(pb.raw_dim());
+    let slices = (z.as_slice(), qp.as_slice_mut(), pb.as_slice_mut());
+    let (Some(zs), Some(qs), Some(ps)) = slices else {
+        unreachable!("standard-layout tensors of one shape")
+    };
+    elementwise::for_each_zip3(zs, qs, ps, |&z, qp, pb| {
+        (*qp, *pb) = if z > 0.0 {
+            (stabilized_recip(z + g * *pb, eps), 0.0)
+        } else if z < 0.0 {
+            (0.0, stabilized_recip(z + g * (z - *pb), eps))
         } else {
-            0.0
-        }
+            (0.0, 0.0)
+        };
     });
-    let qn = elementwise::zip_map(z, &p, |z, p| {
-        if z < 0.0 {
-            stabilized_recip(z + g * (z - p), eps)
-        } else {
-            0.0
-        }
-    });
-    (qp, qn)
+    (qp, pb)
 }
 
-fn term(input: Tensor, weight: WeightMap, scale: Tensor) -> ShareTerm {
+fn term(
+    input: impl Into<SharedTensor>,
+    weight: WeightMap,
+    scale: impl Into<SharedTensor>,
+) -> ShareTerm {
     ShareTerm {
-        input,
+        input: input.into(),
         weight,
-        scale,
+        scale: scale.into(),
     }
 }
 
@@ -571,13 +583,13 @@ pub fn linear_share_terms(
         Rule::Zero(_) => vec![term(a.clone(), W::Identity, recip(z, 0.0))],
         Rule::Epsilon(r) => vec![term(a.clone(), W::Identity, recip(z, r.epsilon))],
         Rule::Gamma(r) if elementwise::all(a, |x| x >= 0.0) => {
-            // The common case (after a ReLU): a = a⁺, and only the a⁺ terms remain.
+            // The common case (after a ReLU): a = a⁺, and only the a⁺ terms remain;
+            // P + b⁺ = F(a⁺, w⁺) + b⁺ is one modified forward pass.
             let (gp, gn) = (W::GammaPositive(r.gamma), W::GammaNegative(r.gamma));
-            let p = f(a, W::Positive, None)?;
-            let b_pos = map.bias_term(z, W::Positive)?;
-            let (qp, qn) = gamma_factors(z, &p, &b_pos, r);
-            let copy = || elementwise::map(a, |x| x);
-            vec![term(copy(), gp, qp), term(copy(), gn, qn)]
+            let pb = map.forward_mapped(a, W::Positive, Some(W::Positive))?;
+            let (qp, qn) = gamma_factors(z, pb, r);
+            let a = a.to_shared();
+            vec![term(a.clone(), gp, qp), term(a, gn, qn)]
         }
         Rule::Gamma(r) => {
             let (ap, an) = (pos(a), neg(a));
@@ -587,9 +599,11 @@ pub fn linear_share_terms(
             // pass after a ReLU, where a⁻ = 0):
             //   zγ⁺ = F(a⁺, w + γw⁺) + F(a⁻, w + γw⁻) + b + γb⁺ = z + γ(P + b⁺)
             //   zγ⁻ = F(a⁺, w + γw⁻) + F(a⁻, w + γw⁺) + b + γb⁻ = z + γ(z − P − b⁺)
-            let p = f(&ap, W::Positive, None)? + f(&an, W::Negative, None)?;
-            let b_pos = map.bias_term(z, W::Positive)?;
-            let (qp, qn) = gamma_factors(z, &p, &b_pos, r);
+            let pb = map.forward_mapped(&ap, W::Positive, Some(W::Positive))?
+                + f(&an, W::Negative, None)?;
+            let (qp, qn) = gamma_factors(z, pb, r);
+            let (ap, an) = (ap.into_shared(), an.into_shared());
+            let (qp, qn) = (qp.into_shared(), qn.into_shared());
             vec![
                 term(ap.clone(), gp, qp.clone()),
                 term(an.clone(), gn, qp),
@@ -600,15 +614,17 @@ pub fn linear_share_terms(
         Rule::ZPlus(r) => {
             let (ap, an) = (pos(a), neg(a));
             let zp = f(&ap, W::Positive, Some(W::Positive))? + f(&an, W::Negative, None)?;
-            let q = recip(&zp, r.epsilon);
+            let q = recip(&zp, r.epsilon).into_shared();
+            let (ap, an) = (ap.into_shared(), an.into_shared());
             vec![term(ap, W::Positive, q.clone()), term(an, W::Negative, q)]
         }
         Rule::AlphaBeta(r) => {
             let (ap, an) = (pos(a), neg(a));
             let zp = f(&ap, W::Positive, Some(W::Positive))? + f(&an, W::Negative, None)?;
             let zn = f(&ap, W::Negative, Some(W::Negative))? + f(&an, W::Positive, None)?;
-            let qp = recip(&zp, r.epsilon) * r.alpha;
-            let qn = recip(&zn, r.epsilon) * (-r.beta);
+            let qp = (recip(&zp, r.epsilon) * r.alpha).into_shared();
+            let qn = (recip(&zn, r.epsilon) * (-r.beta)).into_shared();
+            let (ap, an) = (ap.into_shared(), an.into_shared());
             vec![
                 term(ap.clone(), W::Positive, qp.clone()),
                 term(an.clone(), W::Negative, qp),
@@ -626,7 +642,7 @@ pub fn linear_share_terms(
             );
             let zb = elementwise::zip_map(&zb, &f(&high, W::Negative, None)?, |z, h| z - h);
             let q = recip(&zb, r.epsilon);
-            let minus_q = elementwise::map(&q, |q| -q);
+            let minus_q = elementwise::map(&q, |q| -q).into_shared();
             vec![
                 term(a.clone(), W::Identity, q),
                 term(low, W::Positive, minus_q.clone()),

@@ -192,9 +192,37 @@ pub(crate) fn conv<E: Lane>(
     x: &[E],
     out: &mut [E],
 ) {
+    assert!(x.len() == p.cin * p.h * p.w);
+    let stage = |row: &mut [E], at: usize| row.copy_from_slice(&x[at..at + row.len()]);
+    let emit = |dst: &mut [E], sums: &[E], co: usize, _at: usize| {
+        let b = bias.map_or(E::default(), |b| b[co]);
+        for (d, &s) in dst.iter_mut().zip(sums) {
+            *d = s + b;
+        }
+    };
+    conv_fused(op, p, packed, stage, out, emit);
+}
+
+/// [`conv`] with its input and output passes open, so elementwise work fuses into the copies the
+/// kernel makes anyway:
+///
+/// - `stage(row, at)` fills `row` with the input elements `x[at..at + row.len()]` (one row of one
+///   channel, `at` its flat index in `[cin][h][w]`);
+/// - `emit(dst, sums, co, at)` receives the sums `⊕ w ⊗ x` of a run of outputs of channel `co`
+///   starting at flat index `at` in `[cout][out_h][out_w]`, and writes `dst` (those outputs).
+///
+/// Every output element is emitted exactly once, from one thread. Call only when [`available`].
+pub(crate) fn conv_fused<E: Lane, O: Send>(
+    op: Op,
+    p: &Problem,
+    packed: &[E],
+    stage: impl Fn(&mut [E], usize) + Sync,
+    out: &mut [O],
+    emit: impl Fn(&mut [O], &[E], usize, usize) + Sync,
+) {
     let (hp, wp) = (p.hp(), p.wp());
     let (out_h, out_w) = (p.out_h(), p.out_w());
-    assert!(x.len() == p.cin * p.h * p.w && out.len() == p.cout * out_h * out_w);
+    assert!(out.len() == p.cout * out_h * out_w);
     assert!(packed.len() == p.cout.div_ceil(CO_BLOCK) * p.cin * p.kh * p.kw * CO_BLOCK);
     if out.is_empty() {
         return;
@@ -206,11 +234,11 @@ pub(crate) fn conv<E: Lane>(
     let mut xp = vec![E::default(); p.cin * plane + tail];
     xp[..p.cin * plane]
         .par_chunks_mut(plane)
-        .zip(x.par_chunks(p.h * p.w))
-        .for_each(|(dst, src)| {
-            for (iy, row) in src.chunks_exact(p.w).enumerate() {
+        .enumerate()
+        .for_each(|(ci, dst)| {
+            for iy in 0..p.h {
                 let at = (iy + p.pad.0) * wp + p.pad.1;
-                dst[at..at + p.w].copy_from_slice(row);
+                stage(&mut dst[at..at + p.w], (ci * p.h + iy) * p.w);
             }
         });
     let taps: Vec<usize> = (0..p.kh * p.kw)
@@ -245,7 +273,7 @@ pub(crate) fn conv<E: Lane>(
             micro_kernel(op, &xp[n0..], plane, p.cin, &taps, w, &mut acc);
             // SAFETY: item (band, cb) alone writes channels cb·8.. of the grid positions of its
             // band's tiles; `store` stays inside `out` (checked ranges, see there).
-            unsafe { store(&geometry, out_ptr, &acc, tile, n0, cb * CO_BLOCK, bias) };
+            unsafe { store(&geometry, out_ptr, &acc, tile, n0, cb * CO_BLOCK, &emit) };
         }
     });
 }
@@ -258,24 +286,30 @@ struct Geometry {
     cout: usize,
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr<E>(*mut E);
+struct SendPtr<O>(*mut O);
+impl<O> Clone for SendPtr<O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<O> Copy for SendPtr<O> {}
 // SAFETY: the pointer is only used for disjoint writes, one item per output element.
-unsafe impl<E: Send> Send for SendPtr<E> {}
-unsafe impl<E: Send> Sync for SendPtr<E> {}
+unsafe impl<O: Send> Send for SendPtr<O> {}
+unsafe impl<O: Send> Sync for SendPtr<O> {}
 
-/// Writes the valid part of a tile (`acc[c][i]`, grid positions `n0 + i`) plus bias to `out`.
+/// Hands the valid part of a tile (`acc[c][i]`, grid positions `n0 + i`) to `emit`, one run of
+/// consecutive outputs of one channel at a time.
 ///
 /// # Safety
-/// No other thread may write the same output elements concurrently.
-unsafe fn store<E: Lane>(
+/// No other thread may touch the same output elements concurrently.
+unsafe fn store<E: Lane, O>(
     g: &Geometry,
-    out: SendPtr<E>,
+    out: SendPtr<O>,
     acc: &[E; ACC],
     tile: usize,
     n0: usize,
     co0: usize,
-    bias: Option<&[E]>,
+    emit: &impl Fn(&mut [O], &[E], usize, usize),
 ) {
     let end = (n0 + tile).min(g.grid);
     let mut n = n0;
@@ -285,14 +319,11 @@ unsafe fn store<E: Lane>(
         if ox < g.out_w && oy < g.out_h {
             let len = (g.out_w - ox).min(row_end - n);
             for c in 0..CO_BLOCK.min(g.cout - co0) {
-                let b = bias.map_or(E::default(), |b| b[co0 + c]);
                 let src = &acc[c * tile + (n - n0)..][..len];
                 let at = ((co0 + c) * g.out_h + oy) * g.out_w + ox;
                 // SAFETY: co0 + c < cout, oy < out_h, ox + len ≤ out_w: inside `out`.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), len) };
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d = *s + b;
-                }
+                emit(dst, src, co0 + c, at);
             }
         }
         n = row_end;

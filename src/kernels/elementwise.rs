@@ -51,8 +51,35 @@ fn shaped(shape: &[usize], data: Vec<f32>) -> Tensor {
     Tensor::from_shape_vec(IxDyn(shape), data).expect("a standard-layout buffer of the same length")
 }
 
+/// `f(&x[i], &mut y[i], &mut z[i])` for every index, in parallel.
+///
+/// # Panics
+/// If the lengths differ (callers check them first).
+pub fn for_each_zip3<A: Sync, B: Send, C: Send>(
+    x: &[A],
+    y: &mut [B],
+    z: &mut [C],
+    f: impl Fn(&A, &mut B, &mut C) + Sync + Send,
+) {
+    assert!(
+        x.len() == y.len() && y.len() == z.len(),
+        "for_each_zip3 of slices of different lengths"
+    );
+    x.par_chunks(CHUNK)
+        .zip(y.par_chunks_mut(CHUNK))
+        .zip(z.par_chunks_mut(CHUNK))
+        .for_each(|((x, y), z)| {
+            for ((x, y), z) in x.iter().zip(y).zip(z) {
+                f(x, y, z);
+            }
+        });
+}
+
 /// Whether every element satisfies `pred`, tested in parallel.
-pub fn all(t: &Tensor, pred: impl Fn(f32) -> bool + Sync + Send) -> bool {
+pub fn all<S: ndarray::Data<Elem = f32>>(
+    t: &ndarray::ArrayBase<S, IxDyn>,
+    pred: impl Fn(f32) -> bool + Sync + Send,
+) -> bool {
     match t.as_slice_memory_order() {
         Some(s) => s.par_chunks(CHUNK).all(|c| c.iter().all(|&x| pred(x))),
         None => t.iter().all(|&x| pred(x)),

@@ -92,12 +92,16 @@ pub fn for_each_connection(conn: &Connectivity<'_>, mut f: impl FnMut(usize, usi
 }
 
 /// The flat per-sample rows of a batch in standard layout.
-fn samples(x: &Tensor) -> std::borrow::Cow<'_, [f32]> {
+fn samples<S: ndarray::Data<Elem = f32>>(
+    x: &ndarray::ArrayBase<S, IxDyn>,
+) -> std::borrow::Cow<'_, [f32]> {
     flat(x)
 }
 
 /// The elements of an array in standard (row-major) order, borrowed when already contiguous.
-fn flat<T: Copy>(x: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
+fn flat<T: Copy, S: ndarray::Data<Elem = T>>(
+    x: &ndarray::ArrayBase<S, IxDyn>,
+) -> std::borrow::Cow<'_, [T]> {
     match x.as_slice() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(x.iter().copied().collect()),
@@ -273,11 +277,15 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                         && TypeId::of::<K>() == TypeId::of::<Real<f32>>()
                         && conv::gemm_applies(geometry)
                     {
-                        let mut r = vec![0.0f32; r_out_flat.len()];
-                        par_map_into(&r_out_flat, &mut r, |v| v.to_f64() as f32);
-                        let real =
-                            conv_linear_relevance(geometry, weight, &terms, &r, n, n_in, n_out)?;
-                        r_in = real.par_iter().map(|&v| theta.convert(v)).collect();
+                        r_in = conv_linear_relevance(
+                            geometry,
+                            weight,
+                            &terms,
+                            &r_out_flat,
+                            |v| theta.convert(v),
+                            n,
+                            (n_in, n_out),
+                        )?;
                     } else {
                         let ct: Vec<conv::ConvTerm> = terms
                             .iter()
@@ -552,62 +560,95 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
 const CHUNK: usize = 1 << 14;
 
 /// Mapped weights for a transposed convolution, in the layout of the path that runs it.
-enum Transposed<'a> {
-    Direct(&'a direct::Problem, Vec<f32>),
-    Gemm(Vec<f32>),
-}
-
-/// Classical LRP through a convolution, in its linear form: `R_in = Σ_t p_t ⊙ convᵀ_{g_t}(q_t ⊙ R_out)`.
-fn conv_linear_relevance(
+/// Classical LRP through a convolution, in its linear form: `R_in = Σ_t p_t ⊙ convᵀ_{g_t}(q_t ⊙ R_out)`,
+/// for a semiring whose values are real numbers (`to_f64` reads them, `from_f32` makes them).
+///
+/// On the direct-convolution path the products `q_t ⊙ R_out` are formed while the kernel copies
+/// its input, and `p_t ⊙ (…)` is added to `R_in` as the kernel writes its output: no buffer beyond
+/// `R_in` itself.
+#[allow(clippy::too_many_arguments)]
+fn conv_linear_relevance<K: Semiring>(
     g: &crate::layers::ConvGeometry,
     weight: &ArrayView4<'_, f32>,
     terms: &[FlatTerm],
-    r: &[f32],
+    r: &[K],
+    from_f32: impl Fn(f32) -> K + Sync,
     n: usize,
-    n_in: usize,
-    n_out: usize,
-) -> Result<Vec<f32>> {
-    let mut r_in = filled(n * n_in, 0.0f32);
-    let mut grad = vec![0.0f32; n_in];
-    let mut sv = vec![0.0f32; n_out];
-    let direct = direct::transpose_problem(g).filter(|_| direct::available());
+    (n_in, n_out): (usize, usize),
+) -> Result<Vec<K>> {
+    let to_f32 = |v: K| v.to_f64() as f32;
+    let mut r_in = filled(n * n_in, K::zero());
+    let Some(p) = direct::transpose_problem(g).filter(|_| direct::available()) else {
+        let mut grad = vec![0.0f32; n_in];
+        let mut sv = vec![0.0f32; n_out];
+        for t in terms {
+            let w: Vec<f32> = weight.iter().map(|&w| t.g.apply(w)).collect();
+            for s in 0..n {
+                let (q, rs) = (&t.q[s * n_out..][..n_out], &r[s * n_out..][..n_out]);
+                par_zip_map_into(q, rs, &mut sv, |q, r| q * to_f32(r));
+                if sv.par_chunks(CHUNK).all(|c| c.iter().all(|&v| v == 0.0)) {
+                    continue;
+                }
+                conv::transpose_sample(g, &w, &sv, &mut grad)?;
+                r_in[s * n_in..(s + 1) * n_in]
+                    .par_chunks_mut(CHUNK)
+                    .zip(grad.par_chunks(CHUNK))
+                    .zip(t.p[s * n_in..(s + 1) * n_in].par_chunks(CHUNK))
+                    .for_each(|((o, gr), p)| {
+                        for ((o, gr), p) in o.iter_mut().zip(gr).zip(p) {
+                            *o = from_f32(to_f32(*o) + p * gr);
+                        }
+                    });
+            }
+        }
+        return Ok(r_in);
+    };
     for t in terms {
-        let transposed = match &direct {
-            Some(p) => Transposed::Direct(p, direct::pack_transposed(g, p, weight, t.g)),
-            None => Transposed::Gemm(weight.iter().map(|&w| t.g.apply(w)).collect()),
-        };
+        let packed = direct::pack_transposed(g, &p, weight, t.g);
         for s in 0..n {
-            sv.par_chunks_mut(CHUNK)
-                .zip(t.q[s * n_out..(s + 1) * n_out].par_chunks(CHUNK))
-                .zip(r[s * n_out..(s + 1) * n_out].par_chunks(CHUNK))
-                .for_each(|((sv, q), r)| {
-                    for ((v, q), r) in sv.iter_mut().zip(q).zip(r) {
-                        *v = q * r;
-                    }
-                });
+            let (q, rs) = (&t.q[s * n_out..][..n_out], &r[s * n_out..][..n_out]);
+            let pt = &t.p[s * n_in..][..n_in];
             // A term whose factor is zero wherever relevance arrives adds nothing (e.g. the γ
             // rule's negative branch, z < 0, where a following ReLU leaves no relevance).
-            if sv.par_chunks(CHUNK).all(|c| c.iter().all(|&v| v == 0.0)) {
+            let silent = q
+                .par_chunks(CHUNK)
+                .zip(rs.par_chunks(CHUNK))
+                .all(|(q, r)| q.iter().zip(r).all(|(&q, &r)| q * to_f32(r) == 0.0));
+            if silent {
                 continue;
             }
-            match &transposed {
-                Transposed::Direct(p, packed) => {
-                    direct::conv(direct::Op::MulAdd, p, packed, None, &sv, &mut grad)
+            let stage = |row: &mut [f32], at: usize| {
+                for ((v, &q), &r) in row.iter_mut().zip(&q[at..]).zip(&rs[at..]) {
+                    *v = q * to_f32(r);
                 }
-                Transposed::Gemm(w) => conv::transpose_sample(g, w, &sv, &mut grad)?,
-            }
-            r_in[s * n_in..(s + 1) * n_in]
-                .par_chunks_mut(CHUNK)
-                .zip(grad.par_chunks(CHUNK))
-                .zip(t.p[s * n_in..(s + 1) * n_in].par_chunks(CHUNK))
-                .for_each(|((o, gr), p)| {
-                    for ((o, gr), p) in o.iter_mut().zip(gr).zip(p) {
-                        *o += p * gr;
-                    }
-                });
+            };
+            let emit = |dst: &mut [K], sums: &[f32], _co: usize, at: usize| {
+                for ((d, &s), &p) in dst.iter_mut().zip(sums).zip(&pt[at..]) {
+                    *d = from_f32(to_f32(*d) + p * s);
+                }
+            };
+            let out = &mut r_in[s * n_in..][..n_in];
+            direct::conv_fused(direct::Op::MulAdd, &p, &packed, stage, out, emit);
         }
     }
     Ok(r_in)
+}
+
+/// `out[i] = f(x[i], y[i])`, in parallel.
+fn par_zip_map_into<A: Copy + Sync, B: Copy + Sync, C: Send>(
+    x: &[A],
+    y: &[B],
+    out: &mut [C],
+    f: impl Fn(A, B) -> C + Sync,
+) {
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|((o, x), y)| {
+            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                *o = f(x, y);
+            }
+        });
 }
 
 /// The forward pass of a convolution with mapped parameters, on the fastest applicable path.

@@ -168,9 +168,9 @@ impl PoolGeometry {
                 geometry: self.clone(),
             },
             terms: vec![ShareTerm {
-                input: a.clone(),
+                input: a.to_shared(),
                 weight: WeightMap::Ones,
-                scale: q,
+                scale: q.into_shared(),
             }],
         }
     }
