@@ -524,14 +524,20 @@ fn gamma_factors(z: &Tensor, mut pb: Tensor, r: &GammaRule) -> (Tensor, Tensor) 
     let (Some(zs), Some(qs), Some(ps)) = slices else {
         unreachable!("standard-layout tensors of one shape")
     };
+    // Written as selects, not branches, so that the loop vectorises.
     elementwise::for_each_zip3(zs, qs, ps, |&z, qp, pb| {
-        (*qp, *pb) = if z > 0.0 {
-            (stabilized_recip(z + g * *pb, eps), 0.0)
-        } else if z < 0.0 {
-            (0.0, stabilized_recip(z + g * (z - *pb), eps))
+        let d = if z > 0.0 {
+            z + g * *pb
         } else {
-            (0.0, 0.0)
+            z + g * (z - *pb)
         };
+        // `stabilized_recip(d, eps)` with selects around an unconditional division.
+        let s = if d >= 0.0 { d + eps } else { d - eps };
+        let tiny = s.abs() < f32::MIN_POSITIVE;
+        let q = 1.0 / if tiny { 1.0 } else { s };
+        let q = if tiny { 0.0 } else { q };
+        *qp = if z > 0.0 { q } else { 0.0 };
+        *pb = if z < 0.0 { q } else { 0.0 };
     });
     (qp, pb)
 }

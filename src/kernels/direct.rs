@@ -25,6 +25,7 @@ use crate::layers::ConvGeometry;
 use crate::rules::WeightMap;
 use ndarray::ArrayView4;
 use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Output channels per micro-kernel tile.
 const CO_BLOCK: usize = 8;
@@ -61,6 +62,8 @@ pub(crate) trait Lane:
         w: &[Self],
         acc: &mut [Self; ACC],
     );
+    /// The padded-input buffer kept between calls for this element type (see [`PaddedInput`]).
+    fn spare() -> &'static Mutex<Vec<Self>>;
 }
 
 /// `Lane` for one float type: its tile widths (AVX-512, AVX2) and its four micro-kernels.
@@ -95,6 +98,10 @@ macro_rules! lane {
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 portable_tile(op, x, plane, cin, taps, w, acc, Self::tile_len());
+            }
+            fn spare() -> &'static Mutex<Vec<$t>> {
+                static SPARE: Mutex<Vec<$t>> = Mutex::new(Vec::new());
+                &SPARE
             }
         }
     };
@@ -231,14 +238,22 @@ pub(crate) fn conv_fused<E: Lane, O: Send>(
     let plane = hp * wp;
     // The last tile may run past the grid: the tail keeps its loads inside the buffer.
     let tail = tile + (p.kw - 1) * p.dil.1 + 16;
-    let mut xp = vec![E::default(); p.cin * plane + tail];
-    xp[..p.cin * plane]
-        .par_chunks_mut(plane)
+    let mut xp = PaddedInput::<E>::take(p.cin * plane + tail);
+    // Every element is written: the zero border (the buffer may hold an earlier call's data),
+    // then the staged rows.
+    let (body, rest) = xp.0.split_at_mut(p.cin * plane);
+    rest.fill(E::default());
+    body.par_chunks_mut(plane)
         .enumerate()
         .for_each(|(ci, dst)| {
+            let (top, bottom) = (p.pad.0 * wp, (p.pad.0 + p.h) * wp);
+            dst[..top].fill(E::default());
+            dst[bottom..].fill(E::default());
             for iy in 0..p.h {
-                let at = (iy + p.pad.0) * wp + p.pad.1;
-                stage(&mut dst[at..at + p.w], (ci * p.h + iy) * p.w);
+                let row = &mut dst[(iy + p.pad.0) * wp..][..wp];
+                row[..p.pad.1].fill(E::default());
+                row[p.pad.1 + p.w..].fill(E::default());
+                stage(&mut row[p.pad.1..][..p.w], (ci * p.h + iy) * p.w);
             }
         });
     let taps: Vec<usize> = (0..p.kh * p.kw)
@@ -270,12 +285,42 @@ pub(crate) fn conv_fused<E: Lane, O: Send>(
         let mut acc = [E::default(); ACC];
         for t in band * tiles_per_band..((band + 1) * tiles_per_band).min(tiles) {
             let n0 = t * tile;
-            micro_kernel(op, &xp[n0..], plane, p.cin, &taps, w, &mut acc);
+            micro_kernel(op, &xp.0[n0..], plane, p.cin, &taps, w, &mut acc);
             // SAFETY: item (band, cb) alone writes channels cb·8.. of the grid positions of its
             // band's tiles; `store` stays inside `out` (checked ranges, see there).
             unsafe { store(&geometry, out_ptr, &acc, tile, n0, cb * CO_BLOCK, &emit) };
         }
     });
+}
+
+/// The zero-padded input of one call, in a buffer kept for the next call (one per element type):
+/// a fresh buffer of a large layer's size costs a page fault per 4 KiB on first touch, serialised
+/// in the kernel, which showed up as a tenth of a γ pass and kept it from scaling across threads.
+/// Buffers above [`PaddedInput::KEEP_BYTES`] are not kept.
+struct PaddedInput<E: Lane>(Vec<E>);
+
+impl<E: Lane> PaddedInput<E> {
+    /// Largest buffer kept between calls (VGG-16's largest padded input is 13 MB in `f32`).
+    const KEEP_BYTES: usize = 64 << 20;
+
+    /// A buffer of `len` elements (contents unspecified).
+    fn take(len: usize) -> Self {
+        let mut v = std::mem::take(&mut *E::spare().lock().unwrap_or_else(|e| e.into_inner()));
+        v.resize(len, E::default());
+        PaddedInput(v)
+    }
+}
+
+impl<E: Lane> Drop for PaddedInput<E> {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        if v.capacity() * std::mem::size_of::<E>() <= Self::KEEP_BYTES {
+            let mut spare = E::spare().lock().unwrap_or_else(|e| e.into_inner());
+            if v.capacity() > spare.capacity() {
+                *spare = v;
+            }
+        }
+    }
 }
 
 struct Geometry {
@@ -692,6 +737,37 @@ mod tests {
             for (i, ((a, a64), b)) in out.iter().zip(&out64).zip(&want).enumerate() {
                 assert_eq!(*a, *b as f32, "{p:?} max at {i}");
                 assert_eq!(a64, b, "{p:?} f64 max at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn stale_data_in_the_kept_buffer_never_reaches_the_padding() {
+        if !available() {
+            return;
+        }
+        // Three paddings: top/bottom rows, left/right columns, both.
+        for pad in [(2, 0), (0, 3), (1, 2)] {
+            let p = Problem {
+                cin: 3,
+                cout: 4,
+                h: 6,
+                w: 5,
+                pad,
+                kh: 3,
+                kw: 3,
+                dil: (1, 1),
+            };
+            let wt: Vec<f32> = (0..4 * 3 * 9).map(|i| (i % 7) as f32 - 3.0).collect();
+            let x: Vec<f32> = (0..3 * 6 * 5).map(|i| (i % 5) as f32 - 1.5).collect();
+            let want = naive(Op::MulAdd, &p, &wt, &x);
+            // The buffer an earlier, larger call left behind, full of NaN.
+            *f32::spare().lock().unwrap() = vec![f32::NAN; 1 << 14];
+            let mut out = vec![0.0f32; want.len()];
+            let packed = pack_weights(&p, |co, ci, ky, kx| wt[((co * 3 + ci) * 3 + ky) * 3 + kx]);
+            conv(Op::MulAdd, &p, &packed, None, &x, &mut out);
+            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                assert_eq!(f64::from(*a), *b, "{p:?} at {i}");
             }
         }
     }
