@@ -198,3 +198,36 @@ proptest! {
         compare_all(&dense, &x, &seed[..53])?;
     }
 }
+
+/// The Viterbi fast path (a max-times transposed convolution) applies only when every share is
+/// at most 1; a term whose shares exceed 1 somewhere must be clamped by Θ, which the general kernel
+/// does. Shares `p_j |w_jk| q_k` with `p = 2` exceed 1 on the larger weights.
+#[test]
+fn viterbi_with_shares_above_one_matches_the_reference() {
+    let w = Array4::from_shape_fn((3, 2, 3, 3), |(o, i, y, x)| {
+        ((o * 5 + i * 3 + y * 2 + x) % 7) as f32 * 0.2 - 0.6
+    });
+    let layer = Conv2d::new(w, None).unwrap().with_padding((1, 1)).unwrap();
+    let x = ArrayD::from_shape_fn(vec![1, 2, 5, 6], |i| ((i[2] * 6 + i[3]) % 4) as f32 * 0.5);
+    let conn = layer.connectivity(&[2, 5, 6]).unwrap();
+    let term = |p: f32, q: f32| klrp::rules::ShareTerm {
+        input: ArrayD::from_elem(vec![1, 2, 5, 6], p).into_shared(),
+        weight: WeightMap::Abs,
+        scale: ArrayD::from_elem(vec![1, 3, 5, 6], q).into_shared(),
+    };
+    let r = ArrayD::from_shape_fn(vec![1, 3, 5, 6], |i| {
+        Viterbi(((i[1] + i[2] + i[3]) % 5) as f64 * 0.2)
+    });
+    // Shares up to 2 · 1.2 = 2.4 (clamped), and all below 1 (the fast path's own case).
+    for (p, q) in [(2.0, 1.0), (0.5, 1.0)] {
+        let shares = klrp::layers::Shares::Linear {
+            connectivity: conn.clone(),
+            terms: vec![term(p, q)],
+        };
+        let fast = propagate(&shares, &Clamp01, &r, x.shape()).unwrap();
+        let slow = propagate_reference(&shares, &Clamp01, &r, x.shape()).unwrap();
+        for (a, b) in fast.iter().zip(slow.iter()) {
+            assert!((a.0 - b.0).abs() <= 1e-6, "p = {p}: {} vs {}", a.0, b.0);
+        }
+    }
+}

@@ -27,6 +27,7 @@ use crate::semiring::{Real, Semiring};
 use ndarray::{ArrayD, ArrayView4, IxDyn};
 use rayon::prelude::*;
 use std::any::TypeId;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Calls `f(j, k, w_jk)` for every connection of one sample, with `j` and `k` flat indices into
 /// the sample's input and output.
@@ -502,22 +503,27 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     );
     let fp = direct::forward_problem(g);
     let forward = direct::pack_forward(&fp, weight, t.g);
-    let mut m = vec![0.0f32; n_out];
+    // The bound check runs in the forward kernel's output pass: the maxima are never stored
+    // (the kernel's "output" is zero-sized).
+    let mut nothing = vec![(); n_out];
     for s in 0..n {
-        direct::conv(
+        let (p, q) = (&t.p[s * n_in..][..n_in], &t.q[s * n_out..][..n_out]);
+        let unbounded = AtomicBool::new(false);
+        let stage = |row: &mut [f32], at: usize| row.copy_from_slice(&p[at..at + row.len()]);
+        let check = |_: &mut [()], m: &[f32], _co: usize, at: usize| {
+            if !m.iter().zip(&q[at..]).all(|(&m, &q)| m * q <= 1.0) {
+                unbounded.store(true, Ordering::Relaxed);
+            }
+        };
+        direct::conv_fused(
             direct::Op::MaxMul,
             &fp,
             &forward,
-            None,
-            &t.p[s * n_in..][..n_in],
-            &mut m,
+            stage,
+            &mut nothing,
+            check,
         );
-        let q = &t.q[s * n_out..][..n_out];
-        let bounded = m
-            .par_chunks(CHUNK)
-            .zip(q.par_chunks(CHUNK))
-            .all(|(m, q)| m.iter().zip(q).all(|(&m, &q)| m * q <= 1.0));
-        if !bounded {
+        if unbounded.into_inner() {
             return None;
         }
     }
@@ -525,32 +531,28 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
         f64::from(t.g.apply(weight[[co, ci, g.kh - 1 - ky, g.kw - 1 - kx]]))
     });
     let mut r_in = filled(n * n_in, Viterbi(0.0));
-    let mut u = vec![0.0f64; n_out];
-    let mut acc = vec![0.0f64; n_in];
     for s in 0..n {
         let (q, r) = (&t.q[s * n_out..][..n_out], &r_out[s * n_out..][..n_out]);
-        u.par_chunks_mut(CHUNK)
-            .zip(q.par_chunks(CHUNK).zip(r.par_chunks(CHUNK)))
-            .for_each(|(u, (q, r))| {
-                for ((u, &q), r) in u.iter_mut().zip(q).zip(r) {
-                    *u = f64::from(q) * r.to_f64();
-                }
-            });
-        direct::conv(direct::Op::MaxMul, &tp, &transposed, None, &u, &mut acc);
+        let p = &t.p[s * n_in..][..n_in];
         // Every share is at most 1, so R_j ≤ max_k R_k; the bound removes the excess of rounding
         // (≤ 2⁻²³ relative), keeping relevance in [0, 1].
-        let top = r.iter().fold(0.0f64, |m, r| m.max(r.to_f64()));
-        r_in[s * n_in..][..n_in]
-            .par_chunks_mut(CHUNK)
-            .zip(
-                acc.par_chunks(CHUNK)
-                    .zip(t.p[s * n_in..][..n_in].par_chunks(CHUNK)),
-            )
-            .for_each(|(o, (acc, p))| {
-                for ((o, &a), &p) in o.iter_mut().zip(acc).zip(p) {
-                    *o = Viterbi((f64::from(p) * a).min(top));
-                }
-            });
+        let top = r
+            .par_chunks(CHUNK)
+            .map(|c| c.iter().fold(0.0f64, |m, r| m.max(r.to_f64())))
+            .reduce(|| 0.0, f64::max);
+        // u = q ⊙ R as the kernel copies its input; R_in = p ⊙ max(…) as it writes its output.
+        let stage = |row: &mut [f64], at: usize| {
+            for ((u, &q), r) in row.iter_mut().zip(&q[at..]).zip(&r[at..]) {
+                *u = f64::from(q) * r.to_f64();
+            }
+        };
+        let emit = |dst: &mut [Viterbi], m: &[f64], _co: usize, at: usize| {
+            for ((o, &m), &p) in dst.iter_mut().zip(m).zip(&p[at..]) {
+                *o = Viterbi((f64::from(p) * m).min(top));
+            }
+        };
+        let out = &mut r_in[s * n_in..][..n_in];
+        direct::conv_fused(direct::Op::MaxMul, &tp, &transposed, stage, out, emit);
     }
     let any: Box<dyn std::any::Any> = Box::new(r_in);
     any.downcast::<Vec<K>>().ok().map(|b| *b)

@@ -245,10 +245,6 @@ impl LinearMap for Conv2d {
         kernels::conv_forward(&conn, x, weight, bias, &out)
     }
 
-    fn bias_term(&self, output: &Tensor, map: WeightMap) -> Result<Tensor> {
-        super::broadcast_bias(output, self.bias.as_ref(), map, "Conv2d output")
-    }
-
     fn max_abs_forward(&self, x: &Tensor) -> Result<Tensor> {
         let input = Self::sample_shape(x);
         let conn = self.connectivity(input)?;

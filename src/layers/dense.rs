@@ -107,10 +107,6 @@ impl LinearMap for Dense {
             .map_err(|e| Error::invalid(format!("Dense output: {e}")))
     }
 
-    fn bias_term(&self, output: &Tensor, map: WeightMap) -> Result<Tensor> {
-        super::broadcast_bias(output, self.bias.as_ref(), map, "Dense output")
-    }
-
     fn max_abs_forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check(x)?;
         kernels::max_abs_forward(

@@ -169,13 +169,6 @@ pub trait LinearMap {
         bias: Option<WeightMap>,
     ) -> Result<Tensor>;
 
-    /// The mapped bias `g(b_k)` broadcast to the shape of `output` (a batch of this layer's
-    /// outputs); zeros if the layer has no bias.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] if `output` does not fit the layer.
-    fn bias_term(&self, output: &Tensor, map: WeightMap) -> Result<Tensor>;
-
     /// `max_j |x_j w_jk|` over the inputs connected to each output k.
     ///
     /// # Errors
@@ -270,36 +263,6 @@ pub(crate) fn with_batch(n: usize, sample: &[usize]) -> Vec<usize> {
     s.push(n);
     s.extend_from_slice(sample);
     s
-}
-
-/// `g(b_c)` broadcast over a batch of outputs `[N, C, ...]` (channel axis 1).
-pub(crate) fn broadcast_bias(
-    output: &Tensor,
-    bias: Option<&ndarray::Array1<f32>>,
-    map: WeightMap,
-    context: &str,
-) -> Result<Tensor> {
-    let mut t = Tensor::zeros(output.raw_dim());
-    let Some(b) = bias else {
-        return Ok(t);
-    };
-    if output.ndim() < 2 || output.shape()[1] != b.len() {
-        return Err(Error::shape(context, &[b.len()], output.shape()));
-    }
-    let per_channel: usize = output.shape()[2..].iter().product();
-    if let (Some(ts), true) = (t.as_slice_mut(), per_channel > 0) {
-        use rayon::prelude::*;
-        ts.par_chunks_mut(per_channel)
-            .enumerate()
-            .for_each(|(i, ch)| ch.fill(map.apply(b[i % b.len()])));
-        return Ok(t);
-    }
-    for mut sample in t.outer_iter_mut() {
-        for (c, mut ch) in sample.outer_iter_mut().enumerate() {
-            ch.fill(map.apply(b[c]));
-        }
-    }
-    Ok(t)
 }
 
 /// Folds `affine` (applied per output channel after the layer) into a linear layer's parameters:
