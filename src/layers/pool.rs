@@ -168,7 +168,7 @@ impl PoolGeometry {
                 geometry: self.clone(),
             },
             terms: vec![ShareTerm {
-                input: a.to_shared(),
+                input: crate::rules::shared_copy(a),
                 weight: WeightMap::Ones,
                 scale: q.into_shared(),
             }],
