@@ -619,7 +619,12 @@ pub(crate) fn transpose_problem(g: &ConvGeometry) -> Option<Problem> {
 
 /// The packed weights `map(w)` of the forward problem.
 pub(crate) fn pack_forward(p: &Problem, weight: &ArrayView4<'_, f32>, map: WeightMap) -> Vec<f32> {
-    pack_weights(p, |co, ci, ky, kx| map.apply(weight[[co, ci, ky, kx]]))
+    let w = weight.as_standard_layout();
+    let w = w.as_slice().expect("a standard-layout array");
+    let (cin, kh, kw) = (p.cin, p.kh, p.kw);
+    pack_weights(p, |co, ci, ky, kx| {
+        map.apply(w[((co * cin + ci) * kh + ky) * kw + kx])
+    })
 }
 
 /// The packed weights `map(w')` of the transposed problem:
@@ -630,8 +635,11 @@ pub(crate) fn pack_transposed(
     weight: &ArrayView4<'_, f32>,
     map: WeightMap,
 ) -> Vec<f32> {
+    let w = weight.as_standard_layout();
+    let w = w.as_slice().expect("a standard-layout array");
+    let (cin, kh, kw) = (g.in_channels, g.kh, g.kw);
     pack_weights(p, |ci, co, ky, kx| {
-        map.apply(weight[[co, ci, g.kh - 1 - ky, g.kw - 1 - kx]])
+        map.apply(w[((co * cin + ci) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)])
     })
 }
 

@@ -606,7 +606,8 @@ fn conv_linear_relevance<K: Semiring>(
         return Ok(r_in);
     };
     for t in terms {
-        let packed = direct::pack_transposed(g, &p, weight, t.g);
+        // Packed on first use: a term that is silent for every sample costs no packing.
+        let mut packed = None;
         for s in 0..n {
             let (q, rs) = (&t.q[s * n_out..][..n_out], &r[s * n_out..][..n_out]);
             let pt = &t.p[s * n_in..][..n_in];
@@ -630,7 +631,8 @@ fn conv_linear_relevance<K: Semiring>(
                 }
             };
             let out = &mut r_in[s * n_in..][..n_in];
-            direct::conv_fused(direct::Op::MulAdd, &p, &packed, stage, out, emit);
+            let packed = packed.get_or_insert_with(|| direct::pack_transposed(g, &p, weight, t.g));
+            direct::conv_fused(direct::Op::MulAdd, &p, packed, stage, out, emit);
         }
     }
     Ok(r_in)
