@@ -219,28 +219,28 @@ pub(crate) fn transpose_sample(
 }
 
 /// `[C, H, W]` → `[H, W, C]`, parallel over positions.
-fn to_channels_last<T: Copy + Send + Sync>(x: &[T], c: usize, hw: usize, fill: T) -> Vec<T> {
-    let mut out = vec![fill; x.len()];
-    out.par_chunks_mut(c.max(1) * 64)
-        .enumerate()
-        .for_each(|(b, chunk)| {
-            for (i, v) in chunk.iter_mut().enumerate() {
-                let (p, ch) = (b * 64 + i / c, i % c);
-                *v = x[ch * hw + p];
-            }
-        });
-    out
+fn to_channels_last<T: Copy + Send + Sync>(x: &[T], c: usize, hw: usize) -> Vec<T> {
+    // Collected in parallel straight into place (`vec![fill; n]` of a semiring value would fill
+    // on one thread first).
+    let c = c.max(1);
+    (0..x.len())
+        .into_par_iter()
+        .with_min_len(c * 64)
+        .map(|i| x[(i % c) * hw + i / c])
+        .collect()
 }
 
 /// The weights `[co][ci][ky][kx]` mapped by `map` and transposed to `[ky][kx][ci][co]`.
 fn transposed_weights(g: &ConvGeometry, weight: &ArrayView4<'_, f32>, map: WeightMap) -> Vec<f32> {
     let (cin, cout) = (g.in_channels, g.out_channels);
-    let mut wt = vec![0.0f32; g.kh * g.kw * cin * cout];
+    let w = weight.as_standard_layout();
+    let w = w.as_slice().expect("a standard-layout array");
+    let taps = g.kh * g.kw;
+    let mut wt = vec![0.0f32; taps * cin * cout];
     wt.par_chunks_mut(cout).enumerate().for_each(|(row, out)| {
         let (tap, ci) = (row / cin, row % cin);
-        let (ky, kx) = (tap / g.kw, tap % g.kw);
         for (co, o) in out.iter_mut().enumerate() {
-            *o = map.apply(weight[[co, ci, ky, kx]]);
+            *o = map.apply(w[(co * cin + ci) * taps + tap]);
         }
     });
     wt
@@ -444,10 +444,10 @@ fn relevance_in_bands<K: Semiring, T: Conversion<K> + ?Sized>(
     let skip_zero = theta.maps_zero_to_zero();
     let mut r_in = super::filled(n * n_in, K::zero());
     for s in 0..n {
-        let r_cl = to_channels_last(&r_out[s * n_out..(s + 1) * n_out], cout, hw_out, K::zero());
+        let r_cl = to_channels_last(&r_out[s * n_out..(s + 1) * n_out], cout, hw_out);
         let q_cl: Vec<Vec<f32>> = terms
             .iter()
-            .map(|t| to_channels_last(&t.q[s * n_out..(s + 1) * n_out], cout, hw_out, 0.0))
+            .map(|t| to_channels_last(&t.q[s * n_out..(s + 1) * n_out], cout, hw_out))
             .collect();
         let ps: Vec<&[f32]> = terms
             .iter()
@@ -456,7 +456,7 @@ fn relevance_in_bands<K: Semiring, T: Conversion<K> + ?Sized>(
         // Output positions whose relevance is zero in every channel contribute nothing
         // (`Θ(d) ⊗ 0 = 0`): skip them.
         let live: Vec<bool> = r_cl
-            .chunks_exact(cout)
+            .par_chunks_exact(cout.max(1))
             .map(|row| row.iter().any(|r| !r.is_zero()))
             .collect();
         let ctx = GatherCtx {
