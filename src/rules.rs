@@ -591,6 +591,10 @@ pub fn linear_share_terms(
             map.forward_mapped(x, w, b)
         }
     };
+    // The positive contributions `z⁺ = F(a⁺, w⁺) + F(a⁻, w⁻) + b⁺` (z⁺ and αβ).
+    let z_plus = |ap: &Tensor, an: &Tensor| -> Result<Tensor> {
+        Ok(f(ap, W::Positive, Some(W::Positive))? + f(an, W::Negative, None)?)
+    };
     let terms = match rule {
         Rule::Zero(_) => vec![term(shared_copy(a), W::Identity, recip(z, 0.0))],
         Rule::Epsilon(r) => vec![term(shared_copy(a), W::Identity, recip(z, r.epsilon))],
@@ -625,14 +629,14 @@ pub fn linear_share_terms(
         }
         Rule::ZPlus(r) => {
             let (ap, an) = (pos(a), neg(a));
-            let zp = f(&ap, W::Positive, Some(W::Positive))? + f(&an, W::Negative, None)?;
+            let zp = z_plus(&ap, &an)?;
             let q = recip(&zp, r.epsilon).into_shared();
             let (ap, an) = (ap.into_shared(), an.into_shared());
             vec![term(ap, W::Positive, q.clone()), term(an, W::Negative, q)]
         }
         Rule::AlphaBeta(r) => {
             let (ap, an) = (pos(a), neg(a));
-            let zp = f(&ap, W::Positive, Some(W::Positive))? + f(&an, W::Negative, None)?;
+            let zp = z_plus(&ap, &an)?;
             let zn = f(&ap, W::Negative, Some(W::Negative))? + f(&an, W::Positive, None)?;
             let qp = (recip(&zp, r.epsilon) * r.alpha).into_shared();
             let qn = (recip(&zn, r.epsilon) * (-r.beta)).into_shared();
