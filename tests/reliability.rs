@@ -607,3 +607,85 @@ fn linear_share_terms_refuses_a_z_of_the_wrong_shape() {
     }
     assert_eq!(refused, 2 * 2 * 9 * 7);
 }
+
+/// `Connectivity` is public: one whose weights do not fit its geometry (or whose bias does not
+/// fit its outputs) is refused by every kernel entry point with an error, not a panic.
+#[test]
+fn connectivity_with_weights_that_do_not_fit_is_an_error() {
+    use klrp::kernels::{
+        conv_forward, linear_forward, max_abs_forward, propagate, propagate_reference,
+    };
+    use klrp::layers::{Connectivity, LinearMap, Shares};
+    use klrp::rules::{ShareTerm, WeightMap};
+    let layer = Conv2d::new(Array4::from_elem((4, 3, 3, 3), 0.1), None)
+        .unwrap()
+        .with_padding((1, 1))
+        .unwrap();
+    let good = layer.connectivity(&[3, 6, 6]).unwrap();
+    let Connectivity::Conv { geometry, .. } = good.clone() else {
+        unreachable!()
+    };
+    let small = Array4::from_elem((2, 3, 3, 3), 0.1);
+    let bias = [0.0f32; 2];
+    let bad_weight = Connectivity::Conv {
+        weight: small.view(),
+        bias: None,
+        geometry,
+    };
+    let big = Array4::from_elem((4, 3, 3, 3), 0.1);
+    let bad_bias = Connectivity::Conv {
+        weight: big.view(),
+        bias: Some(&bias),
+        geometry,
+    };
+    let x = ArrayD::from_elem(IxDyn(&[1, 3, 6, 6]), 1.0f32);
+    let out = [4, 6, 6];
+    for conn in [&bad_weight, &bad_bias] {
+        assert!(matches!(
+            conv_forward(
+                conn,
+                &x,
+                WeightMap::Identity,
+                Some(WeightMap::Identity),
+                &out
+            ),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            linear_forward(
+                conn,
+                &x,
+                WeightMap::Identity,
+                Some(WeightMap::Identity),
+                &out
+            ),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            max_abs_forward(conn, &x, &out),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let shares = Shares::Linear {
+            connectivity: conn.clone(),
+            terms: vec![ShareTerm {
+                input: x.clone().into_shared(),
+                weight: WeightMap::Identity,
+                scale: ArrayD::from_elem(IxDyn(&[1, 4, 6, 6]), 1.0f32).into_shared(),
+            }],
+        };
+        let r = ArrayD::from_elem(IxDyn(&[1, 4, 6, 6]), Real(1.0f32));
+        assert!(matches!(
+            propagate(&shares, &Identity, &r, x.shape()),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            propagate_reference(&shares, &Identity, &r, x.shape()),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let rb = r.mapv(|_| Boolean(true));
+        assert!(matches!(
+            propagate(&shares, &Threshold::new(0.5).unwrap(), &rb, x.shape()),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
+}

@@ -131,6 +131,7 @@ pub fn linear_forward(
     bias: Option<WeightMap>,
     out_shape: &[usize],
 ) -> Result<Tensor> {
+    conn.check()?;
     let (n_in, n_out) = (conn.input_len(), conn.output_len());
     let n = check_len("linear forward input", x.shape(), n_in)?;
     let xs = samples(x);
@@ -159,6 +160,7 @@ pub fn linear_forward(
 /// # Errors
 /// [`Error::ShapeMismatch`] if `x` does not have the connectivity's input size.
 pub fn max_abs_forward(conn: &Connectivity<'_>, x: &Tensor, out_shape: &[usize]) -> Result<Tensor> {
+    conn.check()?;
     let (n_in, n_out) = (conn.input_len(), conn.output_len());
     let n = check_len("max-abs forward input", x.shape(), n_in)?;
     let xs = samples(x);
@@ -244,6 +246,7 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
             connectivity,
             terms,
         } => {
+            connectivity.check()?;
             if connectivity.input_len() != n_in || connectivity.output_len() != n_out {
                 return Err(Error::shape(
                     "linear shares",
@@ -666,6 +669,7 @@ pub fn conv_forward(
     bias_map: Option<WeightMap>,
     out_shape: &[usize],
 ) -> Result<Tensor> {
+    conn.check()?;
     let Connectivity::Conv {
         weight,
         bias,
@@ -738,6 +742,7 @@ pub fn propagate_reference<K: Semiring, T: Conversion<K> + ?Sized>(
     else {
         return propagate(shares, theta, r_out, input_shape);
     };
+    connectivity.check()?;
     let n = input_shape.first().copied().unwrap_or(0);
     let n_in: usize = input_shape.iter().skip(1).product();
     let n_out: usize = r_out.shape().iter().skip(1).product();

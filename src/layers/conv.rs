@@ -188,11 +188,7 @@ impl Conv2d {
             ));
         }
         let (kh, kw) = (self.weight.shape()[2], self.weight.shape()[3]);
-        let out = |n: usize, k: usize, s: usize, p: usize, d: usize| -> Option<usize> {
-            let span = d.checked_mul(k - 1)? + 1;
-            let padded = n.checked_add(2usize.checked_mul(p)?)?;
-            padded.checked_sub(span).map(|r| r / s + 1)
-        };
+        let out = super::out_len;
         let (Some(out_h), Some(out_w)) = (
             out(h, kh, self.stride.0, self.padding.0, self.dilation.0),
             out(w, kw, self.stride.1, self.padding.1, self.dilation.1),

@@ -114,6 +114,97 @@ impl Connectivity<'_> {
         }
     }
 
+    /// Checks that the parts agree (the enum is public, so a hand-made one may not): a bias of one
+    /// value per output; a convolution's weight `[C_out, C_in / groups, kh, kw]`, output size
+    /// `⌊(in + 2·pad − dilation·(k − 1) − 1) / stride⌋ + 1` and non-zero stride, dilation and
+    /// groups dividing both channel counts; pooling windows inside the input, one per output row
+    /// and column. The kernels call this before touching any data.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] naming the part that does not fit.
+    pub fn check(&self) -> Result<()> {
+        let bias_fits = |bias: Option<&[f32]>, out: usize, what: &str| match bias {
+            Some(b) if b.len() != out => Err(Error::shape(what, &[out], &[b.len()])),
+            _ => Ok(()),
+        };
+        match self {
+            Connectivity::Dense { weight, bias } => {
+                bias_fits(*bias, weight.nrows(), "dense connectivity bias")
+            }
+            Connectivity::Conv {
+                weight,
+                bias,
+                geometry: g,
+            } => {
+                let geometry_error = || {
+                    Error::shape(
+                        "convolution connectivity geometry [groups, stride, dilation, out_h, out_w]",
+                        &[
+                            g.groups.max(1),
+                            1,
+                            1,
+                            out_len(g.in_h, g.kh, g.stride.0, g.padding.0, g.dilation.0)
+                                .unwrap_or(0),
+                            out_len(g.in_w, g.kw, g.stride.1, g.padding.1, g.dilation.1)
+                                .unwrap_or(0),
+                        ],
+                        &[
+                            g.groups,
+                            g.stride.0.min(g.stride.1),
+                            g.dilation.0.min(g.dilation.1),
+                            g.out_h,
+                            g.out_w,
+                        ],
+                    )
+                };
+                let positive = g.groups > 0
+                    && g.stride.0 > 0
+                    && g.stride.1 > 0
+                    && g.dilation.0 > 0
+                    && g.dilation.1 > 0;
+                if !positive || g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0 {
+                    return Err(geometry_error());
+                }
+                let want = [g.out_channels, g.in_channels / g.groups, g.kh, g.kw];
+                if weight.shape() != want {
+                    return Err(Error::shape(
+                        "convolution connectivity weight [C_out, C_in / groups, kh, kw]",
+                        &want,
+                        weight.shape(),
+                    ));
+                }
+                let outs = (
+                    out_len(g.in_h, g.kh, g.stride.0, g.padding.0, g.dilation.0),
+                    out_len(g.in_w, g.kw, g.stride.1, g.padding.1, g.dilation.1),
+                );
+                if outs != (Some(g.out_h), Some(g.out_w)) {
+                    return Err(geometry_error());
+                }
+                bias_fits(*bias, g.out_channels, "convolution connectivity bias")
+            }
+            Connectivity::Pool { geometry: g } => {
+                let inside = |r: &[std::ops::Range<usize>], n: usize| {
+                    r.iter().all(|r| r.start <= r.end && r.end <= n)
+                };
+                let fits = g.rows.len() == g.out_h
+                    && g.cols.len() == g.out_w
+                    && g.row_div.len() == g.out_h
+                    && g.col_div.len() == g.out_w
+                    && inside(&g.rows, g.in_h)
+                    && inside(&g.cols, g.in_w);
+                if fits {
+                    Ok(())
+                } else {
+                    Err(Error::shape(
+                        "pooling connectivity windows [rows, cols, row divisors, col divisors]",
+                        &[g.out_h, g.out_w, g.out_h, g.out_w],
+                        &[g.rows.len(), g.cols.len(), g.row_div.len(), g.col_div.len()],
+                    ))
+                }
+            }
+        }
+    }
+
     /// The shape of one output sample (batch axis excluded): `[out]` for a dense layer,
     /// `[C, H, W]` for a convolution or pooling.
     pub fn output_shape(&self) -> Vec<usize> {
@@ -123,6 +214,23 @@ impl Connectivity<'_> {
             Connectivity::Pool { geometry: g } => vec![g.channels, g.out_h, g.out_w],
         }
     }
+}
+
+/// `⌊(n + 2·pad − dilation·(k − 1) − 1) / stride⌋ + 1`, or `None` if the dilated kernel does not fit
+/// (or the arithmetic overflows, or `k` or `stride` is 0).
+pub(crate) fn out_len(
+    n: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+) -> Option<usize> {
+    if stride == 0 {
+        return None;
+    }
+    let span = dilation.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+    let padded = n.checked_add(pad.checked_mul(2)?)?;
+    padded.checked_sub(span).map(|r| r / stride + 1)
 }
 
 /// A layer's relevance shares `d_jk`, described without any semiring.
