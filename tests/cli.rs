@@ -862,3 +862,77 @@ fn reliability_bad_inputs_exit_cleanly() {
     fails(&["info", "--model", path_str(&nothing)], 1, "");
     run(explain(path_str(&nothing), "0", &[]), 1, "");
 }
+
+#[test]
+fn size_limits_can_be_set_from_the_command_line() {
+    let tmp = TempDir::new("limits");
+    let out = tmp.file("r.npy");
+    let o = path_str(&out);
+    // --max-elements: the MLP takes 8 elements per sample; input.npy is a batch of 3.
+    let onnx = fixtures().join("mlp/legacy.onnx");
+    let m = path_str(&onnx);
+    let xp = fixtures().join("mlp/input.npy");
+    let x = path_str(&xp);
+    ok(&["info", "--model", m, "--max-elements", "8"]);
+    fails(
+        &["info", "--model", m, "--max-elements", "7"],
+        1,
+        "above the limit of 7",
+    );
+    fails(
+        &["info", "--model", m, "--max-elements", "0"],
+        2,
+        "--max-elements",
+    );
+    fails(
+        &["info", "--model", m, "--max-elements", "x"],
+        2,
+        "--max-elements",
+    );
+    fails(
+        &["info", "--model", m, "--max-pixels", "9"],
+        2,
+        "--max-pixels does not apply",
+    );
+    let base = [
+        "explain", "--model", m, "--input", x, "--target", "1", "--out", o,
+    ];
+    let explain = |extra: &[&'static str]| [&base[..], extra].concat();
+    ok(&explain(&[]));
+    let unbounded = load_f32(&out);
+    // the widest tensor of the batch is the 3 × 8 input
+    ok(&explain(&["--max-elements", "24"]));
+    assert_eq!(load_f32(&out), unbounded);
+    fails(
+        &explain(&["--max-elements", "23"]),
+        1,
+        "above the limit of 23",
+    );
+    fails(
+        &explain(&["--max-pixels", "100"]),
+        2,
+        "--max-pixels applies to image inputs only",
+    );
+    // --max-pixels: rgb.png is 40 × 30.
+    let onnx = fixtures().join("cnn_bn/legacy.onnx");
+    let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
+    let base = [
+        "explain",
+        "--model",
+        path_str(&onnx),
+        "--input",
+        path_str(&png),
+        "--target",
+        "0",
+        "--out",
+        o,
+    ];
+    let image = |extra: &[&'static str]| [&base[..], extra].concat();
+    ok(&image(&["--max-pixels", "1200"]));
+    fails(
+        &image(&["--max-pixels", "1199"]),
+        1,
+        "above the limit of 1199",
+    );
+    fails(&image(&["--max-pixels", "-3"]), 2, "--max-pixels");
+}

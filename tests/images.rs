@@ -4,7 +4,8 @@
 
 use klrp::Error;
 use klrp::io::image::{
-    Normalization, Preprocess, decode_image, load_image, read_image_file, to_tensor, write_png_rgb,
+    MAX_PIXELS, Normalization, Preprocess, decode_image, decode_image_with_max_pixels, load_image,
+    read_image_file, read_image_file_with_max_pixels, to_tensor, write_png_rgb,
 };
 use klrp::io::npy::read_npy_file;
 use ndarray::ArrayD;
@@ -153,4 +154,94 @@ fn malformed_images_are_clear_errors() {
         read_image_file("/nonexistent.png"),
         Err(Error::Io { .. })
     ));
+}
+
+/// CRC-32 (ISO-HDLC, as PNG chunks use).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// A valid-looking 8-bit grayscale PNG header declaring `w × h` pixels, followed by the first row
+/// only (one stored deflate block that is not the last) and `IEND`: nothing large is in the file.
+fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8 bits, grayscale, deflate, filter 0, no interlace
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    let row = w as usize + 1; // filter byte + pixels
+    let mut idat = vec![0x78, 0x01, 0x00]; // zlib header, stored block, not final
+    idat.extend_from_slice(&(row as u16).to_le_bytes());
+    idat.extend_from_slice(&(!(row as u16)).to_le_bytes());
+    idat.extend(std::iter::repeat_n(0u8, row));
+    png_chunk(&mut png, b"IDAT", &idat);
+    png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn the_pixel_limit_can_be_lowered_and_raised() {
+    // Lowered: the 40 × 30 fixture is refused below 1,200 pixels, from the header.
+    let png = std::fs::read(fixture("rgb.png")).unwrap();
+    let full = decode_image(&png).unwrap();
+    assert_eq!(decode_image_with_max_pixels(&png, 1200).unwrap(), full);
+    match decode_image_with_max_pixels(&png, 1199) {
+        Err(Error::TooLarge {
+            requested, limit, ..
+        }) => assert_eq!((requested, limit), (1200, 1199)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let jpg = std::fs::read(fixture("photo.jpg")).unwrap();
+    let photo = decode_image(&jpg).unwrap();
+    let px = (photo.width * photo.height) as u64;
+    assert_eq!(decode_image_with_max_pixels(&jpg, px).unwrap(), photo);
+    assert!(matches!(
+        decode_image_with_max_pixels(&jpg, px - 1),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        read_image_file_with_max_pixels(fixture("rgb.png"), 1199),
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(
+        read_image_file_with_max_pixels(fixture("rgb.png"), 1200).unwrap(),
+        full
+    );
+    // Raised: a PNG declaring 8,193 × 8,193 pixels (just above MAX_PIXELS) is refused by default;
+    // with a higher limit it gets past the size check and fails only because its data is missing.
+    let big = png_declaring(8193, 8193);
+    const { assert!(8193 * 8193 > MAX_PIXELS) };
+    assert!(matches!(
+        decode_image(&big),
+        Err(Error::TooLarge { limit, .. }) if limit == u128::from(MAX_PIXELS)
+    ));
+    match decode_image_with_max_pixels(&big, 1 << 27) {
+        Err(Error::Malformed { format, .. }) => assert_eq!(format, "PNG"),
+        other => panic!("expected a PNG data error, got {other:?}"),
+    }
+    // The same construction with a small size decodes (so the file above is a valid PNG start).
+    let small = png_declaring(5, 1);
+    let img = decode_image(&small).unwrap();
+    assert_eq!((img.width, img.height, img.pixels.len()), (5, 1, 15));
 }

@@ -5,7 +5,10 @@
 mod w;
 
 use klrp::io::npy::read_npy_file;
-use klrp::io::onnx::{load_onnx_file, parse_onnx};
+use klrp::io::onnx::{
+    MAX_SAMPLE_ELEMENTS, load_onnx_file, load_onnx_file_with_max_elements, parse_onnx,
+    parse_onnx_with_max_elements,
+};
 use klrp::layers::LayerKind;
 use klrp::{Composite, Error, Identity, PerLayer};
 use ndarray::{ArrayD, IxDyn, array};
@@ -517,4 +520,65 @@ fn malformed_bytes_are_errors_never_panics() {
     );
     let e = load_onnx_file("/nonexistent/model.onnx").unwrap_err();
     assert!(matches!(e, Error::Io { .. }));
+}
+
+#[test]
+fn the_sample_size_limit_can_be_lowered_and_raised() {
+    // Lowered: the MLP fixture takes 8 elements per sample.
+    let file = fixtures().join("mlp/legacy.onnx");
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(parse_onnx_with_max_elements(&bytes, 8).is_ok());
+    match parse_onnx_with_max_elements(&bytes, 7) {
+        Err(Error::TooLarge {
+            requested, limit, ..
+        }) => assert_eq!((requested, limit), (8, 7)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(matches!(
+        load_onnx_file_with_max_elements(&file, 7),
+        Err(Error::TooLarge { .. })
+    ));
+    // A node output above the limit: the largest layer output of one sample of the CNN.
+    let file = fixtures().join("cnn_pool/legacy.onnx");
+    let bytes = std::fs::read(&file).unwrap();
+    let net = load_onnx_file(&file).unwrap().into_network();
+    let input = net.input_shape().iter().product::<usize>() as u64;
+    let widest = (0..net.layers().len())
+        .map(|i| net.layer_output_shape(i).unwrap().iter().product::<usize>() as u64)
+        .max()
+        .unwrap();
+    assert!(widest > input, "a hidden layer is wider than the input");
+    assert!(parse_onnx_with_max_elements(&bytes, widest).is_ok());
+    let e = parse_onnx_with_max_elements(&bytes, widest - 1).unwrap_err();
+    let inner = match &e {
+        Error::Layer { source, .. } => source.as_ref(),
+        other => other,
+    };
+    assert!(
+        matches!(inner, Error::TooLarge { requested, limit, .. }
+            if *requested == u128::from(widest) && *limit == u128::from(widest - 1)),
+        "{e:?}"
+    );
+    // Raised: one sample of 2^14 × 2^15 = 2^29 elements is refused by default, accepted with a
+    // higher limit (nothing is allocated at import), and the network's own limit follows.
+    let relu = model(
+        &[node("Relu", "r", &["x"], &["y"], &[])],
+        &[],
+        value_info("x", &[None, Some(1 << 14), Some(1 << 15)]),
+        value_info("y", &[None, Some(1 << 14), Some(1 << 15)]),
+    );
+    match parse_onnx(&relu) {
+        Err(Error::TooLarge {
+            requested, limit, ..
+        }) => assert_eq!(
+            (requested, limit),
+            (1 << 29, u128::from(MAX_SAMPLE_ELEMENTS))
+        ),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let m = parse_onnx_with_max_elements(&relu, 1 << 29).unwrap();
+    assert_eq!(m.network().input_shape(), [1 << 14, 1 << 15]);
+    assert_eq!(m.network().max_elements(), klrp::DEFAULT_MAX_ELEMENTS);
+    let m = parse_onnx_with_max_elements(&relu, 1 << 33).unwrap();
+    assert_eq!(m.network().max_elements(), 1 << 33);
 }

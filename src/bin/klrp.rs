@@ -6,7 +6,7 @@
 use klrp::composite::Composite;
 use klrp::io::image::{self, Normalization, Preprocess};
 use klrp::io::npy;
-use klrp::io::onnx::load_onnx_file;
+use klrp::io::onnx::{MAX_SAMPLE_ELEMENTS, load_onnx_file_with_max_elements};
 use klrp::io::safetensors::SafeTensors;
 use klrp::layers::{LayerKind, Tensor};
 use klrp::rules::{
@@ -28,7 +28,7 @@ const HELP: &str = "\
 klrp — semiring-generalized Layer-wise Relevance Propagation (K-LRP)
 
 USAGE:
-    klrp info    --model M.onnx
+    klrp info    --model M.onnx [--max-elements N]
     klrp explain --model M.onnx --input X.npy|IMAGE --target C --out R.npy [options]
     klrp --help | --version
 
@@ -72,6 +72,11 @@ EXPLAIN OPTIONS:
     --resize S           images: resize the shorter side to S first (default ⌊256/224 · H⌋,
                          i.e. 256 for 224 × 224 models)
     --normalize N        images: imagenet (default for 3 channels) | none
+    --max-pixels N       images: refuse images of more than N pixels (default 67108864 = 2^26)
+    --max-elements N     the largest tensor allowed, in elements: one sample's activation at ONNX
+                         import (default 268435456 = 2^28) and any activation or relevance of the
+                         whole batch (default 2147483648 = 2^31); raise it for very large inputs or
+                         batches, lower it to bound memory
     --weights W          safetensors weights for --model vgg16
     --timing             print `timing: load X ms, forward Y ms, relevance Z ms` to stderr
 
@@ -208,6 +213,8 @@ struct Options {
     timing: bool,
     resize: Option<String>,
     normalize: Option<String>,
+    max_pixels: Option<String>,
+    max_elements: Option<String>,
     given: Vec<&'static str>,
 }
 
@@ -260,6 +267,8 @@ impl Options {
                         "--init" => "--init",
                         "--resize" => "--resize",
                         "--normalize" => "--normalize",
+                        "--max-pixels" => "--max-pixels",
+                        "--max-elements" => "--max-elements",
                         other if other.starts_with('-') => {
                             return usage(format!("unknown option '{other}'"));
                         }
@@ -297,6 +306,8 @@ impl Options {
                         "--maxpool" => &mut o.maxpool,
                         "--init" => &mut o.init,
                         "--resize" => &mut o.resize,
+                        "--max-pixels" => &mut o.max_pixels,
+                        "--max-elements" => &mut o.max_elements,
                         _ => &mut o.normalize,
                     };
                     *slot = Some(value);
@@ -331,6 +342,14 @@ fn parse_usize(flag: &str, s: &str) -> CliResult<usize> {
         .or_else(|_| usage(format!("{flag}: '{s}' is not a non-negative integer")))
 }
 
+/// A positive limit (`--max-pixels`, `--max-elements`).
+fn parse_limit(flag: &str, s: &str) -> CliResult<u64> {
+    match s.trim().parse::<u64>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => usage(format!("{flag}: '{s}' is not a positive integer")),
+    }
+}
+
 /// A loaded model and, per layer, where it came from.
 struct Loaded {
     network: Network,
@@ -343,6 +362,18 @@ fn load_model(opts: &Options) -> CliResult<Loaded> {
     let Some(model) = opts.model.as_deref() else {
         return usage("--model is required");
     };
+    let max_elements = match &opts.max_elements {
+        Some(s) => Some(parse_limit("--max-elements", s)?),
+        None => None,
+    };
+    let mut loaded = load_model_with(opts, model, max_elements)?;
+    if let Some(n) = max_elements {
+        loaded.network = loaded.network.with_max_elements(n)?;
+    }
+    Ok(loaded)
+}
+
+fn load_model_with(opts: &Options, model: &str, max_elements: Option<u64>) -> CliResult<Loaded> {
     if model == "vgg16" {
         let weights = match opts.weights.as_deref() {
             Some(w) => Some(SafeTensors::read_file(w)?),
@@ -369,7 +400,7 @@ fn load_model(opts: &Options) -> CliResult<Loaded> {
     if opts.weights.is_some() {
         return usage("--weights applies only to --model vgg16");
     }
-    let m = load_onnx_file(model)?;
+    let m = load_onnx_file_with_max_elements(model, max_elements.unwrap_or(MAX_SAMPLE_ELEMENTS))?;
     let origin = m
         .nodes()
         .iter()
@@ -427,7 +458,7 @@ fn batch_shape_str(s: &[usize]) -> String {
 }
 
 fn info(opts: &Options) -> CliResult<()> {
-    opts.only("info", &["--model", "--weights"])?;
+    opts.only("info", &["--model", "--weights", "--max-elements"])?;
     let m = load_model(opts)?;
     let net = &m.network;
     let header = ["layer", "from", "klrp layer", "output shape", "params"];
@@ -528,6 +559,9 @@ fn load_input(opts: &Options, net: &Network) -> CliResult<Input> {
         if opts.resize.is_some() || opts.normalize.is_some() {
             return usage("--resize and --normalize apply to image inputs only");
         }
+        if opts.max_pixels.is_some() {
+            return usage("--max-pixels applies to image inputs only");
+        }
         let arr = npy::parse_npy(&bytes).map_err(|e| match e {
             klrp::Error::Malformed { format, reason } => klrp::Error::Malformed {
                 format,
@@ -587,7 +621,11 @@ fn load_input(opts: &Options, net: &Network) -> CliResult<Input> {
     if let Some(r) = &opts.resize {
         pre.resize = Some(parse_usize("--resize", r)?);
     }
-    let img = image::decode_image(&bytes).map_err(|e| match e {
+    let max_pixels = match &opts.max_pixels {
+        Some(s) => parse_limit("--max-pixels", s)?,
+        None => image::MAX_PIXELS,
+    };
+    let img = image::decode_image_with_max_pixels(&bytes, max_pixels).map_err(|e| match e {
         klrp::Error::Malformed { format, reason } => klrp::Error::Malformed {
             format,
             reason: format!("{path}: {reason}"),
@@ -792,6 +830,8 @@ fn explain(opts: &Options) -> CliResult<()> {
             "--timing",
             "--resize",
             "--normalize",
+            "--max-pixels",
+            "--max-elements",
         ],
     )?;
     // Everything that can be checked without the model first.

@@ -31,7 +31,9 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (RGB), as torchvision.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// The largest image decoded, in pixels (2²⁶ ≈ 67 megapixels).
+/// The largest image decoded by [`decode_image`] and [`read_image_file`], in pixels (2²⁶ ≈ 67
+/// megapixels); [`decode_image_with_max_pixels`] and [`read_image_file_with_max_pixels`] take
+/// another limit.
 pub const MAX_PIXELS: u64 = 1 << 26;
 
 /// An 8-bit RGB image, row-major, 3 bytes per pixel.
@@ -110,19 +112,24 @@ fn bad(format: &'static str, reason: impl std::fmt::Display) -> Error {
     Error::malformed(format, reason.to_string())
 }
 
-fn check_size(width: usize, height: usize, format: &'static str) -> Result<()> {
+fn check_size(width: usize, height: usize, format: &'static str, limit: u64) -> Result<()> {
     let pixels = width as u64 * height as u64;
     if width == 0 || height == 0 {
         return Err(bad(format, format!("image of size {width}×{height}")));
     }
-    if pixels > MAX_PIXELS {
+    if pixels > limit {
         return Err(Error::TooLarge {
             what: format!("{format} image {width}×{height}"),
             requested: u128::from(pixels),
-            limit: u128::from(MAX_PIXELS),
+            limit: u128::from(limit),
         });
     }
     Ok(())
+}
+
+/// `pixels · bytes_per_pixel` as a buffer size, saturating.
+fn buffer_bytes(pixels: u64, bytes_per_pixel: u64) -> usize {
+    usize::try_from(pixels.saturating_mul(bytes_per_pixel)).unwrap_or(usize::MAX)
 }
 
 /// Decodes a PNG or JPEG (by its signature) to 8-bit RGB.
@@ -131,10 +138,32 @@ fn check_size(width: usize, height: usize, format: &'static str) -> Result<()> {
 /// [`Error::Malformed`] (format `"PNG"`, `"JPEG"` or `"image"`) for corrupt or unrecognised
 /// data; [`Error::TooLarge`] above [`MAX_PIXELS`]; [`Error::Unsupported`] for CMYK JPEGs.
 pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
+    decode_image_with_max_pixels(bytes, MAX_PIXELS)
+}
+
+/// [`decode_image`] with `max_pixels` instead of [`MAX_PIXELS`] as the largest image decoded.
+///
+/// The size is read from the header and checked before any pixel is decoded, so a small file
+/// declaring a huge image costs nothing; a server can bound each request this way.
+///
+/// ```
+/// use klrp::io::image::{decode_image, decode_image_with_max_pixels};
+/// let bytes = std::fs::read("tests/fixtures/images/rgb.png")?; // 40 × 30
+/// assert_eq!(decode_image(&bytes)?.width, 40);
+/// assert!(matches!(
+///     decode_image_with_max_pixels(&bytes, 1000),
+///     Err(klrp::Error::TooLarge { requested: 1200, limit: 1000, .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`decode_image`], with [`Error::TooLarge`] above `max_pixels`.
+pub fn decode_image_with_max_pixels(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(bytes)
+        decode_png(bytes, max_pixels)
     } else if bytes.starts_with(&[0xff, 0xd8]) {
-        decode_jpeg(bytes)
+        decode_jpeg(bytes, max_pixels)
     } else {
         Err(bad(
             "image",
@@ -143,11 +172,11 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
     }
 }
 
-fn decode_png(bytes: &[u8]) -> Result<RgbImage> {
+fn decode_png(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     let mut dec = png::Decoder::new_with_limits(
         std::io::Cursor::new(bytes),
         png::Limits {
-            bytes: (MAX_PIXELS * 8) as usize,
+            bytes: buffer_bytes(max_pixels, 8),
         },
     );
     dec.set_transformations(png::Transformations::normalize_to_color8());
@@ -156,7 +185,7 @@ fn decode_png(bytes: &[u8]) -> Result<RgbImage> {
         let info = reader.info();
         (info.width as usize, info.height as usize)
     };
-    check_size(w, h, "PNG")?;
+    check_size(w, h, "PNG", max_pixels)?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| bad("PNG", "image too large"))?;
@@ -194,13 +223,13 @@ fn decode_png(bytes: &[u8]) -> Result<RgbImage> {
     })
 }
 
-fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
+fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     let mut dec = jpeg_decoder::Decoder::new(bytes);
     dec.read_info().map_err(|e| bad("JPEG", e))?;
     let info = dec.info().ok_or_else(|| bad("JPEG", "no image header"))?;
     let (w, h) = (usize::from(info.width), usize::from(info.height));
-    check_size(w, h, "JPEG")?;
-    dec.set_max_decoding_buffer_size((MAX_PIXELS * 4) as usize);
+    check_size(w, h, "JPEG", max_pixels)?;
+    dec.set_max_decoding_buffer_size(buffer_bytes(max_pixels, 4));
     let data = dec.decode().map_err(|e| bad("JPEG", e))?;
     let pixels: Vec<u8> = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => data,
@@ -230,12 +259,24 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
 /// # Errors
 /// [`Error::Io`] if it cannot be read; otherwise as [`decode_image`], naming the file.
 pub fn read_image_file(path: impl AsRef<Path>) -> Result<RgbImage> {
+    read_image_file_with_max_pixels(path, MAX_PIXELS)
+}
+
+/// [`read_image_file`] with `max_pixels` instead of [`MAX_PIXELS`] as the largest image decoded
+/// (see [`decode_image_with_max_pixels`]).
+///
+/// # Errors
+/// As [`read_image_file`], with [`Error::TooLarge`] above `max_pixels`.
+pub fn read_image_file_with_max_pixels(
+    path: impl AsRef<Path>,
+    max_pixels: u64,
+) -> Result<RgbImage> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::Io {
         path: path.display().to_string(),
         source: e,
     })?;
-    decode_image(&bytes).map_err(|e| match e {
+    decode_image_with_max_pixels(&bytes, max_pixels).map_err(|e| match e {
         Error::Malformed { format, reason } => Error::Malformed {
             format,
             reason: format!("{}: {reason}", path.display()),
@@ -281,9 +322,13 @@ fn half_round_even(d: usize) -> usize {
 
 /// Preprocesses an image into a batch of one `[1, C, H, W]` (see the [module docs](self)).
 ///
+/// A resize may produce at most [`MAX_PIXELS`] pixels, or as many as the image has if that is
+/// more.
+///
 /// # Errors
 /// [`Error::InvalidArgument`] if the crop is larger than the (resized) image, a size is 0, or the
-/// normalisation's channel count or a zero standard deviation does not fit.
+/// normalisation's channel count or a zero standard deviation does not fit;
+/// [`Error::TooLarge`] if the resize would exceed the limit above.
 pub fn to_tensor(img: &RgbImage, pre: &Preprocess) -> Result<ArrayD<f32>> {
     let (w, h) = (img.width, img.height);
     if w == 0 || h == 0 || img.pixels.len() != w * h * 3 {
@@ -315,7 +360,7 @@ pub fn to_tensor(img: &RgbImage, pre: &Preprocess) -> Result<ArrayD<f32>> {
             ((size as u64 * h as u64 / w as u64) as usize, size)
         };
         if (nh, nw) != (h, w) {
-            check_size(nw, nh, "image")?;
+            check_size(nw, nh, "resized image", MAX_PIXELS.max(w as u64 * h as u64))?;
             x = resize_bilinear(&x, nh, nw);
         }
     }

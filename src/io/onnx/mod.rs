@@ -150,13 +150,35 @@ pub fn load_onnx_file(path: impl AsRef<Path>) -> Result<OnnxModel> {
         path: path.display().to_string(),
         source: e,
     })?;
-    parse_onnx(&bytes).map_err(|e| match e {
+    parse_onnx(&bytes).map_err(|e| name_file(e, path))
+}
+
+/// [`load_onnx_file`] with another limit than [`MAX_SAMPLE_ELEMENTS`] on one sample's
+/// activations (see [`parse_onnx_with_max_elements`]).
+///
+/// # Errors
+/// As [`load_onnx_file`], with [`Error::TooLarge`] against `max_sample_elements`.
+pub fn load_onnx_file_with_max_elements(
+    path: impl AsRef<Path>,
+    max_sample_elements: u64,
+) -> Result<OnnxModel> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    parse_onnx_with_max_elements(&bytes, max_sample_elements).map_err(|e| name_file(e, path))
+}
+
+/// Puts the file's name into a [`Error::Malformed`].
+fn name_file(e: Error, path: &Path) -> Error {
+    match e {
         Error::Malformed { format, reason } => Error::Malformed {
             format,
             reason: format!("{}: {reason}", path.display()),
         },
         other => other,
-    })
+    }
 }
 
 /// Imports an ONNX model from its bytes.
@@ -165,10 +187,37 @@ pub fn load_onnx_file(path: impl AsRef<Path>) -> Result<OnnxModel> {
 /// [`Error::Malformed`] for bytes that are not a valid ONNX model (bad varints, lengths past the
 /// end, tensors whose data does not match their dims, references to undefined values);
 /// [`Error::Unsupported`] for a valid model outside the supported subset, naming the node;
-/// [`Error::TooLarge`] for tensors declaring more than [`MAX_TENSOR_ELEMENTS`] elements;
+/// [`Error::TooLarge`] for tensors declaring more than [`MAX_TENSOR_ELEMENTS`] elements, or an
+/// activation of one sample (the graph input or a node's output) of more than
+/// [`MAX_SAMPLE_ELEMENTS`] (see [`parse_onnx_with_max_elements`] to allow more);
 /// errors of the layer constructors (shapes, non-finite weights) wrapped in [`Error::Layer`] with
 /// the node's index.
 pub fn parse_onnx(bytes: &[u8]) -> Result<OnnxModel> {
+    parse_onnx_with_max_elements(bytes, MAX_SAMPLE_ELEMENTS)
+}
+
+/// [`parse_onnx`] with `max_sample_elements` instead of [`MAX_SAMPLE_ELEMENTS`] as the limit on
+/// one sample's activation (the graph input and every node's output).
+///
+/// The [`Network`] is built with the larger of `max_sample_elements` and
+/// [`DEFAULT_MAX_ELEMENTS`](crate::DEFAULT_MAX_ELEMENTS) as its limit on any tensor, batch
+/// included ([`Network::max_elements`]; change it with [`Network::with_max_elements`]).
+///
+/// ```
+/// use klrp::io::onnx::{parse_onnx, parse_onnx_with_max_elements};
+/// let bytes = std::fs::read("tests/fixtures/onnx/mlp/legacy.onnx")?;
+/// assert!(parse_onnx(&bytes).is_ok());
+/// // Its input has 8 elements per sample: a limit of 4 refuses it.
+/// assert!(matches!(
+///     parse_onnx_with_max_elements(&bytes, 4),
+///     Err(klrp::Error::TooLarge { requested: 8, limit: 4, .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`parse_onnx`], with [`Error::TooLarge`] against `max_sample_elements`.
+pub fn parse_onnx_with_max_elements(bytes: &[u8], max_sample_elements: u64) -> Result<OnnxModel> {
     let model = proto::decode_model(bytes)?;
     let graph = model
         .graph
@@ -182,7 +231,7 @@ pub fn parse_onnx(bytes: &[u8]) -> Result<OnnxModel> {
     let producer = format!("{} {}", model.producer_name, model.producer_version)
         .trim()
         .to_string();
-    let mut imp = Importer::new(graph)?;
+    let mut imp = Importer::new(graph, max_sample_elements)?;
     for (i, node) in graph.nodes.iter().enumerate() {
         imp.node(i, node)?;
     }
@@ -247,6 +296,8 @@ struct Importer {
     /// `Add` may still give it a bias.
     producer: Option<usize>,
     softmax_at: Option<usize>,
+    /// The limit on one sample's activation.
+    max_sample_elements: u64,
 }
 
 fn node_label(i: usize, node: &NodeProto) -> String {
@@ -311,7 +362,9 @@ fn attr_string(node: &NodeProto, name: &str) -> Option<String> {
 /// The largest kernel, stride, padding, dilation or group count accepted.
 const MAX_ATTRIBUTE: i64 = 1 << 24;
 
-/// The largest activation of one sample accepted at import (2²⁸ elements, 1 GiB of `f32`).
+/// The largest activation of one sample accepted at import by [`parse_onnx`] and
+/// [`load_onnx_file`] (2²⁸ elements, 1 GiB of `f32`); [`parse_onnx_with_max_elements`] takes
+/// another.
 pub const MAX_SAMPLE_ELEMENTS: u64 = 1 << 28;
 
 fn to_usize(v: i64, what: &str) -> Result<usize> {
@@ -324,13 +377,13 @@ fn to_usize(v: i64, what: &str) -> Result<usize> {
     usize::try_from(v).map_err(|_| Error::Unsupported(format!("{what} = {v} must be ≥ 0")))
 }
 
-fn check_sample_size(shape: &[usize], what: &str) -> Result<()> {
+fn check_sample_size(shape: &[usize], what: &str, limit: u64) -> Result<()> {
     let count = shape.iter().fold(1u64, |c, &d| c.saturating_mul(d as u64));
-    if count > MAX_SAMPLE_ELEMENTS {
+    if count > limit {
         return Err(Error::TooLarge {
             what: what.to_string(),
             requested: u128::from(count),
-            limit: u128::from(MAX_SAMPLE_ELEMENTS),
+            limit: u128::from(limit),
         });
     }
     Ok(())
@@ -389,7 +442,7 @@ fn show_dims(v: &[i64]) -> String {
 }
 
 impl Importer {
-    fn new(graph: &GraphProto) -> Result<Self> {
+    fn new(graph: &GraphProto, max_sample_elements: u64) -> Result<Self> {
         if graph.sparse_initializers > 0 {
             return Err(Error::Unsupported(
                 "ONNX sparse initializers are not supported".into(),
@@ -460,11 +513,11 @@ impl Importer {
             match d {
                 Dim::Value(v) if *v > 0 => {
                     count = count.saturating_mul(*v as u64);
-                    if count > MAX_SAMPLE_ELEMENTS {
+                    if count > max_sample_elements {
                         return Err(Error::TooLarge {
                             what: format!("ONNX graph input '{}'", input.name),
                             requested: u128::from(count),
-                            limit: u128::from(MAX_SAMPLE_ELEMENTS),
+                            limit: u128::from(max_sample_elements),
                         });
                     }
                     shape.push(*v as usize);
@@ -502,6 +555,7 @@ impl Importer {
             nodes: Vec::with_capacity(graph.nodes.len()),
             producer: None,
             softmax_at: None,
+            max_sample_elements,
         })
     }
 
@@ -635,7 +689,7 @@ impl Importer {
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::invalid(format!("output shape {shape:?} is empty")));
         }
-        check_sample_size(&shape, "the node's output")?;
+        check_sample_size(&shape, "the node's output", self.max_sample_elements)?;
         let label = node_label(i, node);
         for extra in node.outputs.iter().skip(1).filter(|o| !o.is_empty()) {
             self.values.insert(
@@ -1281,7 +1335,12 @@ impl Importer {
                 output.name, self.act
             )));
         }
-        let network = Network::new(&self.input_shape, self.layers)?;
+        let network = Network::new_with_max_elements(
+            &self.input_shape,
+            self.layers,
+            self.max_sample_elements
+                .max(crate::network::DEFAULT_MAX_ELEMENTS),
+        )?;
         Ok(OnnxModel {
             network,
             nodes: self.nodes,
@@ -1377,6 +1436,7 @@ mod tests {
         assert!(to_usize(1 << 40, "pads").is_err());
         assert!(to_usize(-1, "pads").is_err());
         assert_eq!(to_usize(3, "pads").unwrap(), 3);
-        assert!(check_sample_size(&[1 << 20, 1 << 20], "x").is_err());
+        assert!(check_sample_size(&[1 << 20, 1 << 20], "x", MAX_SAMPLE_ELEMENTS).is_err());
+        assert!(check_sample_size(&[1 << 20, 1 << 20], "x", 1 << 40).is_ok());
     }
 }
