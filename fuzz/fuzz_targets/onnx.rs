@@ -1,8 +1,8 @@
-//! Fuzz target: the onnx loader (see `klrp_fuzz::onnx`).
+//! Fuzz target: the onnx loader (see `klrp_fuzz::onnx` and `klrp_fuzz::onnx_single_threaded`).
 #![cfg_attr(feature = "libfuzzer", no_main)]
 
 #[cfg(feature = "libfuzzer")]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| klrp_fuzz::onnx(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| klrp_fuzz::onnx_single_threaded(data));
 
 #[cfg(not(feature = "libfuzzer"))]
 fn main() {

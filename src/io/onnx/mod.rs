@@ -62,7 +62,7 @@ use crate::layers::{
 use crate::network::Network;
 use ndarray::{Array1, Array2, Array4};
 use proto::{AttributeProto, Dim, GraphProto, NodeProto, Values, dtype};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -282,7 +282,7 @@ enum Value {
 type PoolWindow = ((usize, usize), (usize, usize), (usize, usize));
 
 struct Importer {
-    values: HashMap<String, Value>,
+    values: BTreeMap<String, Value>,
     /// The running activation's name.
     act: String,
     /// Its per-sample shape.
@@ -451,7 +451,7 @@ impl Importer {
         if graph.nodes.is_empty() {
             return Err(Error::malformed("ONNX", "the graph has no nodes"));
         }
-        let mut values = HashMap::new();
+        let mut values = BTreeMap::new();
         for t in &graph.initializers {
             if t.name.is_empty() {
                 return Err(Error::malformed("ONNX", "an initializer has no name"));
@@ -1202,7 +1202,7 @@ impl Importer {
                         .transpose()?,
                 };
                 let rank = data.shape.len() as i64;
-                let drop: HashSet<usize> = match axes {
+                let drop: BTreeSet<usize> = match axes {
                     None => (0..data.shape.len())
                         .filter(|&k| data.shape[k] == 1)
                         .collect(),
