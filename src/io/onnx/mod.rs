@@ -145,12 +145,7 @@ impl OnnxModel {
 /// # Errors
 /// [`Error::Io`] if the file cannot be read; otherwise as [`parse_onnx`].
 pub fn load_onnx_file(path: impl AsRef<Path>) -> Result<OnnxModel> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    parse_onnx(&bytes).map_err(|e| name_file(e, path))
+    load_onnx_file_with_max_elements(path, MAX_SAMPLE_ELEMENTS)
 }
 
 /// [`load_onnx_file`] with another limit than [`MAX_SAMPLE_ELEMENTS`] on one sample's
@@ -167,18 +162,13 @@ pub fn load_onnx_file_with_max_elements(
         path: path.display().to_string(),
         source: e,
     })?;
-    parse_onnx_with_max_elements(&bytes, max_sample_elements).map_err(|e| name_file(e, path))
-}
-
-/// Puts the file's name into a [`Error::Malformed`].
-fn name_file(e: Error, path: &Path) -> Error {
-    match e {
+    parse_onnx_with_max_elements(&bytes, max_sample_elements).map_err(|e| match e {
         Error::Malformed { format, reason } => Error::Malformed {
             format,
             reason: format!("{}: {reason}", path.display()),
         },
         other => other,
-    }
+    })
 }
 
 /// Imports an ONNX model from its bytes.
