@@ -874,26 +874,14 @@ fn size_limits_can_be_set_from_the_command_line() {
     let xp = fixtures().join("mlp/input.npy");
     let x = path_str(&xp);
     ok(&["info", "--model", m, "--max-elements", "8"]);
-    fails(
-        &["info", "--model", m, "--max-elements", "7"],
-        1,
-        "above the limit of 7",
-    );
-    fails(
-        &["info", "--model", m, "--max-elements", "0"],
-        2,
-        "--max-elements",
-    );
-    fails(
-        &["info", "--model", m, "--max-elements", "x"],
-        2,
-        "--max-elements",
-    );
-    fails(
-        &["info", "--model", m, "--max-pixels", "9"],
-        2,
-        "--max-pixels does not apply",
-    );
+    for (flag, value, code, want) in [
+        ("--max-elements", "7", 1, "above the limit of 7"),
+        ("--max-elements", "0", 2, "--max-elements"),
+        ("--max-elements", "x", 2, "--max-elements"),
+        ("--max-pixels", "9", 2, "--max-pixels does not apply"),
+    ] {
+        fails(&["info", "--model", m, flag, value], code, want);
+    }
     let base = [
         "explain", "--model", m, "--input", x, "--target", "1", "--out", o,
     ];
