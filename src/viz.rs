@@ -1076,18 +1076,7 @@ pub fn decode_png(bytes: &[u8]) -> Result<RgbImage> {
 /// # Errors
 /// [`Error::Io`] naming `path` if it cannot be read; [`Error::Malformed`] if it is not a PNG.
 pub fn read_png(path: impl AsRef<Path>) -> Result<RgbImage> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    decode_png(&bytes).map_err(|e| match e {
-        Error::Malformed { format, reason } => Error::Malformed {
-            format,
-            reason: format!("{}: {reason}", path.display()),
-        },
-        e => e,
-    })
+    crate::io::parse_file(path.as_ref(), |bytes| decode_png(&bytes))
 }
 
 /// The built-in bitmap font: 5 × 7 glyphs (descenders reach two rows lower), ASCII letters,

@@ -271,17 +271,8 @@ pub fn read_image_file_with_max_pixels(
     path: impl AsRef<Path>,
     max_pixels: u64,
 ) -> Result<RgbImage> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    decode_image_with_max_pixels(&bytes, max_pixels).map_err(|e| match e {
-        Error::Malformed { format, reason } => Error::Malformed {
-            format,
-            reason: format!("{}: {reason}", path.display()),
-        },
-        other => other,
+    super::parse_file(path.as_ref(), |bytes| {
+        decode_image_with_max_pixels(&bytes, max_pixels)
     })
 }
 

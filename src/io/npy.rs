@@ -152,18 +152,7 @@ pub fn read_npy(mut reader: impl Read) -> Result<NpyArray> {
 /// # Errors
 /// [`Error::Io`] if the file cannot be read; otherwise as [`read_npy`].
 pub fn read_npy_file(path: impl AsRef<Path>) -> Result<NpyArray> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    parse_npy(&bytes).map_err(|e| match e {
-        Error::Malformed { format, reason } => Error::Malformed {
-            format,
-            reason: format!("{}: {reason}", path.display()),
-        },
-        other => other,
-    })
+    super::parse_file(path.as_ref(), |bytes| parse_npy(&bytes))
 }
 
 /// Parses the bytes of an `.npy` file.

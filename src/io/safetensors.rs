@@ -119,18 +119,7 @@ impl SafeTensors {
     /// # Errors
     /// [`Error::Io`] if it cannot be read; otherwise as [`SafeTensors::parse`].
     pub fn read_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        Self::parse(bytes).map_err(|e| match e {
-            Error::Malformed { format, reason } => Error::Malformed {
-                format,
-                reason: format!("{}: {reason}", path.display()),
-            },
-            other => other,
-        })
+        super::parse_file(path.as_ref(), Self::parse)
     }
 
     /// Parses the bytes of a `.safetensors` file.

@@ -157,17 +157,8 @@ pub fn load_onnx_file_with_max_elements(
     path: impl AsRef<Path>,
     max_sample_elements: u64,
 ) -> Result<OnnxModel> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    parse_onnx_with_max_elements(&bytes, max_sample_elements).map_err(|e| match e {
-        Error::Malformed { format, reason } => Error::Malformed {
-            format,
-            reason: format!("{}: {reason}", path.display()),
-        },
-        other => other,
+    crate::io::parse_file(path.as_ref(), |bytes| {
+        parse_onnx_with_max_elements(&bytes, max_sample_elements)
     })
 }
 
