@@ -4,7 +4,8 @@
 
 include!("checks.rs");
 
-/// Makes the coverage of a run depend on the input alone: rayon's global pool gets one thread.
+/// Makes the coverage of a run depend on the input alone: rayon's global pool is the fuzzing
+/// thread itself, with no other threads.
 ///
 /// The `onnx` target runs the networks it parses, and klrp parallelises them with rayon. With
 /// several threads, which of rayon's and crossbeam's scheduling paths (work stealing, sleeping,
@@ -13,12 +14,20 @@ include!("checks.rs");
 /// `rayon_core::sleep`, `rayon_core::latch`, `crossbeam_deque` and `crossbeam_utils::Backoff`,
 /// which hid whether klrp's own coverage had reached a plateau. klrp's code is the same for any
 /// number of threads (the kernels split work by rows; `tests/determinism.rs` checks the results).
+///
+/// A pool of one *separate* worker thread was not enough: the fuzzing thread then hands every
+/// parallel call to that worker through rayon's injector and waits, and whether the worker was
+/// spinning or asleep at that moment still varied (session 6 found rayon's sleep and
+/// crossbeam's `Injector::steal` edges covered differently by the same inputs). With
+/// `use_current_thread` the fuzzing thread is the pool's only worker, and every parallel call
+/// runs inline on it. Call it from the thread that runs the inputs.
 pub fn single_threaded() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Fails only if the pool already exists, which then keeps its threads.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
+            .use_current_thread()
             .build_global();
     });
 }
