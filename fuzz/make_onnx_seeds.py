@@ -4,7 +4,9 @@ attributes, constant folding, tensor encodings) that the torch-exported seeds do
 Run from the repository root (needs the onnx and numpy packages, fixed random seed):
     python fuzz/make_onnx_seeds.py fuzz/corpus/onnx
 """
-import sys, numpy as np, onnx
+import sys
+
+import numpy as np
 from onnx import helper as h, numpy_helper as nh, TensorProto as T
 
 out = sys.argv[1]
@@ -23,7 +25,7 @@ def save(name, nodes, inits, in_shape, out_shape, opset=13, batch="N"):
     open(f"{out}/hand_{name}.onnx", "wb").write(m.SerializeToString())
 
 C, H, W = 2, 6, 6
-def head(src, n_in, opset=13):  # Flatten + Gemm to 3 classes
+def head(src, n_in):  # Flatten + Gemm to 3 classes
     return ([h.make_node("Flatten", [src], ["f"], axis=1),
              h.make_node("Gemm", ["f", "hw", "hb"], ["y"], transB=1)],
             [init("hw", w(3, n_in)), init("hb", w(3))])
@@ -61,7 +63,7 @@ save("batchnorm_opset9_spatial", [h.make_node("BatchNormalization", ["x", "s", "
 save("batchnorm_training_attr", [h.make_node("BatchNormalization", ["x", "s", "bb", "m", "v"], ["b"], training_mode=0, momentum=0.9)] + hn, bn + hi, [C, H, W], [3], opset=15)
 save("batchnorm_training_on", [h.make_node("BatchNormalization", ["x", "s", "bb", "m", "v"], ["b"], training_mode=1)] + hn, bn + hi, [C, H, W], [3], opset=15)
 # Dense variants
-save("gemm_transA_alpha_beta", [h.make_node("Transpose", ["x"], ["xt"]), h.make_node("Gemm", ["x", "gw", "gb"], ["y"], alpha=0.5, beta=2.0, transB=0)],
+save("gemm_alpha_beta", [h.make_node("Gemm", ["x", "gw", "gb"], ["y"], alpha=0.5, beta=2.0, transB=0)],
      [init("gw", w(8, 3)), init("gb", w(1, 3))], [8], [3])
 save("gemm_no_bias_transB", [h.make_node("Gemm", ["x", "gw"], ["y"], transB=1)], [init("gw", w(3, 8))], [8], [3])
 save("gemm_transA", [h.make_node("Gemm", ["x", "gw", "gb"], ["y"], transA=1)], [init("gw", w(8, 3)), init("gb", w(3))], [8], [3])
