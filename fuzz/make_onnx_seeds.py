@@ -135,4 +135,67 @@ save("constants_of_every_kind", [
 save("fixed_batch_2", [h.make_node("Gemm", ["x", "gw", "gb"], ["y"])], [init("gw", w(8, 3)), init("gb", w(3))], [8], [3], batch=2)
 save("fixed_batch_1_fp16", [h.make_node("Gemm", ["x", "gw", "gb"], ["y"])], [init("gw", w(8, 3, dtype=np.float16)), init("gb", w(3, dtype=np.float16))], [8], [3], batch=1)
 save("unknown_op", [h.make_node("Sigmoid", ["x"], ["y"])], [], [8], [8])
+# Branches the corpus had not reached after ~120 M executions (found with fuzz/reached_lines.py).
+# Refusals first: output or input too large, a symbolic feature dimension, attribute lists of
+# the wrong length, an Add with no layer to take its bias, biases of the wrong shape, folding
+# errors (Cast of the batch size to float, Unsqueeze axes out of range or repeated, Squeeze of a
+# dimension that is not 1, a Slice of a matrix or with step 0), Constants missing their value.
+def gemm_tail(src="x"): return [h.make_node("Gemm", [src, "gw"], ["y"])], [init("gw", w(8, 3))]
+def with_consts(name, const_nodes, inits=(), opset=13):  # constant folding beside an MLP
+    tail, tinits = gemm_tail()
+    save(name, const_nodes + tail, list(inits) + tinits, [8], [3], opset=opset)
+save("conv_output_too_large", [h.make_node("Conv", ["x", "cw"], ["y"], pads=[9000] * 4)],
+     [init("cw", w(1, 1, 1, 1))], [1, 1, 1], [1, 18001, 18001])
+save("input_too_large", gemm_tail()[0], gemm_tail()[1], [20000, 20000], [3])
+x = h.make_tensor_value_info("x", T.FLOAT, ["N", "C", 8])
+g = h.make_graph(gemm_tail()[0], "symbolic", [x], [h.make_tensor_value_info("y", T.FLOAT, ["N", 3])], gemm_tail()[1])
+open(f"{out}/hand_input_symbolic_dim.onnx", "wb").write(
+    h.make_model(g, opset_imports=[h.make_opsetid("", 13)], producer_name="klrp-seeds").SerializeToString())
+save("conv_three_strides", [h.make_node("Conv", ["x", "cw"], ["y"], strides=[1, 1, 1])], [init("cw", w(1, C, 3, 3))], [C, H, W], [1, 4, 4])
+save("conv_two_pads", [h.make_node("Conv", ["x", "cw"], ["y"], pads=[1, 1])], [init("cw", w(1, C, 3, 3))], [C, H, W], [1, 6, 6])
+save("add_constant_first", [h.make_node("Add", ["x", "c"], ["a"])] + gemm_tail("a")[0], [init("c", w(8))] + gemm_tail()[1], [8], [3])
+save("gemm_add_wrong_shape", [h.make_node("Gemm", ["x", "gw"], ["g"]), h.make_node("Add", ["g", "c"], ["y"])],
+     [init("gw", w(8, 3)), init("c", w(4))], [8], [3])
+save("gemm_add_column_bias", [h.make_node("Gemm", ["x", "gw"], ["g"]), h.make_node("Add", ["g", "c"], ["y"])],
+     [init("gw", w(8, 3)), init("c", w(3, 1))], [8], [3])
+save("conv_add_wrong_shape", [h.make_node("Conv", ["x", "cw"], ["c0"]), h.make_node("Add", ["c0", "c"], ["y"])],
+     [init("cw", w(3, C, 3, 3)), init("c", w(4, 1, 1))], [C, H, W], [3, 4, 4])
+with_consts("cast_batch_to_float", [h.make_node("Shape", ["x"], ["sh"]), h.make_node("Cast", ["sh"], ["shf"], to=T.FLOAT)])
+with_consts("unsqueeze_axis_out_of_range", [h.make_node("Unsqueeze", ["k"], ["k1"], axes=[5])], [idata("k", [1, 2])], opset=11)
+with_consts("unsqueeze_duplicate_axes", [h.make_node("Unsqueeze", ["k"], ["k1"], axes=[2, 2])], [idata("k", [1, 2])], opset=11)
+with_consts("squeeze_axis_not_one", [h.make_node("Squeeze", ["k"], ["k1"], axes=[0])], [idata("k", [1, 2])], opset=11)
+with_consts("slice_of_matrix", [h.make_node("Slice", ["k"], ["k1"], starts=[0], ends=[1], axes=[0])], [idata("k", [[1, 2], [3, 4]])], opset=9)
+with_consts("slice_step_zero", [h.make_node("Slice", ["k", "st", "en", "ax", "stp"], ["k1"])],
+            [idata("k", [1, 2, 3]), idata("st", [0]), idata("en", [3]), idata("ax", [0]), idata("stp", [0])])
+for kind, t in [("value_float", h.AttributeProto.FLOAT), ("value_int", h.AttributeProto.INT)]:
+    c = h.make_node("Constant", [], ["k"])
+    c.attribute.append(h.AttributeProto(name=kind, type=t))  # the attribute without its value
+    with_consts(f"constant_{kind}_without_value", [c])
+# Then branches that import: a Reshape to the same shape (batch 0 and a fixed batch), a bias
+# added to a Conv as [1, C, 1, 1] and to a Gemm as a scalar, folding on float constants (Cast,
+# Gather, Slice, Concat), an Identity of a constant, Squeeze without axes, Slices with a
+# negative step, of an empty vector and with a step that overflows, raw bfloat16, uint16 and int8
+# initializers.
+for name, batch_dim, batch in [("reshape_same_shape", 0, "N"), ("reshape_same_shape_fixed_batch", 2, 2)]:
+    hn, hi = head("r", C * H * W)
+    save(name, [h.make_node("Reshape", ["x", "s"], ["r"])] + hn, [idata("s", [batch_dim, C, H, W])] + hi, [C, H, W], [3], batch=batch)
+hn, hi = head("a", 3 * 4 * 4)
+save("conv_add_channel_bias", [h.make_node("Conv", ["x", "cw"], ["c0"]), h.make_node("Add", ["c", "c0"], ["a"])] + hn,
+     [init("cw", w(3, C, 3, 3)), init("c", w(1, 3, 1, 1))] + hi, [C, H, W], [3])
+save("gemm_add_scalar", [h.make_node("Gemm", ["x", "gw"], ["g"]), h.make_node("Add", ["g", "c"], ["y"])],
+     [init("gw", w(8, 3)), init("c", np.array(0.5, np.float32))], [8], [3])
+with_consts("float_constant_folding", [
+    h.make_node("Cast", ["f"], ["f2"], to=T.FLOAT), h.make_node("Gather", ["f2", "i"], ["f3"], axis=0),
+    h.make_node("Slice", ["f2", "st", "en"], ["f4"]), h.make_node("Concat", ["f3", "f4"], ["f5"], axis=0)],
+    [init("f", np.array([1.5, -2.0, 3.0], np.float32)), idata("i", [2, 0]), idata("st", [1]), idata("en", [3])])
+with_consts("identity_of_constant", [h.make_node("Identity", ["k"], ["k1"])], [idata("k", [1, 2])])
+with_consts("squeeze_without_axes", [h.make_node("Squeeze", ["k"], ["k1"])], [idata("k", [[1, 2]])])
+with_consts("slice_negative_empty_overflowing", [
+    h.make_node("Slice", ["k", "st", "en", "ax", "neg"], ["k1"]),
+    h.make_node("Slice", ["e", "st", "en"], ["k2"]),
+    h.make_node("Slice", ["k", "one", "four", "ax", "big"], ["k3"])],
+    [idata("k", [1, 2, 3, 4]), idata("e", np.zeros(0, np.int64)), idata("st", [-1]), idata("en", [-9]), idata("ax", [0]),
+     idata("neg", [-2]), idata("one", [1]), idata("four", [4]), idata("big", [2**63 - 1])])
+bf16 = h.make_tensor("b", T.BFLOAT16, [2], vals=np.array([0x3fc0, 0xc000], "<u2").tobytes(), raw=True)
+with_consts("raw_bfloat16_uint16_int8", [], [bf16, init("u", np.array([1, 65535], np.uint16)), init("i8", np.array([-128, 127], np.int8))])
 print("ok")

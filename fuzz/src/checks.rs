@@ -113,9 +113,10 @@ pub fn image(data: &[u8]) {
     if img.width * img.height > 1 << 22 {
         return;
     }
-    let _ = image::to_tensor(&img, &image::Preprocess::for_input(3, 8, 8, None));
+    // (ImageNet's normalisation has three channels: with one channel it would only be refused.)
     let _ = image::to_tensor(
         &img,
-        &image::Preprocess::for_input(1, 5, 7, Some(image::Normalization::imagenet())),
+        &image::Preprocess::for_input(3, 8, 8, Some(image::Normalization::imagenet())),
     );
+    let _ = image::to_tensor(&img, &image::Preprocess::for_input(1, 5, 7, None));
 }
