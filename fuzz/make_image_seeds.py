@@ -1,10 +1,13 @@
 """Hand-made image seeds for the image fuzz target: the pixel formats the test images miss.
 
-Run from the repository root (needs Pillow; the output does not depend on the run):
+Run from the repository root (needs Pillow, numpy and imagecodecs; the output does not depend on
+the run):
     python fuzz/make_image_seeds.py fuzz/corpus/image
 """
 import sys
 
+import imagecodecs
+import numpy as np
 from PIL import Image
 
 out = sys.argv[1]
@@ -21,4 +24,7 @@ plane("LA", 2).save(f"{out}/gray_alpha.png")            # PNG grayscale with alp
 Image.new("I;16", (9, 6)).save(f"{out}/gray16.png")     # PNG 16-bit grayscale
 plane("L", 1).save(f"{out}/gray.jpg", quality=90)       # JPEG one component (L8)
 plane("CMYK", 4).save(f"{out}/cmyk.jpg", quality=90)    # JPEG CMYK (refused)
+# A lossless 16-bit JPEG, which jpeg-decoder returns as L16 (Pillow cannot write one).
+gray16 = (np.array(pixels, np.uint16).reshape(6, 9) * 257)
+open(f"{out}/gray16_lossless.jpg", "wb").write(imagecodecs.ljpeg_encode(gray16, bitspersample=16))
 print("ok")

@@ -156,6 +156,49 @@ fn malformed_images_are_clear_errors() {
     ));
 }
 
+/// Preprocessing settings that cannot apply to an image are `InvalidArgument`, each with its
+/// reason (the fuzz check uses fixed, valid settings, so it cannot reach these).
+#[test]
+fn preprocessing_that_cannot_apply_is_an_error() {
+    let img = read_image_file(fixture("rgb.png")).unwrap();
+    let plain = Preprocess {
+        resize: None,
+        crop: None,
+        normalize: None,
+        grayscale: false,
+    };
+    let refused = |img: &klrp::io::image::RgbImage, pre: &Preprocess| match to_tensor(img, pre) {
+        Err(Error::InvalidArgument(m)) => m,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    };
+    let short = klrp::io::image::RgbImage {
+        width: img.width,
+        height: img.height,
+        pixels: img.pixels[..img.pixels.len() - 3].to_vec(),
+    };
+    assert!(refused(&short, &plain).contains("bytes"));
+    let to_zero = Preprocess {
+        resize: Some(0),
+        ..plain.clone()
+    };
+    assert!(refused(&img, &to_zero).contains("resize to 0"));
+    let gray_imagenet = Preprocess {
+        grayscale: true,
+        normalize: Some(Normalization::imagenet()),
+        ..plain.clone()
+    };
+    assert!(refused(&img, &gray_imagenet).contains("normalisation for 3 channels applied to 1"));
+    let zero_std = Preprocess {
+        normalize: Some(Normalization {
+            mean: vec![0.5; 3],
+            std: vec![0.2, 0.0, 0.2],
+        }),
+        ..plain.clone()
+    };
+    assert!(refused(&img, &zero_std).contains("std must be finite and non-zero"));
+    assert!(to_tensor(&img, &plain).is_ok());
+}
+
 /// CRC-32 (ISO-HDLC, as PNG chunks use).
 fn crc32(bytes: &[u8]) -> u32 {
     let mut c = !0u32;
