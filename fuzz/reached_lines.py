@@ -55,17 +55,20 @@ def main():
                     g.write(f"tbreak {src}:{n}\ncommands\nsilent\ncontinue\nend\n")
             if args.return_at:
                 g.write(f"break {args.return_at}\ncommands\nsilent\nup\nreturn\ncontinue\nend\n")
-            g.write("run\ninfo breakpoints\nquit\n")
+            g.write("run\n")
         run = [args.binary, "-runs=0", "-timeout=600", f"-artifact_prefix={tmp}/"]
         run += [os.path.abspath(c) for c in args.corpus]
-        out = subprocess.run(["gdb", "-batch", "-x", script, "--args"] + run,
+        # `info breakpoints` as its own command: gdb can lose the race with the exiting
+        # process ("Couldn't get registers"), which aborts the rest of the script file.
+        gdb = ["gdb", "-batch", "-x", script, "-ex", "info breakpoints", "--args"]
+        out = subprocess.run(gdb + run,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              cwd=tmp).stdout
     if os.environ.get("REACHED_LINES_LOG"):
         open(os.environ["REACHED_LINES_LOG"], "w").write(out)
     done = re.search(r"^#\d+\s+DONE .*$", out, re.M)
     if not done:
-        sys.exit("the corpus run did not finish:\n" + out[: out.rfind("Num     Type")][-3000:])
+        sys.exit("the corpus run did not finish:\n" + out[: out.find("Num     Type")][-3000:])
     print(done.group(0).split("\t", 1)[-1], file=sys.stderr)
 
     def source_of(path):
@@ -81,7 +84,14 @@ def main():
                          out, re.M):
         if source_of(m.group(1)):
             placed.add((source_of(m.group(1)), int(m.group(2))))
-    table = out[out.rfind("Num     Type"):]
+    # (Temporary breakpoints at one address are all deleted when it is reached, even if gdb
+    # runs the commands of only the first, so the table, not an echo, tells what ran.)
+    if "Num     Type" in out:
+        table = out[out.rfind("Num     Type"):]
+    elif "No breakpoints or watchpoints." in out:
+        table = ""
+    else:
+        sys.exit("gdb printed no breakpoint table:\n" + out[-3000:])
     left, one_shot = set(), False
     for row in table.split("\n"):
         parent = re.match(r"^\d+\s+breakpoint\s+(\w+)", row)
