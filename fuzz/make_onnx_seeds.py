@@ -135,7 +135,7 @@ save("constants_of_every_kind", [
 save("fixed_batch_2", [h.make_node("Gemm", ["x", "gw", "gb"], ["y"])], [init("gw", w(8, 3)), init("gb", w(3))], [8], [3], batch=2)
 save("fixed_batch_1_fp16", [h.make_node("Gemm", ["x", "gw", "gb"], ["y"])], [init("gw", w(8, 3, dtype=np.float16)), init("gb", w(3, dtype=np.float16))], [8], [3], batch=1)
 save("unknown_op", [h.make_node("Sigmoid", ["x"], ["y"])], [], [8], [8])
-# Branches the corpus had not reached after ~120 M executions (found with fuzz/reached_lines.py).
+# Branches the corpus had not reached after ~100 M executions (found with fuzz/reached_lines.py).
 # Refusals first: output or input too large, a symbolic feature dimension, attribute lists of
 # the wrong length, an Add with no layer to take its bias, biases of the wrong shape, folding
 # errors (Cast of the batch size to float, Unsqueeze axes out of range or repeated, Squeeze of a
