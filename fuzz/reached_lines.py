@@ -9,14 +9,15 @@ breakpoint is left at the end is a line no input reached. Lines that only close 
 
 Run from the repository root (needs gdb; the build takes about two minutes):
 
-    RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target-fuzz-dev cargo fuzz build --dev onnx
+    RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target-fuzz-dev cargo fuzz build --dev -s none onnx
     python3 fuzz/reached_lines.py target-fuzz-dev/x86_64-unknown-linux-gnu/debug/onnx \\
         --source src/io/onnx/mod.rs --source src/io/onnx/proto.rs \\
         --return-at klrp::io::onnx::OnnxModel::network fuzz/work/onnx fuzz/corpus/onnx
 
 `--return-at LOCATION` makes the harness function that reaches LOCATION return there: the onnx
 check would otherwise trace and explain every model it imports, which takes minutes per thousand
-inputs without optimisation, and the importer's lines have all run by then.
+inputs without optimisation, and the importer's lines have all run by then. Build without the
+sanitizer (`-s none`): AddressSanitizer's stack poisoning does not survive gdb's `return`.
 """
 import argparse
 import os
