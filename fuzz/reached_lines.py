@@ -18,6 +18,7 @@ Run from the repository root (needs gdb; the build takes about two minutes):
 check would otherwise trace and explain every model it imports, which takes minutes per thousand
 inputs without optimisation, and the importer's lines have all run by then. Build without the
 sanitizer (`-s none`): AddressSanitizer's stack poisoning does not survive gdb's `return`.
+With `REACHED_LINES_LOG=<file>` set, gdb's whole output is written there too.
 """
 import argparse
 import os
