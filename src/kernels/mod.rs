@@ -15,6 +15,7 @@ mod dense;
 mod direct;
 pub mod elementwise;
 mod gemm;
+mod grouped;
 mod lanes;
 
 pub use simd::{SimdLevel, simd_level};
@@ -182,6 +183,9 @@ pub fn max_abs_forward(conn: &Connectivity<'_>, x: &Tensor, out_shape: &[usize])
         Connectivity::Conv {
             weight, geometry, ..
         } if geometry.groups == 1 => conv::max_abs_forward(geometry, weight, &xs, n),
+        Connectivity::Conv {
+            weight, geometry, ..
+        } => grouped::max_abs_forward(geometry, weight, &xs, n),
         _ => {
             let mut out = vec![0.0f32; n * n_out];
             for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
@@ -301,6 +305,25 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                             .collect();
                         r_in = conv::relevance(geometry, weight, &ct, theta, &r_out_flat, n);
                     }
+                }
+                Connectivity::Conv {
+                    weight, geometry, ..
+                } if terms.len() <= grouped::MAX_TERMS => {
+                    let ct: Vec<conv::ConvTerm> = terms
+                        .iter()
+                        .map(|t| conv::ConvTerm {
+                            p: &t.p,
+                            map: t.g,
+                            q: &t.q,
+                        })
+                        .collect();
+                    r_in = if theta.is_identity() && TypeId::of::<K>() == TypeId::of::<Real<f32>>()
+                    {
+                        let from_f32 = |v| theta.convert(v);
+                        grouped::linear_relevance(geometry, weight, &ct, &r_out_flat, from_f32, n)
+                    } else {
+                        grouped::relevance(geometry, weight, &ct, theta, &r_out_flat, n)
+                    };
                 }
                 _ => {
                     r_in = filled(n * n_in, K::zero());
@@ -678,6 +701,16 @@ pub fn conv_forward(
     else {
         return linear_forward(conn, x, weight_map, bias_map, out_shape);
     };
+    if g.groups > 1 {
+        let n = check_len("convolution input", x.shape(), conn.input_len())?;
+        let b: Option<Vec<f32>> = match (bias_map, bias) {
+            (Some(m), Some(b)) => Some(b.iter().map(|&b| m.apply(b)).collect()),
+            _ => None,
+        };
+        let out = grouped::forward(g, weight, weight_map, b.as_deref(), &samples(x), n);
+        return ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
+            .map_err(|e| Error::invalid(format!("convolution output: {e}")));
+    }
     if !conv::gemm_applies(g) {
         return linear_forward(conn, x, weight_map, bias_map, out_shape);
     }
