@@ -82,9 +82,10 @@ impl Node {
 ///
 /// let mut g = GraphBuilder::new([3, 8, 8]);
 /// let x = g.input();
-/// let a = g.add(Conv2d::new(Array4::zeros((4, 3, 3, 3)), None, (1, 1), (1, 1))?, [x])?;
+/// let conv = Conv2d::new(Array4::from_elem((4, 3, 3, 3), 0.1), None)?.with_padding((1, 1))?;
+/// let a = g.add(conv, [x])?;
 /// let a = g.add(ReLU, [a])?;
-/// let c = g.add(Concat, [a, x])?; // DenseNet-style: [7, 8, 8]
+/// g.add(Concat, [a, x])?; // DenseNet-style: [7, 8, 8]
 /// let net = g.build()?;
 /// assert_eq!(net.output_shape(), &[7, 8, 8]);
 /// # Ok::<(), klrp::Error>(())
