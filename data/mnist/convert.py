@@ -20,7 +20,7 @@ proportionally (sample i of a class with n samples gets the key (i + u) / n, u u
 result therefore holds each class in proportion to its share of the whole, give or take one
 or two samples: the first 8,000 and the last 2,000 are both balanced.
 
-Prints the class counts and checksums that tests/idx.rs hard-codes.
+Prints the class counts and checksums that tests/it/idx.rs hard-codes.
 """
 
 import gzip

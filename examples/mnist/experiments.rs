@@ -1,7 +1,7 @@
 //! The MNIST experiments: train, explain in four semirings, draw, prune, perturb.
 //!
 //! [`run`] does everything `cargo run --release --example mnist` does and returns a
-//! [`Summary`]; `main.rs` only parses the command line and prints. `tests/mnist_example.rs`
+//! [`Summary`]; `main.rs` only parses the command line and prints. `tests/it/mnist_example.rs`
 //! runs the same code on a small budget.
 
 use crate::rng::SplitMix64;

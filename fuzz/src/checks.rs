@@ -1,4 +1,4 @@
-// The checks each fuzz target runs on one input, shared with tests/fuzz_regressions.rs (which
+// The checks each fuzz target runs on one input, shared with tests/it/fuzz_regressions.rs (which
 // `include!`s this file): parse it, and if it parses, use the result the way a user would.
 
 use klrp::composite::Composite;

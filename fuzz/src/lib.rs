@@ -13,7 +13,7 @@ include!("checks.rs");
 /// there: in a 317 k-execution probe with `-print_pcs=1`, 21 of the 28 new PCs were in
 /// `rayon_core::sleep`, `rayon_core::latch`, `crossbeam_deque` and `crossbeam_utils::Backoff`,
 /// which hid whether klrp's own coverage had reached a plateau. klrp's code is the same for any
-/// number of threads (the kernels split work by rows; `tests/determinism.rs` checks the results).
+/// number of threads (the kernels split work by rows; `tests/it/determinism.rs` checks the results).
 ///
 /// A pool of one *separate* worker thread was not enough: the fuzzing thread then hands every
 /// parallel call to that worker through rayon's injector and waits, and whether the worker was
@@ -43,7 +43,7 @@ pub fn onnx_single_threaded(data: &[u8]) {
 /// refuses from the header) are not decoded by the `image` libFuzzer target: decoding one
 /// megapixel takes about half a second under the sanitizer and coverage instrumentation, and
 /// such inputs took over the corpus (78 executions/s). The decoding code is the same for every
-/// size; `tests/fuzz_regressions.rs` still decodes every regression input whatever its size.
+/// size; `tests/it/fuzz_regressions.rs` still decodes every regression input whatever its size.
 pub const FUZZ_MAX_DECODED_PIXELS: u64 = 1 << 18;
 
 /// The pixel count a PNG or JPEG declares in its header (read with the decoders klrp uses), or

@@ -29,7 +29,7 @@
 //! | [`Lukasiewicz`] | [0, 1] | max | max(0, a + b − 1) | graded truth |
 //! | [`Product`] | A × B | componentwise | componentwise | two semirings in one pass |
 //!
-//! The laws are checked for every shipped semiring by `tests/semiring_laws.rs`, using the public
+//! The laws are checked for every shipped semiring by `tests/it/semiring_laws.rs`, using the public
 //! checker in `klrp::laws` (feature `laws`), which you can point at your own semiring.
 
 mod boolean;

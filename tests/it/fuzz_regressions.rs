@@ -6,7 +6,7 @@
 
 #[allow(dead_code)]
 mod checks {
-    include!("../fuzz/src/checks.rs");
+    include!("../../fuzz/src/checks.rs");
 }
 
 use std::path::Path;

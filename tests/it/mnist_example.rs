@@ -6,12 +6,8 @@
 // The example's modules are shared whole; this test uses only part of them.
 #![allow(dead_code)]
 
-#[path = "../examples/mnist/experiments.rs"]
-mod experiments;
-#[path = "../examples/mnist/rng.rs"]
-mod rng;
-#[path = "../examples/mnist/train.rs"]
-mod train;
+// The example's modules are declared in main.rs, at the crate root (they use `crate::rng`).
+use crate::{experiments, rng, train};
 
 use experiments::{Config, Data, PERTURBATION_COLUMNS, PRUNING_COLUMNS};
 use klrp::io::idx::{IdxArray, IdxData, Mnist, write_idx};

@@ -1,7 +1,7 @@
 //! Reliability: absurd sizes are refused with a raisable limit, layers cannot lie about their
 //! shapes, and the numerical policy of docs/semantics.md §8 holds at its edges (zero and
 //! subnormal denominators, ε = 0, extreme but finite values). The bad-input classes and the
-//! error each produces are listed in docs/reliability.md; tests/errors.rs holds the rest.
+//! error each produces are listed in docs/reliability.md; tests/it/errors.rs holds the rest.
 
 use klrp::composite::Composite;
 use klrp::layers::{
@@ -378,7 +378,7 @@ fn stabilised_real_relevance_is_finite_for_wild_finite_values() {
 }
 
 /// Counting never wraps: every input has `16^(depth−1)` paths; past 2^64 the count sticks at
-/// `u64::MAX` and is reported (the full test is in tests/errors.rs; this one checks that the
+/// `u64::MAX` and is reported (the full test is in tests/it/errors.rs; this one checks that the
 /// batch of two samples reports both).
 #[test]
 fn counting_saturates_per_sample() {
@@ -398,7 +398,7 @@ fn counting_saturates_per_sample() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loader crashes found by fuzzing (inputs in tests/fixtures/fuzz/, run by tests/fuzz_regressions.rs)
+// Loader crashes found by fuzzing (inputs in tests/fixtures/fuzz/, run by tests/it/fuzz_regressions.rs)
 // ---------------------------------------------------------------------------------------------
 
 /// npy: a dtype string with a multi-byte character (`'<ΐ8'`) made the parser slice inside the

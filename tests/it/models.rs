@@ -88,7 +88,7 @@ fn vgg16_weights_are_read_by_torchvision_name() {
 /// A manual check with real files (not run by default): set KLRP_VGG16_DIR to a folder with
 /// `vgg16.safetensors` (torchvision's state dict), `vgg16.onnx` (its torch.onnx.export),
 /// `x.npy` (an input batch) and `logits.npy` (torch's output), then
-/// `cargo test --release --test models -- --ignored`.
+/// `cargo test --release --all-features --test it -- models:: --ignored`.
 #[test]
 #[ignore]
 fn vgg16_from_safetensors_and_onnx_match_torch() {

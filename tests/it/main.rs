@@ -1,0 +1,37 @@
+//! klrp's integration tests, in one test binary (`cargo test --test it`).
+//!
+//! Each module is one topic and was one binary before; one binary is compiled and linked once,
+//! which is most of the time `cargo test` took (see docs/architecture.md, "Tests"). Run one
+//! topic with a filter on its module path, e.g. `cargo test --all-features --test it -- kernels::`.
+
+mod cli;
+mod custom_layer;
+mod determinism;
+mod errors;
+mod fuzz_regressions;
+mod hand_computed;
+mod idx;
+mod images;
+mod invariants;
+mod kernels;
+mod mnist_example;
+mod models;
+mod onnx_import;
+mod reliability;
+mod semiring_laws;
+mod zennit_reference;
+
+// The MNIST example's own modules (used by `mnist_example`), by path at the crate root, where
+// they refer to each other as `crate::rng` and `crate::train`; only part of them is used here.
+#[cfg(feature = "viz")]
+#[allow(dead_code)]
+#[path = "../../examples/mnist/experiments.rs"]
+mod experiments;
+#[cfg(feature = "viz")]
+#[allow(dead_code)]
+#[path = "../../examples/mnist/rng.rs"]
+mod rng;
+#[cfg(feature = "viz")]
+#[allow(dead_code)]
+#[path = "../../examples/mnist/train.rs"]
+mod train;
