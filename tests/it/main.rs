@@ -9,6 +9,8 @@ mod custom_layer;
 mod determinism;
 mod errors;
 mod fuzz_regressions;
+mod graph;
+mod grouped_conv;
 mod hand_computed;
 mod idx;
 mod images;
