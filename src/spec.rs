@@ -189,7 +189,7 @@ impl FromStr for Targets {
             return Ok(Targets::Predicted);
         }
         s.split(',')
-            .map(|t| parse_index(t))
+            .map(parse_index)
             .collect::<Result<Vec<_>>>()
             .map(Targets::Classes)
     }
