@@ -121,6 +121,45 @@ impl Composite {
         .named("epsilon-alpha2-beta1")
     }
 
+    /// The names [`Composite::from_name`] knows.
+    pub const NAMES: [&'static str; 5] = [
+        "epsilon-plus-flat",
+        "epsilon-gamma-box",
+        "epsilon-alpha2-beta1",
+        "k-lrp",
+        "viterbi",
+    ];
+
+    /// The composite called `name` (its [`name`](Composite::name)): `epsilon-plus-flat`,
+    /// `epsilon-gamma-box` (z^B with bounds `low`, `high`; the other composites ignore them),
+    /// `epsilon-alpha2-beta1`, `k-lrp` or `viterbi`.
+    ///
+    /// ```
+    /// use klrp::composite::Composite;
+    /// let c = Composite::from_name("epsilon-gamma-box", -3.0, 3.0)?;
+    /// assert_eq!(c, Composite::epsilon_gamma_box(-3.0, 3.0)?);
+    /// assert!(Composite::from_name("lrp-magic", 0.0, 1.0).is_err());
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for another name;
+    /// [`Error::NonFinite`](crate::Error::NonFinite) if `epsilon-gamma-box` gets a NaN or infinite
+    /// bound.
+    pub fn from_name(name: &str, low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Self> {
+        match name.trim() {
+            "epsilon-plus-flat" => Ok(Self::epsilon_plus_flat()),
+            "epsilon-gamma-box" => Self::epsilon_gamma_box(low, high),
+            "epsilon-alpha2-beta1" => Ok(Self::epsilon_alpha2_beta1()),
+            "k-lrp" => Ok(Self::k_lrp()),
+            "viterbi" => Ok(Self::viterbi()),
+            other => Err(crate::Error::invalid(format!(
+                "'{other}' is not epsilon-plus-flat, epsilon-gamma-box, epsilon-alpha2-beta1, \
+                 k-lrp or viterbi"
+            ))),
+        }
+    }
+
     fn named(mut self, name: &str) -> Self {
         self.name = name.to_string();
         self
@@ -274,5 +313,28 @@ mod tests {
             .map(|r| r.name())
             .collect();
         assert_eq!(names, ["flat", "alpha-beta"]);
+    }
+
+    #[test]
+    fn from_name_knows_every_named_composite() {
+        for name in Composite::NAMES {
+            let c = Composite::from_name(name, -1.0, 1.0).unwrap();
+            assert_eq!(c.name(), name);
+        }
+        assert_eq!(
+            Composite::from_name("epsilon-gamma-box", -1.0, 2.0).unwrap(),
+            Composite::epsilon_gamma_box(-1.0, 2.0).unwrap()
+        );
+        assert_eq!(
+            Composite::from_name("epsilon-plus-flat", 0.0, 0.0).unwrap(),
+            Composite::epsilon_plus_flat()
+        );
+        let err = Composite::from_name("lrp-magic", 0.0, 1.0).unwrap_err();
+        assert!(matches!(err, crate::Error::InvalidArgument(_)));
+        assert!(
+            err.to_string()
+                .contains("'lrp-magic' is not epsilon-plus-flat")
+        );
+        assert!(Composite::from_name("epsilon-gamma-box", f32::NAN, 1.0).is_err());
     }
 }

@@ -41,6 +41,7 @@
 //! - [`kernels`]: the loops that evaluate `⊕_k Θ(d_jk) ⊗ R_k`.
 //! - [`Network`]: composes layers, runs the forward pass and drives propagation.
 //! - [`io`]: data sets and files.
+//! - [`spec`]: the command line's explain and predict options as a library (`ExplainSpec`).
 //! - `viz` (feature `viz`, on by default): colormaps, heatmaps, image grids, line plots, PNG.
 //!
 //! ## Example
@@ -90,6 +91,7 @@ pub mod models;
 pub mod network;
 pub mod rules;
 pub mod semiring;
+pub mod spec;
 #[cfg(feature = "viz")]
 pub mod viz;
 

@@ -723,6 +723,126 @@ fn check_linear_output(map: &dyn LinearMap, a: &Tensor, z: &Tensor) -> Result<()
     Ok(())
 }
 
+/// Rule names for a linear layer as [`Rule`]'s [`FromStr`](std::str::FromStr) reads them.
+pub const RULE_SYNTAX: &str =
+    "zero, epsilon[=E], gamma[=G], zplus, alpha-beta=A,B, flat, wsquare, max-abs[=D]";
+
+/// A finite `f32` from text (surrounding whitespace allowed).
+fn parse_finite(text: &str) -> Result<f32> {
+    match text.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(Error::invalid(format!("'{text}' is not a finite number"))),
+    }
+}
+
+impl Rule {
+    /// Reads a rule for the *first* linear layer: everything [`FromStr`](std::str::FromStr)
+    /// reads, and `zbox` (z^B with the given box bounds, which the text cannot carry).
+    ///
+    /// ```
+    /// use klrp::rules::{Bound, Rule};
+    /// let r = Rule::parse_first("zbox", Bound::Scalar(-3.0), Bound::Scalar(3.0))?;
+    /// assert_eq!(r.name(), "zbox");
+    /// assert_eq!(Rule::parse_first("flat", -1.0, 1.0)?.name(), "flat");
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`FromStr`](std::str::FromStr) (an unknown rule's message also lists `zbox`);
+    /// [`Error::InvalidArgument`] for `zbox=…`; [`Error::NonFinite`] if a bound is NaN or infinite.
+    pub fn parse_first(spec: &str, low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Rule> {
+        let (name, value) = split_rule_spec(spec);
+        if name == "zbox" {
+            if value.is_some() {
+                return Err(Error::invalid(
+                    "zbox takes no value: its bounds come from --low and --high",
+                ));
+            }
+            return Ok(ZBoxRule::new(low, high)?.into());
+        }
+        parse_linear_rule(spec, true)
+    }
+}
+
+fn split_rule_spec(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once('=') {
+        Some((n, v)) => (n.trim(), Some(v)),
+        None => (spec.trim(), None),
+    }
+}
+
+fn parse_linear_rule(spec: &str, first: bool) -> Result<Rule> {
+    let (name, value) = split_rule_spec(spec);
+    let no_value = |r: Rule| -> Result<Rule> {
+        match value {
+            None => Ok(r),
+            Some(_) => Err(Error::invalid(format!("{name} takes no value"))),
+        }
+    };
+    Ok(match name {
+        "zero" => no_value(ZeroRule.into())?,
+        "epsilon" => match value {
+            None => EpsilonRule::default().into(),
+            Some(v) => EpsilonRule::new(parse_finite(v)?)?.into(),
+        },
+        "gamma" => {
+            let g = match value {
+                None => 0.25,
+                Some(v) => parse_finite(v)?,
+            };
+            GammaRule::new(g, DEFAULT_EPSILON)?.into()
+        }
+        "zplus" => no_value(ZPlusRule::default().into())?,
+        "alpha-beta" => {
+            let Some((a, b)) = value.and_then(|v| v.split_once(',')) else {
+                return Err(Error::invalid("write alpha-beta=A,B (e.g. alpha-beta=2,1)"));
+            };
+            AlphaBetaRule::new(parse_finite(a)?, parse_finite(b)?)?.into()
+        }
+        "flat" => no_value(FlatRule::default().into())?,
+        "wsquare" => no_value(WSquareRule::default().into())?,
+        "max-abs" => match value {
+            None => MaxAbsRule::default().into(),
+            Some(v) => MaxAbsRule::new(parse_finite(v)?)?.into(),
+        },
+        "zbox" => {
+            return Err(Error::invalid(
+                "zbox is a first-layer rule: use --first-rule zbox (Rule::parse_first)",
+            ));
+        }
+        other => {
+            return Err(Error::invalid(format!(
+                "unknown rule '{other}' ({RULE_SYNTAX}{})",
+                if first { ", zbox" } else { "" }
+            )));
+        }
+    })
+}
+
+/// Reads a rule for linear layers in the command line's syntax: `zero`, `epsilon[=E]`,
+/// `gamma[=G]`, `zplus`, `alpha-beta=A,B`, `flat`, `wsquare`, `max-abs[=D]` (defaults: E = 1e-6,
+/// G = 0.25 with ε = 1e-6, D = 1e-9). `zbox` needs bounds: use [`Rule::parse_first`].
+///
+/// ```
+/// use klrp::rules::{EpsilonRule, Rule};
+/// let r: Rule = "epsilon=0.25".parse()?;
+/// assert_eq!(r, Rule::from(EpsilonRule::new(0.25)?));
+/// assert!("alpha-beta=3,1".parse::<Rule>().is_err()); // α − β must be 1
+/// # Ok::<(), klrp::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`]: an unknown name, a value that is not a finite number, a value for a
+/// rule that takes none, `alpha-beta` without `A,B`, `zbox`, or a parameter the rule's constructor
+/// refuses (ε < 0, γ < 0, α − β ≠ 1, δ ≤ 0).
+impl std::str::FromStr for Rule {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<Rule> {
+        parse_linear_rule(spec, false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,5 +876,60 @@ mod tests {
         assert!(AlphaBetaRule::new(2.0, 1.0).is_ok());
         assert!(ZBoxRule::new(f32::NAN, 1.0).is_err());
         assert!(MaxAbsRule::new(0.0).is_err());
+    }
+
+    #[test]
+    fn rules_parse_with_the_command_line_syntax() {
+        let parse = |s: &str| s.parse::<Rule>();
+        assert_eq!(parse("zero").unwrap(), Rule::from(ZeroRule));
+        assert_eq!(
+            parse("epsilon").unwrap(),
+            Rule::from(EpsilonRule::default())
+        );
+        assert_eq!(
+            parse("epsilon=0.5").unwrap(),
+            Rule::from(EpsilonRule::new(0.5).unwrap())
+        );
+        assert_eq!(
+            parse("gamma").unwrap(),
+            Rule::from(GammaRule::new(0.25, DEFAULT_EPSILON).unwrap())
+        );
+        assert_eq!(
+            parse("alpha-beta=2,1").unwrap(),
+            Rule::from(AlphaBetaRule::new(2.0, 1.0).unwrap())
+        );
+        assert_eq!(
+            parse("max-abs=0.5").unwrap(),
+            Rule::from(MaxAbsRule::new(0.5).unwrap())
+        );
+        for name in ["zplus", "flat", "wsquare", "max-abs"] {
+            assert_eq!(parse(name).unwrap().name(), name);
+        }
+        let msg = |s: &str| parse(s).unwrap_err().to_string();
+        assert!(msg("epsilon=abc").contains("'abc' is not a finite number"));
+        assert!(msg("epsilon=inf").contains("not a finite number"));
+        assert!(msg("epsilon=-1").contains("ε"));
+        assert!(msg("gamma=-1").contains("γ must be finite and ≥ 0"));
+        assert!(msg("alpha-beta=3,1").contains("α − β = 1"));
+        assert!(msg("alpha-beta=2").contains("alpha-beta=A,B"));
+        assert!(msg("flat=1").contains("flat takes no value"));
+        assert!(msg("zbox").contains("--first-rule zbox"));
+        assert!(msg("lrp-magic").contains("unknown rule 'lrp-magic'"));
+        assert!(!msg("lrp-magic").contains("zbox"));
+        assert!(matches!(parse("bogus"), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn first_layer_rules_include_zbox_with_the_given_bounds() {
+        let r = Rule::parse_first("zbox", -1.0, 2.0).unwrap();
+        assert_eq!(r, Rule::from(ZBoxRule::new(-1.0, 2.0).unwrap()));
+        assert_eq!(
+            Rule::parse_first("wsquare", 0.0, 0.0).unwrap().name(),
+            "wsquare"
+        );
+        assert!(Rule::parse_first("zbox=1", -1.0, 1.0).is_err());
+        assert!(Rule::parse_first("zbox", f32::NAN, 1.0).is_err());
+        let unknown = Rule::parse_first("nope", 0.0, 1.0).unwrap_err().to_string();
+        assert!(unknown.contains(", zbox"), "{unknown}");
     }
 }

@@ -1,101 +1,285 @@
-//! `klrp`: inspect ONNX models and explain their predictions with K-LRP from the command line.
+//! `klrp`: inspect ONNX models, predict and explain their outputs with K-LRP from the command line.
 //!
-//! Run `klrp --help` for usage. Errors print one line on stderr; the exit code is 2 for usage
+//! Run `klrp --help` for usage. The arguments are read by `clap`; the explanation options become a
+//! [`klrp::spec::ExplainSpec`]. Errors print one line on stderr; the exit code is 2 for usage
 //! errors, 1 for other failures.
 
-use klrp::composite::Composite;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use klrp::Network;
 use klrp::io::image::{self, Normalization, Preprocess};
 use klrp::io::npy;
 use klrp::io::onnx::{MAX_SAMPLE_ELEMENTS, load_onnx_file_with_max_elements};
 use klrp::io::safetensors::SafeTensors;
 use klrp::layers::{LayerKind, Tensor};
-use klrp::rules::{
-    AlphaBetaRule, Bound, EpsilonRule, FlatRule, GammaRule, MaxAbsRule, Rule, WSquareRule,
-    ZBoxRule, ZPlusRule, ZeroRule,
-};
-use klrp::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
-use klrp::{
-    AbsThreshold, Clamp01, Conversion, Identity, Network, PerLayer, Relevance, Threshold, Trace,
-    one_hot,
-};
+use klrp::rules::Bound;
+use klrp::spec::{ExplainArgs, ExplainSpec, RelevanceArray, Targets};
 use ndarray::{ArrayD, Axis, Ix3};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-const HELP: &str = "\
-klrp — semiring-generalized Layer-wise Relevance Propagation (K-LRP)
+const TOP_HELP: &str = "\
+Models (--model):
+  M.onnx  a feed-forward ONNX graph (e.g. from torch.onnx.export); layer i is ONNX node i,
+          every node counted (see `klrp info`)
+  vgg16   torchvision's VGG-16 built in code; weights from --weights W.safetensors (torchvision
+          names features.0.weight … classifier.6.bias), random (fixed seed) without
 
-USAGE:
-    klrp info    --model M.onnx [--max-elements N]
-    klrp explain --model M.onnx --input X.npy|IMAGE --target C --out R.npy [options]
-    klrp --help | --version
-
-MODELS (--model):
-    M.onnx           a feed-forward ONNX graph (e.g. from torch.onnx.export); layer i is ONNX
-                     node i, every node counted (see `klrp info`)
-    vgg16            torchvision's VGG-16 built in code; weights from --weights W.safetensors
-                     (torchvision names features.0.weight … classifier.6.bias), random (fixed
-                     seed) without
-
-INFO:
-    Prints every layer with its index (the index --theta-at takes), the ONNX node it came from,
-    its output shape and its parameter count.
-        klrp info --model model.onnx
-
-EXPLAIN OPTIONS:
-    --input X.npy|IMAGE  the input: an .npy of shape [N, ...] (a batch) or of one sample's shape,
-                         or a PNG/JPEG image (resized, center-cropped, normalised; see below)
-    --target C           the class to explain, for every sample; or C0,C1,… one per sample
-    --out R.npy          where to write the input relevance (same shape as the input; float32
-                         for real and viterbi, bool for boolean, uint64 for counting)
-    --semiring S         real (default) | boolean | counting | viterbi
-    --rule R             one rule on every dense and conv layer:
-                         zero | epsilon[=E] | gamma[=G] | zplus | alpha-beta=A,B | flat | wsquare
-                         | max-abs[=D]        (epsilon: E = 1e-6, gamma: G = 0.25 by default)
-    --first-rule R       the rule of the first dense/conv layer: zbox | flat | wsquare | any --rule
-    --low L --high H     z^B box bounds (zbox and epsilon-gamma-box); default -3 and 3 for .npy
-                         inputs, the exact pixel range of each channel for images
-    --composite C        epsilon-plus-flat | epsilon-gamma-box | epsilon-alpha2-beta1 (Zennit's
-                         composites of those names)
-    --maxpool P          wta (winner-take-all, default) | average (proportional to activations)
-    --init I             output (start from the target's logit; default for real) | one (start
-                         from 1, the K-LRP convention; default for the other semirings)
-    --theta T            Θ threshold on every layer (boolean, counting; default 0.01):
-                         a share d passes if d ≥ T
-    --theta-at I=T       threshold T at layer I (repeatable; indices as `klrp info` prints them)
-    --theta-abs          pass a share if |d| > T instead of d ≥ T
-    --heatmap R.png      also write a heatmap (channels summed; blue-white-red for real, black-
-                         red-yellow-white for the others, counts on a log scale); a batch writes
-                         R_0.png, R_1.png, …
-    --resize S           images: resize the shorter side to S first (default ⌊256/224 · H⌋,
-                         i.e. 256 for 224 × 224 models)
-    --normalize N        images: imagenet (default for 3 channels) | none
-    --max-pixels N       images: refuse images of more than N pixels (default 67108864 = 2^26)
-    --max-elements N     the largest tensor allowed, in elements: one sample's activation at ONNX
-                         import (default 268435456 = 2^28) and any activation or relevance of the
-                         whole batch (default 2147483648 = 2^31); raise it for very large inputs or
-                         batches, lower it to bound memory
-    --weights W          safetensors weights for --model vgg16
-    --timing             print `timing: load X ms, forward Y ms, relevance Z ms` to stderr
-
-DEFAULT RULES:
-    real: LRP-ε with ε = 1e-6 on every layer; boolean, counting: LRP-0 (Composite::k_lrp);
-    viterbi: max-abs shares (Composite::viterbi).
+Default rules:
+  real: LRP-ε with ε = 1e-6 on every layer; boolean, counting: LRP-0 (Composite::k_lrp);
+  viterbi: max-abs shares (Composite::viterbi).
 
 EXAMPLES:
-    klrp info --model vgg16.onnx
-    klrp explain --model mlp.onnx --input x.npy --target 3 --out r.npy
-    klrp explain --model vgg16.onnx --input cat.jpg --target 281 --composite epsilon-gamma-box \\
-        --out r.npy --heatmap r.png --timing
-    klrp explain --model cnn.onnx --input x.npy --target 1 --rule gamma=0.25 --first-rule zbox \\
-        --low -3 --high 3 --out r.npy
-    klrp explain --model vgg16.onnx --input x.npy --target 281 --semiring counting --theta 0.05 \\
-        --theta-at 47=0.3 --theta-abs --out counts.npy
+  klrp info --model vgg16.onnx
+  klrp predict --model vgg16.onnx --input cat.jpg --top 5 --labels imagenet_classes.txt
+  klrp explain --model mlp.onnx --input x.npy --target 3 --out r.npy
+  klrp explain --model vgg16.onnx --input cat.jpg --target predicted --composite epsilon-gamma-box \\
+      --out r.npy --heatmap r.png --timing
+  klrp explain --model cnn.onnx --input x.npy --target 1 --rule gamma=0.25 --first-rule zbox \\
+      --low -3 --high 3 --out r.npy
+  klrp explain --model cnn.onnx --input x.npy --target 1 --rule zero --init one --maxpool average \\
+      --out r.npy
+  klrp explain --model vgg16.onnx --input x.npy --target 281 --semiring counting --theta 0.05 \\
+      --theta-at 47=0.3 --theta-abs --out counts.npy
+  klrp completions bash > ~/.local/share/bash-completion/completions/klrp
 
-EXIT CODES: 0 success, 1 failure (unreadable or unsupported model or input, …), 2 usage error.
-";
+Exit codes: 0 success, 1 failure (unreadable or unsupported model or input, …), 2 usage error.
+Errors print one line on stderr.";
+
+const EXPLAIN_HELP: &str = "\
+Default rules:
+  real: LRP-ε with ε = 1e-6 on every layer; boolean, counting: LRP-0 (Composite::k_lrp);
+  viterbi: max-abs shares (Composite::viterbi).
+
+Examples:
+  klrp explain --model mlp.onnx --input x.npy --target 3 --out r.npy
+  klrp explain --model vgg16.onnx --input cat.jpg --target predicted --composite epsilon-gamma-box \\
+      --out r.npy --heatmap r.png --timing
+  klrp explain --model vgg16.onnx --input x.npy --target 281 --semiring counting --theta 0.05 \\
+      --theta-at 47=0.3 --theta-abs --out counts.npy";
+
+const PREDICT_HELP: &str = "\
+Output: for each sample, one line per class, best first:
+  RANK<TAB>CLASS<TAB>PROBABILITY[<TAB>LABEL]
+RANK counts from 1, CLASS is the output index, PROBABILITY the softmax of the outputs with 4
+decimals, LABEL the class's line of --labels. When the input holds more than one sample, each
+sample's lines follow a header line `sample N` (N from 0).
+
+Example:
+  klrp predict --model models/efficientnet_lite0.onnx --input photo.jpg \\
+      --labels models/imagenet_classes.txt";
+
+/// klrp — semiring-generalized Layer-wise Relevance Propagation (K-LRP).
+#[derive(Parser)]
+#[command(name = "klrp", version, after_help = TOP_HELP, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every layer with its index (the index --theta-at takes), the ONNX node it came from,
+    /// its output shape and its parameter count.
+    Info(InfoArgs),
+    /// Explain the model's output for a target class: write the input relevance.
+    #[command(after_help = EXPLAIN_HELP)]
+    Explain(Box<ExplainCli>),
+    /// Print the most probable classes of each input sample (softmax of the outputs).
+    #[command(after_help = PREDICT_HELP)]
+    Predict(PredictArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// The model: an ONNX file, or `vgg16` (torchvision's VGG-16 built in code).
+    #[arg(
+        long,
+        value_name = "M.onnx",
+        allow_hyphen_values = true,
+        help_heading = "Model"
+    )]
+    model: String,
+    /// safetensors weights for --model vgg16 (torchvision names; random He-uniform weights with
+    /// a fixed seed without).
+    #[arg(
+        long,
+        value_name = "W",
+        allow_hyphen_values = true,
+        help_heading = "Model"
+    )]
+    weights: Option<String>,
+    /// The largest tensor allowed, in elements: one sample's activation at ONNX import (default
+    /// 268435456 = 2^28) and any activation or relevance of the whole batch (default 2147483648 =
+    /// 2^31); raise it for very large inputs or batches, lower it to bound memory.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Model"
+    )]
+    max_elements: Option<String>,
+}
+
+#[derive(Args)]
+struct InputArgs {
+    /// The input: an .npy of shape [N, ...] (a batch) or of one sample's shape, or a PNG/JPEG
+    /// image (resized, center-cropped, normalised).
+    #[arg(
+        long,
+        value_name = "X.npy|IMAGE",
+        allow_hyphen_values = true,
+        help_heading = "Input"
+    )]
+    input: String,
+    /// Images: resize the shorter side to S first (default ⌊256/224 · H⌋, i.e. 256 for
+    /// 224 × 224 models).
+    #[arg(
+        long,
+        value_name = "S",
+        allow_hyphen_values = true,
+        help_heading = "Input"
+    )]
+    resize: Option<String>,
+    /// Images: imagenet (default for 3 channels) or none.
+    #[arg(long, value_name = "N", value_parser = ["imagenet", "none"], help_heading = "Input")]
+    normalize: Option<String>,
+    /// Images: refuse images of more than N pixels (default 67108864 = 2^26).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Input"
+    )]
+    max_pixels: Option<String>,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    input: InputArgs,
+    /// How many classes to print per sample, best first (all of them if fewer) [default: 5].
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
+    top: Option<String>,
+    /// A text file of class names, one per line in class-index order (at least one line per
+    /// class); adds a LABEL column.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    labels: Option<String>,
+}
+
+#[derive(Args)]
+struct ExplainCli {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    input: InputArgs,
+    /// The class to explain, for every sample; or C0,C1,… one per sample; or `predicted`: each
+    /// sample's top-1 class.
+    #[arg(long, value_name = "C", allow_hyphen_values = true)]
+    target: String,
+    /// Where to write the input relevance (same shape as the input; float32 for real and
+    /// viterbi, bool for boolean, uint64 for counting).
+    #[arg(
+        long,
+        value_name = "R.npy",
+        allow_hyphen_values = true,
+        help_heading = "Output"
+    )]
+    out: String,
+    /// Also write a heatmap (channels summed; blue-white-red for real, black-red-yellow-white
+    /// for the others, counts on a log scale); a batch writes R_0.png, R_1.png, …
+    #[arg(
+        long,
+        value_name = "R.png",
+        allow_hyphen_values = true,
+        help_heading = "Output"
+    )]
+    heatmap: Option<String>,
+    /// Print `timing: load X ms, forward Y ms, relevance Z ms` to stderr.
+    #[arg(long, help_heading = "Output")]
+    timing: bool,
+    /// The semiring [default: real].
+    #[arg(long, value_name = "S", value_parser = ["real", "boolean", "counting", "viterbi"],
+          help_heading = "Rules")]
+    semiring: Option<String>,
+    /// One rule on every dense and conv layer: zero | epsilon[=E] | gamma[=G] | zplus |
+    /// alpha-beta=A,B | flat | wsquare | max-abs[=D] (epsilon: E = 1e-6, gamma: G = 0.25 by
+    /// default).
+    #[arg(
+        long,
+        value_name = "R",
+        allow_hyphen_values = true,
+        help_heading = "Rules"
+    )]
+    rule: Option<String>,
+    /// The rule of the first dense/conv layer: zbox | flat | wsquare | any --rule.
+    #[arg(
+        long,
+        value_name = "R",
+        allow_hyphen_values = true,
+        help_heading = "Rules"
+    )]
+    first_rule: Option<String>,
+    /// Zennit's composite of that name (or k-lrp, viterbi: the non-real defaults).
+    #[arg(long, value_name = "C", value_parser = klrp::composite::Composite::NAMES,
+          help_heading = "Rules")]
+    composite: Option<String>,
+    /// z^B lower box bound (zbox and epsilon-gamma-box); default -3 for .npy inputs, the exact
+    /// pixel range of each channel for images.
+    #[arg(
+        long,
+        value_name = "L",
+        allow_hyphen_values = true,
+        help_heading = "Rules"
+    )]
+    low: Option<String>,
+    /// z^B upper box bound; default 3 for .npy inputs, the exact pixel range of each channel for
+    /// images.
+    #[arg(
+        long,
+        value_name = "H",
+        allow_hyphen_values = true,
+        help_heading = "Rules"
+    )]
+    high: Option<String>,
+    /// wta (winner-take-all, default) | average (proportional to activations).
+    #[arg(long, value_name = "P", value_parser = ["wta", "average"], help_heading = "Rules")]
+    maxpool: Option<String>,
+    /// output (start from the target's logit; default for real) | one (start from 1, the K-LRP
+    /// convention; default for the other semirings).
+    #[arg(long, value_name = "I", value_parser = ["output", "one"], help_heading = "Rules")]
+    init: Option<String>,
+    /// Θ threshold on every layer (boolean, counting; default 0.01): a share d passes if d ≥ T.
+    #[arg(
+        long,
+        value_name = "T",
+        allow_hyphen_values = true,
+        help_heading = "Θ (boolean, counting)"
+    )]
+    theta: Option<String>,
+    /// Threshold T at layer I (repeatable; indices as `klrp info` prints them).
+    #[arg(long, value_name = "I=T", allow_hyphen_values = true, action = clap::ArgAction::Append,
+          help_heading = "Θ (boolean, counting)")]
+    theta_at: Vec<String>,
+    /// Pass a share if |d| > T instead of d ≥ T.
+    #[arg(long, help_heading = "Θ (boolean, counting)")]
+    theta_abs: bool,
+}
 
 enum CliError {
     Usage(String),
@@ -112,6 +296,14 @@ type CliResult<T> = Result<T, CliError>;
 
 fn usage<T>(msg: impl Into<String>) -> CliResult<T> {
     Err(CliError::Usage(msg.into()))
+}
+
+/// A library error as a usage error (the message without "invalid argument: ").
+fn usage_error(e: klrp::Error) -> CliError {
+    match e {
+        klrp::Error::InvalidArgument(m) => CliError::Usage(m),
+        other => CliError::Usage(other.to_string()),
+    }
 }
 
 fn one_line(msg: &str) -> String {
@@ -131,14 +323,8 @@ fn main() -> ExitCode {
             one_line(&payload)
         );
     }));
-    let args: Result<Vec<String>, _> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string())
-        .collect();
-    let outcome = std::panic::catch_unwind(|| match args {
-        Ok(args) => run(&args),
-        Err(a) => usage(format!("argument {a:?} is not valid UTF-8")),
-    });
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let outcome = std::panic::catch_unwind(|| run(&argv));
     match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(CliError::Usage(m))) => {
@@ -166,174 +352,134 @@ fn out(text: &str) -> CliResult<()> {
     }
 }
 
-fn run(args: &[String]) -> CliResult<()> {
-    let Some(cmd) = args.first() else {
-        return usage("no command given: use `klrp info` or `klrp explain`");
+fn run(argv: &[std::ffi::OsString]) -> CliResult<()> {
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                return out(&e.render().to_string());
+            }
+            _ => return Err(CliError::Usage(clap_message(&e, argv))),
+        },
     };
-    match cmd.as_str() {
-        "-h" | "--help" | "help" => out(HELP),
-        "-V" | "--version" => out(&format!("klrp {}\n", env!("CARGO_PKG_VERSION"))),
-        "info" | "explain" => {
-            let opts = Options::parse(&args[1..])?;
-            if opts.help {
-                return out(HELP);
+    match cli.command {
+        None => usage("no command given: use `klrp info`, `klrp explain` or `klrp predict`"),
+        Some(Command::Info(a)) => info(&a.model),
+        Some(Command::Explain(a)) => explain(&a),
+        Some(Command::Predict(a)) => predict(&a),
+        Some(Command::Completions { shell }) => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "klrp", &mut buf);
+            out(&String::from_utf8_lossy(&buf))
+        }
+    }
+}
+
+/// A context value of a clap error as text.
+fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {
+    match e.get(kind)? {
+        ContextValue::String(s) => Some(s.clone()),
+        ContextValue::Strings(v) => v.first().cloned(),
+        ContextValue::StyledStr(s) => Some(s.to_string()),
+        ContextValue::StyledStrs(v) => v.first().map(|s| s.to_string()),
+        _ => None,
+    }
+}
+
+/// `--model <M.onnx>` → `--model`; a positional `<SHELL>` → `SHELL`.
+fn flag_name(arg: &str) -> &str {
+    let name = arg.split([' ', '=']).next().unwrap_or(arg);
+    name.trim_start_matches('<').trim_end_matches('>')
+}
+
+/// "a, b or c".
+fn alternatives(v: &[String]) -> String {
+    match v {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// A clap parse error as one line, in klrp's wording (kept from the hand-written parser).
+fn clap_message(e: &clap::Error, argv: &[std::ffi::OsString]) -> String {
+    let arg = context(e, ContextKind::InvalidArg).unwrap_or_default();
+    let flag = flag_name(&arg).to_string();
+    let subcommand = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|a| matches!(*a, "info" | "explain" | "predict" | "completions"));
+    let mut msg = match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let elsewhere = subcommand.is_some()
+                && Cli::command()
+                    .get_subcommands()
+                    .flat_map(|s| s.get_arguments())
+                    .any(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag));
+            match subcommand {
+                Some(cmd) if elsewhere => format!("{flag} does not apply to `klrp {cmd}`"),
+                _ if arg.starts_with('-') => format!("unknown option '{flag}'"),
+                _ => format!("unexpected argument '{arg}'"),
             }
-            if cmd == "info" {
-                info(&opts)
+        }
+        ErrorKind::InvalidSubcommand => {
+            let sub = context(e, ContextKind::InvalidSubcommand).unwrap_or_default();
+            format!(
+                "unknown command '{sub}': use `klrp info`, `klrp explain`, `klrp predict` or \
+                 `klrp completions`"
+            )
+        }
+        ErrorKind::ArgumentConflict => {
+            let prior = context(e, ContextKind::PriorArg).unwrap_or_default();
+            if flag_name(&prior) == flag || prior.is_empty() {
+                format!("{flag} given twice")
             } else {
-                explain(&opts)
+                format!("{flag} cannot be used with {}", flag_name(&prior))
             }
         }
-        other => usage(format!(
-            "unknown command '{other}': use `klrp info` or `klrp explain`"
-        )),
-    }
-}
-
-#[derive(Default)]
-struct Options {
-    help: bool,
-    model: Option<String>,
-    weights: Option<String>,
-    input: Option<String>,
-    target: Option<String>,
-    out: Option<String>,
-    heatmap: Option<String>,
-    semiring: Option<String>,
-    theta: Option<String>,
-    theta_at: Vec<String>,
-    theta_abs: bool,
-    rule: Option<String>,
-    first_rule: Option<String>,
-    low: Option<String>,
-    high: Option<String>,
-    composite: Option<String>,
-    maxpool: Option<String>,
-    init: Option<String>,
-    timing: bool,
-    resize: Option<String>,
-    normalize: Option<String>,
-    max_pixels: Option<String>,
-    max_elements: Option<String>,
-    given: Vec<&'static str>,
-}
-
-impl Options {
-    fn parse(args: &[String]) -> CliResult<Options> {
-        let mut o = Options::default();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-                _ => (arg.as_str(), None),
-            };
-            let switch = |o: &mut Options, name: &'static str| -> CliResult<()> {
-                if inline.is_some() {
-                    return usage(format!("{name} takes no value"));
-                }
-                if o.given.contains(&name) {
-                    return usage(format!("{name} given twice"));
-                }
-                o.given.push(name);
-                Ok(())
-            };
-            match flag {
-                "-h" | "--help" => o.help = true,
-                "--theta-abs" => {
-                    switch(&mut o, "--theta-abs")?;
-                    o.theta_abs = true;
-                }
-                "--timing" => {
-                    switch(&mut o, "--timing")?;
-                    o.timing = true;
-                }
-                _ => {
-                    let name: &'static str = match flag {
-                        "--model" => "--model",
-                        "--weights" => "--weights",
-                        "--input" => "--input",
-                        "--target" => "--target",
-                        "--out" => "--out",
-                        "--heatmap" => "--heatmap",
-                        "--semiring" => "--semiring",
-                        "--theta" => "--theta",
-                        "--theta-at" => "--theta-at",
-                        "--rule" => "--rule",
-                        "--first-rule" => "--first-rule",
-                        "--low" => "--low",
-                        "--high" => "--high",
-                        "--composite" => "--composite",
-                        "--maxpool" => "--maxpool",
-                        "--init" => "--init",
-                        "--resize" => "--resize",
-                        "--normalize" => "--normalize",
-                        "--max-pixels" => "--max-pixels",
-                        "--max-elements" => "--max-elements",
-                        other if other.starts_with('-') => {
-                            return usage(format!("unknown option '{other}'"));
-                        }
-                        other => return usage(format!("unexpected argument '{other}'")),
-                    };
-                    let value = match inline {
-                        Some(v) => v,
-                        None => match it.next() {
-                            Some(v) => v.clone(),
-                            None => return usage(format!("{name} needs a value")),
-                        },
-                    };
-                    if name == "--theta-at" {
-                        o.theta_at.push(value);
-                        continue;
-                    }
-                    if o.given.contains(&name) {
-                        return usage(format!("{name} given twice"));
-                    }
-                    o.given.push(name);
-                    let slot = match name {
-                        "--model" => &mut o.model,
-                        "--weights" => &mut o.weights,
-                        "--input" => &mut o.input,
-                        "--target" => &mut o.target,
-                        "--out" => &mut o.out,
-                        "--heatmap" => &mut o.heatmap,
-                        "--semiring" => &mut o.semiring,
-                        "--theta" => &mut o.theta,
-                        "--rule" => &mut o.rule,
-                        "--first-rule" => &mut o.first_rule,
-                        "--low" => &mut o.low,
-                        "--high" => &mut o.high,
-                        "--composite" => &mut o.composite,
-                        "--maxpool" => &mut o.maxpool,
-                        "--init" => &mut o.init,
-                        "--resize" => &mut o.resize,
-                        "--max-pixels" => &mut o.max_pixels,
-                        "--max-elements" => &mut o.max_elements,
-                        _ => &mut o.normalize,
-                    };
-                    *slot = Some(value);
-                }
+        ErrorKind::InvalidValue => {
+            let value = context(e, ContextKind::InvalidValue).unwrap_or_default();
+            if value.is_empty() {
+                format!("{flag} needs a value")
+            } else {
+                let valid = match e.get(ContextKind::ValidValue) {
+                    Some(ContextValue::Strings(v)) => v.clone(),
+                    _ => Vec::new(),
+                };
+                format!("{flag}: '{value}' is not {}", alternatives(&valid))
             }
         }
-        Ok(o)
-    }
-
-    /// Errors if an option outside `allowed` was given.
-    fn only(&self, cmd: &str, allowed: &[&str]) -> CliResult<()> {
-        if let Some(bad) = self.given.iter().find(|g| !allowed.contains(g)) {
-            return usage(format!("{bad} does not apply to `klrp {cmd}`"));
+        ErrorKind::TooManyValues | ErrorKind::NoEquals => format!("{flag} takes no value"),
+        ErrorKind::MissingRequiredArgument => {
+            let missing: Vec<String> = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::Strings(v)) => {
+                    v.iter().map(|a| flag_name(a).to_string()).collect()
+                }
+                _ => vec![flag.clone()],
+            };
+            if missing.len() == 1 {
+                format!("{} is required", missing[0])
+            } else {
+                format!("{} are required", missing.join(" and "))
+            }
         }
-        if !self.theta_at.is_empty() && !allowed.contains(&"--theta-at") {
-            return usage(format!("--theta-at does not apply to `klrp {cmd}`"));
+        ErrorKind::InvalidUtf8 => "an argument is not valid UTF-8".to_string(),
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            first.trim_start_matches("error: ").to_string()
         }
-        Ok(())
+    };
+    if msg.contains("does not apply") {
+        return msg;
     }
-}
-
-fn parse_f32(flag: &str, s: &str) -> CliResult<f32> {
-    match s.trim().parse::<f32>() {
-        Ok(v) if v.is_finite() => Ok(v),
-        _ => usage(format!("{flag}: '{s}' is not a finite number")),
+    let suggestion = context(e, ContextKind::SuggestedArg)
+        .or_else(|| context(e, ContextKind::SuggestedValue))
+        .or_else(|| context(e, ContextKind::SuggestedSubcommand));
+    if let Some(s) = suggestion {
+        msg.push_str(&format!("; did you mean '{s}'?"));
     }
+    msg
 }
 
 fn parse_usize(flag: &str, s: &str) -> CliResult<usize> {
@@ -342,7 +488,7 @@ fn parse_usize(flag: &str, s: &str) -> CliResult<usize> {
         .or_else(|_| usage(format!("{flag}: '{s}' is not a non-negative integer")))
 }
 
-/// A positive limit (`--max-pixels`, `--max-elements`).
+/// A positive limit or count (`--max-pixels`, `--max-elements`, `--top`).
 fn parse_limit(flag: &str, s: &str) -> CliResult<u64> {
     match s.trim().parse::<u64>() {
         Ok(v) if v > 0 => Ok(v),
@@ -358,24 +504,21 @@ struct Loaded {
     input_label: String,
 }
 
-fn load_model(opts: &Options) -> CliResult<Loaded> {
-    let Some(model) = opts.model.as_deref() else {
-        return usage("--model is required");
-    };
-    let max_elements = match &opts.max_elements {
+fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
+    let max_elements = match &args.max_elements {
         Some(s) => Some(parse_limit("--max-elements", s)?),
         None => None,
     };
-    let mut loaded = load_model_with(opts, model, max_elements)?;
+    let mut loaded = load_model_with(args, &args.model, max_elements)?;
     if let Some(n) = max_elements {
         loaded.network = loaded.network.with_max_elements(n)?;
     }
     Ok(loaded)
 }
 
-fn load_model_with(opts: &Options, model: &str, max_elements: Option<u64>) -> CliResult<Loaded> {
+fn load_model_with(args: &ModelArgs, model: &str, max_elements: Option<u64>) -> CliResult<Loaded> {
     if model == "vgg16" {
-        let weights = match opts.weights.as_deref() {
+        let weights = match args.weights.as_deref() {
             Some(w) => Some(SafeTensors::read_file(w)?),
             None => None,
         };
@@ -383,7 +526,7 @@ fn load_model_with(opts: &Options, model: &str, max_elements: Option<u64>) -> Cl
         let origin = (0..network.layers().len())
             .map(|i| (klrp::models::vgg16_module_name(i).unwrap_or_default(), None))
             .collect();
-        let description = match &opts.weights {
+        let description = match &args.weights {
             Some(w) => format!("torchvision VGG-16, weights from {w}"),
             None => format!(
                 "torchvision VGG-16, random He-uniform weights (seed {:#x})",
@@ -397,7 +540,7 @@ fn load_model_with(opts: &Options, model: &str, max_elements: Option<u64>) -> Cl
             input_label: "built-in".into(),
         });
     }
-    if opts.weights.is_some() {
+    if args.weights.is_some() {
         return usage("--weights applies only to --model vgg16");
     }
     let m = load_onnx_file_with_max_elements(model, max_elements.unwrap_or(MAX_SAMPLE_ELEMENTS))?;
@@ -457,9 +600,8 @@ fn batch_shape_str(s: &[usize]) -> String {
     )
 }
 
-fn info(opts: &Options) -> CliResult<()> {
-    opts.only("info", &["--model", "--weights", "--max-elements"])?;
-    let m = load_model(opts)?;
+fn info(args: &ModelArgs) -> CliResult<()> {
+    let m = load_model(args)?;
     let net = &m.network;
     let header = ["layer", "from", "klrp layer", "output shape", "params"];
     let mut rows: Vec<[String; 5]> = Vec::new();
@@ -529,14 +671,6 @@ fn info(opts: &Options) -> CliResult<()> {
     out(&text)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SemiringChoice {
-    Real,
-    Boolean,
-    Counting,
-    Viterbi,
-}
-
 /// The input tensor and how it was made.
 struct Input {
     x: Tensor,
@@ -545,10 +679,8 @@ struct Input {
     pixel_range: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-fn load_input(opts: &Options, net: &Network) -> CliResult<Input> {
-    let Some(path) = opts.input.as_deref() else {
-        return usage("--input is required");
-    };
+fn load_input(args: &InputArgs, net: &Network) -> CliResult<Input> {
+    let path = args.input.as_str();
     let bytes = std::fs::read(path).map_err(|e| klrp::Error::Io {
         path: path.into(),
         source: e,
@@ -556,10 +688,10 @@ fn load_input(opts: &Options, net: &Network) -> CliResult<Input> {
     let sample = net.input_shape();
     let is_npy = bytes.starts_with(b"\x93NUMPY");
     if is_npy {
-        if opts.resize.is_some() || opts.normalize.is_some() {
+        if args.resize.is_some() || args.normalize.is_some() {
             return usage("--resize and --normalize apply to image inputs only");
         }
-        if opts.max_pixels.is_some() {
+        if args.max_pixels.is_some() {
             return usage("--max-pixels applies to image inputs only");
         }
         let arr = npy::parse_npy(&bytes).map_err(|e| match e {
@@ -607,7 +739,7 @@ fn load_input(opts: &Options, net: &Network) -> CliResult<Input> {
              file (give the input as .npy)"
         )));
     }
-    let normalize = match (opts.normalize.as_deref(), c) {
+    let normalize = match (args.normalize.as_deref(), c) {
         (None | Some("imagenet"), 3) => Some(Normalization::imagenet()),
         (Some("imagenet"), _) => {
             return usage("--normalize imagenet needs a 3-channel model");
@@ -618,10 +750,10 @@ fn load_input(opts: &Options, net: &Network) -> CliResult<Input> {
         }
     };
     let mut pre = Preprocess::for_input(c, h, w, normalize.clone());
-    if let Some(r) = &opts.resize {
+    if let Some(r) = &args.resize {
         pre.resize = Some(parse_usize("--resize", r)?);
     }
-    let max_pixels = match &opts.max_pixels {
+    let max_pixels = match &args.max_pixels {
         Some(s) => parse_limit("--max-pixels", s)?,
         None => image::MAX_PIXELS,
     };
@@ -647,150 +779,16 @@ fn load_input(opts: &Options, net: &Network) -> CliResult<Input> {
     })
 }
 
-fn parse_rule(
-    flag: &str,
-    spec: &str,
-    bounds: &dyn Fn() -> CliResult<(Bound, Bound)>,
-) -> CliResult<Rule> {
-    let (name, value) = match spec.split_once('=') {
-        Some((n, v)) => (n, Some(v)),
-        None => (spec, None),
+/// Per-channel box bounds shaped like one sample `[C, H, W]`.
+fn channel_bounds(shape: &[usize], lo: &[f32], hi: &[f32]) -> (Bound, Bound) {
+    let per = |v: &[f32]| -> Bound {
+        let mut a = ArrayD::<f32>::zeros(shape);
+        for (c, mut plane) in a.outer_iter_mut().enumerate() {
+            plane.fill(v[c]);
+        }
+        Bound::from(a)
     };
-    let no_value = |r: Rule| -> CliResult<Rule> {
-        match value {
-            None => Ok(r),
-            Some(_) => usage(format!("{flag}: {name} takes no value")),
-        }
-    };
-    let bad = |e: klrp::Error| CliError::Usage(format!("{flag}: {e}"));
-    Ok(match name {
-        "zero" => no_value(ZeroRule.into())?,
-        "epsilon" => match value {
-            None => EpsilonRule::default().into(),
-            Some(v) => EpsilonRule::new(parse_f32(flag, v)?).map_err(bad)?.into(),
-        },
-        "gamma" => {
-            let g = match value {
-                None => 0.25,
-                Some(v) => parse_f32(flag, v)?,
-            };
-            GammaRule::new(g, klrp::rules::DEFAULT_EPSILON)
-                .map_err(bad)?
-                .into()
-        }
-        "zplus" => no_value(ZPlusRule::default().into())?,
-        "alpha-beta" => {
-            let Some((a, b)) = value.and_then(|v| v.split_once(',')) else {
-                return usage(format!(
-                    "{flag}: write alpha-beta=A,B (e.g. alpha-beta=2,1)"
-                ));
-            };
-            AlphaBetaRule::new(parse_f32(flag, a)?, parse_f32(flag, b)?)
-                .map_err(bad)?
-                .into()
-        }
-        "flat" => no_value(FlatRule::default().into())?,
-        "wsquare" => no_value(WSquareRule::default().into())?,
-        "max-abs" => match value {
-            None => MaxAbsRule::default().into(),
-            Some(v) => MaxAbsRule::new(parse_f32(flag, v)?).map_err(bad)?.into(),
-        },
-        "zbox" if flag == "--first-rule" => {
-            if value.is_some() {
-                return usage("--first-rule zbox takes its bounds from --low and --high");
-            }
-            let (l, h) = bounds()?;
-            ZBoxRule::new(l, h).map_err(bad)?.into()
-        }
-        "zbox" => return usage("zbox is a first-layer rule: use --first-rule zbox"),
-        other => {
-            return usage(format!(
-                "{flag}: unknown rule '{other}' (zero, epsilon[=E], gamma[=G], zplus, \
-                 alpha-beta=A,B, flat, wsquare, max-abs[=D]{})",
-                if flag == "--first-rule" { ", zbox" } else { "" }
-            ));
-        }
-    })
-}
-
-/// Θ for the boolean and counting semirings.
-enum Theta {
-    Signed(PerLayer<Threshold>),
-    Abs(PerLayer<AbsThreshold>),
-}
-
-fn build_theta(opts: &Options, layers: usize) -> CliResult<Theta> {
-    let base = match &opts.theta {
-        Some(t) => parse_f32("--theta", t)?,
-        None => 0.01,
-    };
-    let mut at = Vec::new();
-    for spec in &opts.theta_at {
-        let Some((i, t)) = spec.split_once('=') else {
-            return usage(format!("--theta-at: write INDEX=T, got '{spec}'"));
-        };
-        let i = parse_usize("--theta-at", i)?;
-        if i >= layers {
-            return usage(format!(
-                "--theta-at: layer {i} does not exist (the model has layers 0..={}; see `klrp info`)",
-                layers - 1
-            ));
-        }
-        at.push((i, parse_f32("--theta-at", t)?));
-    }
-    let bad = |e: klrp::Error| CliError::Usage(format!("--theta: {e}"));
-    Ok(if opts.theta_abs {
-        let mut p = PerLayer::new(AbsThreshold::new(base).map_err(bad)?);
-        for (i, t) in at {
-            p.set(i, AbsThreshold::new(t).map_err(bad)?);
-        }
-        Theta::Abs(p)
-    } else {
-        let mut p = PerLayer::new(Threshold::new(base).map_err(bad)?);
-        for (i, t) in at {
-            p.set(i, Threshold::new(t).map_err(bad)?);
-        }
-        Theta::Signed(p)
-    })
-}
-
-struct Timing {
-    forward_ms: f64,
-    relevance_ms: f64,
-}
-
-fn propagate<K: Semiring, T: Conversion<K>>(
-    net: &Network,
-    x: &Tensor,
-    targets: &[usize],
-    composite: &Composite,
-    theta: &PerLayer<T>,
-    init: impl FnOnce(&Trace, &[usize]) -> klrp::Result<ArrayD<K>>,
-    timing: &mut Timing,
-) -> CliResult<Relevance<K>> {
-    let t = Instant::now();
-    let trace = net.trace(x)?;
-    timing.forward_ms = t.elapsed().as_secs_f64() * 1e3;
-    let t = Instant::now();
-    let n = trace.batch_size();
-    let targets: Vec<usize> = match targets {
-        [one] => vec![*one; n],
-        many if many.len() == n => many.to_vec(),
-        many => {
-            return Err(CliError::Failure(format!(
-                "--target lists {} classes for a batch of {n} samples",
-                many.len()
-            )));
-        }
-    };
-    let init = init(&trace, &targets)?;
-    let r = net.propagate(&trace, init, composite, theta, false)?;
-    timing.relevance_ms = t.elapsed().as_secs_f64() * 1e3;
-    Ok(r)
-}
-
-fn one_hot_init<K: Semiring>(trace: &Trace, targets: &[usize]) -> klrp::Result<ArrayD<K>> {
-    one_hot::<K>(trace.output().shape(), targets)
+    (per(lo), per(hi))
 }
 
 /// Drops the batch axis again if the input had none.
@@ -802,121 +800,36 @@ fn strip<T: Clone>(a: ArrayD<T>, had_batch: bool) -> ArrayD<T> {
     }
 }
 
-fn write<T: npy::NpyElement>(path: &str, a: &ArrayD<T>) -> CliResult<()> {
-    Ok(npy::write_npy_file(path, a)?)
+fn write<T: npy::NpyElement>(path: &str, a: ArrayD<T>, had_batch: bool) -> CliResult<()> {
+    Ok(npy::write_npy_file(path, &strip(a, had_batch))?)
 }
 
-fn explain(opts: &Options) -> CliResult<()> {
-    opts.only(
-        "explain",
-        &[
-            "--model",
-            "--weights",
-            "--input",
-            "--target",
-            "--out",
-            "--heatmap",
-            "--semiring",
-            "--theta",
-            "--theta-at",
-            "--theta-abs",
-            "--rule",
-            "--first-rule",
-            "--low",
-            "--high",
-            "--composite",
-            "--maxpool",
-            "--init",
-            "--timing",
-            "--resize",
-            "--normalize",
-            "--max-pixels",
-            "--max-elements",
-        ],
-    )?;
+fn explain(a: &ExplainCli) -> CliResult<()> {
     // Everything that can be checked without the model first.
-    let Some(out_path) = opts.out.as_deref() else {
-        return usage("--out R.npy is required");
-    };
-    let Some(target_spec) = opts.target.as_deref() else {
-        return usage("--target is required");
-    };
-    let targets = target_spec
-        .split(',')
-        .map(|t| parse_usize("--target", t))
-        .collect::<CliResult<Vec<_>>>()?;
-    let semiring = match opts.semiring.as_deref().unwrap_or("real") {
-        "real" => SemiringChoice::Real,
-        "boolean" => SemiringChoice::Boolean,
-        "counting" => SemiringChoice::Counting,
-        "viterbi" => SemiringChoice::Viterbi,
-        other => {
-            return usage(format!(
-                "--semiring: '{other}' is not real, boolean, counting or viterbi"
-            ));
-        }
-    };
-    let thresholded = matches!(semiring, SemiringChoice::Boolean | SemiringChoice::Counting);
-    if !thresholded && (opts.theta.is_some() || !opts.theta_at.is_empty() || opts.theta_abs) {
-        return usage(
-            "--theta, --theta-at and --theta-abs apply to the boolean and counting semirings",
-        );
-    }
-    let output_init = match opts.init.as_deref() {
-        None => semiring == SemiringChoice::Real,
-        Some("one") => false,
-        Some("output") if semiring == SemiringChoice::Real => true,
-        Some("output") => {
-            return usage("--init output is defined for the real semiring only");
-        }
-        Some(other) => return usage(format!("--init: '{other}' is not one or output")),
-    };
-    if opts.rule.is_some() && opts.composite.is_some() {
-        return usage("give either --rule or --composite, not both");
-    }
-    let uses_bounds = opts.first_rule.as_deref() == Some("zbox")
-        || opts.composite.as_deref() == Some("epsilon-gamma-box");
-    if (opts.low.is_some() || opts.high.is_some()) && !uses_bounds {
-        return usage("--low/--high apply to --first-rule zbox and --composite epsilon-gamma-box");
-    }
-    if opts.low.is_some() != opts.high.is_some() {
-        return usage("give both --low and --high");
-    }
-    let low_high = match (&opts.low, &opts.high) {
-        (Some(l), Some(h)) => Some((parse_f32("--low", l)?, parse_f32("--high", h)?)),
-        _ => None,
-    };
-    let avg_maxpool = match opts.maxpool.as_deref() {
-        None | Some("wta") => false,
-        Some("average") => true,
-        Some(other) => return usage(format!("--maxpool: '{other}' is not wta or average")),
-    };
-    if let Some(c) = &opts.composite
-        && !matches!(
-            c.as_str(),
-            "epsilon-plus-flat" | "epsilon-gamma-box" | "epsilon-alpha2-beta1"
-        )
-    {
-        return usage(format!(
-            "--composite: '{c}' is not epsilon-plus-flat, epsilon-gamma-box or \
-                 epsilon-alpha2-beta1"
-        ));
-    }
-    // Check the rules now (bounds are only known once the input is loaded).
-    let scalar_bounds = || Ok((Bound::Scalar(-3.0), Bound::Scalar(3.0)));
-    if let Some(r) = &opts.rule {
-        parse_rule("--rule", r, &scalar_bounds)?;
-    }
-    if let Some(r) = &opts.first_rule {
-        parse_rule("--first-rule", r, &scalar_bounds)?;
-    }
-    let heatmap = opts.heatmap.as_deref().map(PathBuf::from);
+    let targets: Targets = a
+        .target
+        .parse()
+        .map_err(|e: klrp::Error| usage_error(e).prefixed("--target"))?;
+    let mut spec = ExplainSpec::from_args(&ExplainArgs {
+        semiring: a.semiring.as_deref(),
+        rule: a.rule.as_deref(),
+        first_rule: a.first_rule.as_deref(),
+        composite: a.composite.as_deref(),
+        low: a.low.as_deref(),
+        high: a.high.as_deref(),
+        theta: a.theta.as_deref(),
+        theta_at: a.theta_at.iter().map(String::as_str).collect(),
+        theta_abs: a.theta_abs,
+        init: a.init.as_deref(),
+        maxpool: a.maxpool.as_deref(),
+    })
+    .map_err(usage_error)?;
+    let heatmap = a.heatmap.as_deref().map(PathBuf::from);
 
     let t_load = Instant::now();
-    let loaded = load_model(opts)?;
-    let input = load_input(opts, &loaded.network)?;
+    let loaded = load_model(&a.model)?;
+    let input = load_input(&a.input, &loaded.network)?;
     let net = loaded.network.canonize()?;
-    let n_layers = net.layers().len();
     if let Some(h) = &heatmap {
         let s = net.input_shape();
         if !(s.len() == 2 || s.len() == 3) {
@@ -927,153 +840,123 @@ fn explain(opts: &Options) -> CliResult<()> {
             )));
         }
     }
-
-    // Box bounds: flags, else the pixel range for images, else ±3.
-    let bounds = || -> CliResult<(Bound, Bound)> {
-        if let Some((l, h)) = low_high {
-            return Ok((Bound::Scalar(l), Bound::Scalar(h)));
-        }
-        match &input.pixel_range {
-            Some((lo, hi)) => {
-                let shape = net.input_shape();
-                let per = |v: &[f32]| -> Bound {
-                    let mut a = ArrayD::<f32>::zeros(shape);
-                    for (c, mut plane) in a.outer_iter_mut().enumerate() {
-                        plane.fill(v[c]);
-                    }
-                    Bound::from(a)
-                };
-                Ok((per(lo), per(hi)))
-            }
-            None => Ok((Bound::Scalar(-3.0), Bound::Scalar(3.0))),
-        }
-    };
-    let mut composite = match (&opts.composite, &opts.rule) {
-        (Some(c), _) => match c.as_str() {
-            "epsilon-plus-flat" => Composite::epsilon_plus_flat(),
-            "epsilon-gamma-box" => {
-                let (l, h) = bounds()?;
-                Composite::epsilon_gamma_box(l, h)?
-            }
-            _ => Composite::epsilon_alpha2_beta1(),
-        },
-        (None, Some(r)) => Composite::uniform(parse_rule("--rule", r, &bounds)?),
-        (None, None) => match semiring {
-            SemiringChoice::Real => Composite::uniform(EpsilonRule::default()),
-            SemiringChoice::Boolean | SemiringChoice::Counting => Composite::k_lrp(),
-            SemiringChoice::Viterbi => Composite::viterbi(),
-        },
-    };
-    if let Some(r) = &opts.first_rule {
-        composite = composite.with_first_linear(parse_rule("--first-rule", r, &bounds)?);
-    }
-    if avg_maxpool {
-        composite = composite.with_max_pool_as_average();
+    spec.check_layers(net.layers().len()).map_err(usage_error)?;
+    // Box bounds: flags, else the pixel range for images, else ±3 (the spec's default).
+    if spec.uses_bounds()
+        && spec.bounds.is_none()
+        && let Some((lo, hi)) = &input.pixel_range
+    {
+        spec.bounds = Some(channel_bounds(net.input_shape(), lo, hi));
     }
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
 
-    let mut timing = Timing {
-        forward_ms: 0.0,
-        relevance_ms: 0.0,
+    let e = spec.run(&net, &input.x, &targets, false)?;
+    if targets == Targets::Predicted {
+        let classes: Vec<String> = e.targets.iter().map(|t| t.to_string()).collect();
+        eprintln!("predicted: {}", classes.join(","));
+    }
+    let heat = e.input.to_f64();
+    let (signed, counts) = match &e.input {
+        RelevanceArray::Real(_) => (true, false),
+        RelevanceArray::Counting(_) => (false, true),
+        _ => (false, false),
     };
-    let x = &input.x;
-    // (relevance as f64 for the heatmap, whether it is signed, whether counts)
-    let heat: (ArrayD<f64>, bool, bool);
-    match semiring {
-        SemiringChoice::Real => {
-            let theta = PerLayer::new(Identity);
-            let r: Relevance<Real<f32>> = if output_init {
-                propagate(
-                    &net,
-                    x,
-                    &targets,
-                    &composite,
-                    &theta,
-                    |t, tg| t.output_init(tg),
-                    &mut timing,
-                )?
-            } else {
-                propagate(
-                    &net,
-                    x,
-                    &targets,
-                    &composite,
-                    &theta,
-                    one_hot_init,
-                    &mut timing,
-                )?
-            };
-            if r.overflowed() > 0 {
+    let out_path = a.out.as_str();
+    match e.input {
+        RelevanceArray::Real(r) => {
+            if e.overflowed > 0 {
                 eprintln!(
                     "warning: {} relevance values are not finite (f32 overflow)",
-                    r.overflowed()
+                    e.overflowed
                 );
             }
-            let a = r.input().mapv(|v| v.0);
-            heat = (a.mapv(f64::from), true, false);
-            write(out_path, &strip(a, input.had_batch))?;
+            write(out_path, r, input.had_batch)?;
         }
-        SemiringChoice::Viterbi => {
-            let theta = PerLayer::new(Clamp01);
-            let r: Relevance<Viterbi> = propagate(
-                &net,
-                x,
-                &targets,
-                &composite,
-                &theta,
-                one_hot_init,
-                &mut timing,
-            )?;
-            let a = r.input().mapv(|v| v.0 as f32);
-            heat = (a.mapv(f64::from), false, false);
-            write(out_path, &strip(a, input.had_batch))?;
-        }
-        SemiringChoice::Boolean => {
-            let r: Relevance<Boolean> = match build_theta(opts, n_layers)? {
-                Theta::Signed(t) => {
-                    propagate(&net, x, &targets, &composite, &t, one_hot_init, &mut timing)?
-                }
-                Theta::Abs(t) => {
-                    propagate(&net, x, &targets, &composite, &t, one_hot_init, &mut timing)?
-                }
-            };
-            let a = r.input().mapv(|v| v.0);
-            heat = (a.mapv(|b| f64::from(u8::from(b))), false, false);
-            write(out_path, &strip(a, input.had_batch))?;
-        }
-        SemiringChoice::Counting => {
-            let r: Relevance<Counting> = match build_theta(opts, n_layers)? {
-                Theta::Signed(t) => {
-                    propagate(&net, x, &targets, &composite, &t, one_hot_init, &mut timing)?
-                }
-                Theta::Abs(t) => {
-                    propagate(&net, x, &targets, &composite, &t, one_hot_init, &mut timing)?
-                }
-            };
-            if r.overflowed() > 0 {
+        RelevanceArray::Viterbi(r) => write(out_path, r, input.had_batch)?,
+        RelevanceArray::Boolean(r) => write(out_path, r, input.had_batch)?,
+        RelevanceArray::Counting(r) => {
+            if e.overflowed > 0 {
                 eprintln!(
                     "warning: {} of {} path counts saturated at 2^64 - 1 (u64::MAX in the output \
                      means \"2^64 - 1 or more\"); use the library's FloatCounting or LogCounting \
                      for exact magnitudes",
-                    r.overflowed(),
-                    r.input().len()
+                    e.overflowed,
+                    r.len()
                 );
             }
-            let a = r.input().mapv(|v| v.0);
-            heat = (a.mapv(|c| c as f64), false, true);
-            write(out_path, &strip(a, input.had_batch))?;
+            write(out_path, r, input.had_batch)?;
         }
     }
     if let Some(h) = &heatmap {
-        write_heatmaps(h, &heat.0, heat.1, heat.2)?;
+        write_heatmaps(h, &heat, signed, counts)?;
     }
-    if opts.timing {
+    if a.timing {
         eprintln!(
             "timing: load {load_ms:.1} ms, forward {:.1} ms, relevance {:.1} ms",
-            timing.forward_ms, timing.relevance_ms
+            e.forward.as_secs_f64() * 1e3,
+            e.relevance.as_secs_f64() * 1e3
         );
     }
     Ok(())
+}
+
+impl CliError {
+    /// Prefixes `flag: ` to the message.
+    fn prefixed(self, flag: &str) -> CliError {
+        match self {
+            CliError::Usage(m) => CliError::Usage(format!("{flag}: {m}")),
+            CliError::Failure(m) => CliError::Failure(format!("{flag}: {m}")),
+        }
+    }
+}
+
+fn predict(a: &PredictArgs) -> CliResult<()> {
+    let top = match &a.top {
+        Some(k) => usize::try_from(parse_limit("--top", k)?).unwrap_or(usize::MAX),
+        None => klrp::spec::DEFAULT_TOP,
+    };
+    let loaded = load_model(&a.model)?;
+    let input = load_input(&a.input, &loaded.network)?;
+    let net = loaded.network;
+    let classes: usize = net.output_shape().iter().product();
+    let labels = match &a.labels {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| klrp::Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            let names: Vec<String> = text
+                .lines()
+                .map(|l| l.trim_end_matches('\r').to_string())
+                .collect();
+            if names.len() < classes {
+                return Err(CliError::Failure(format!(
+                    "--labels {path} has {} lines; the model has {classes} classes (one name per \
+                     line, in class-index order)",
+                    names.len()
+                )));
+            }
+            Some(names)
+        }
+    };
+    let predictions = klrp::spec::predict(&net, &input.x, top)?;
+    let mut text = String::new();
+    let many = predictions.len() > 1;
+    for (s, ranked) in predictions.iter().enumerate() {
+        if many {
+            text.push_str(&format!("sample {s}\n"));
+        }
+        for (rank, c) in ranked.iter().enumerate() {
+            text.push_str(&format!("{}\t{}\t{:.4}", rank + 1, c.class, c.probability));
+            if let Some(names) = &labels {
+                text.push('\t');
+                text.push_str(&names[c.class]);
+            }
+            text.push('\n');
+        }
+    }
+    out(&text)
 }
 
 /// A private colormap for `--heatmap` (the library's `viz` module will replace it).

@@ -924,3 +924,270 @@ fn size_limits_can_be_set_from_the_command_line() {
     );
     fails(&image(&["--max-pixels", "-3"]), 2, "--max-pixels");
 }
+
+/// The logits of `onnx` for `input`, computed by the library (independent of `klrp predict`).
+fn logits(onnx: &Path, input: &Path) -> ArrayD<f32> {
+    library_net(onnx).forward(&load_f32(input)).unwrap()
+}
+
+/// `exp(z − max) / Σ exp(z − max)` in f64.
+fn softmax_f64(z: &[f32]) -> Vec<f64> {
+    let m = z
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    let e: Vec<f64> = z.iter().map(|&v| (f64::from(v) - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+#[test]
+fn predict_prints_softmax_classes_best_first_with_labels() {
+    let tmp = TempDir::new("predict");
+    let onnx = fixtures().join("cnn_pool/legacy.onnx");
+    let input = fixtures().join("cnn_pool/input.npy");
+    let z = logits(&onnx, &input);
+    let (n, classes) = (z.shape()[0], z.shape()[1]);
+    assert!(n > 1 && classes >= 3);
+    let labels = tmp.file("labels.txt");
+    let names: Vec<String> = (0..classes).map(|c| format!("name of {c}")).collect();
+    std::fs::write(&labels, names.join("\n") + "\n").unwrap();
+    let o = ok(&[
+        "predict",
+        "--model",
+        path_str(&onnx),
+        "--input",
+        path_str(&input),
+        "--top",
+        "2",
+        "--labels",
+        path_str(&labels),
+    ]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), n * 3, "{text}");
+    for s in 0..n {
+        assert_eq!(lines[3 * s], format!("sample {s}"));
+        let row: Vec<f32> = z.index_axis(ndarray::Axis(0), s).iter().copied().collect();
+        let p = softmax_f64(&row);
+        let mut order: Vec<usize> = (0..classes).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+        for rank in 0..2 {
+            let fields: Vec<&str> = lines[3 * s + 1 + rank].split('\t').collect();
+            let c = order[rank];
+            assert_eq!(
+                fields,
+                [
+                    (rank + 1).to_string(),
+                    c.to_string(),
+                    format!("{:.4}", p[c]),
+                    names[c].clone()
+                ],
+                "sample {s} rank {rank}"
+            );
+        }
+        assert!(p[order[0]] >= p[order[1]]);
+    }
+    // one sample without a batch axis: no header; default K = 5 clamps to the classes
+    let one = tmp.file("one.npy");
+    klrp::io::npy::write_npy_file(
+        &one,
+        &load_f32(&input).index_axis(ndarray::Axis(0), 0).to_owned(),
+    )
+    .unwrap();
+    let o = ok(&[
+        "predict",
+        "--model",
+        path_str(&onnx),
+        "--input",
+        path_str(&one),
+    ]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), classes.min(5));
+    let total: f64 = lines
+        .iter()
+        .map(|l| l.split('\t').nth(2).unwrap().parse::<f64>().unwrap())
+        .sum();
+    if classes <= 5 {
+        assert!((total - 1.0).abs() <= 5e-4 * classes as f64, "{total}");
+    }
+    assert!(lines.iter().all(|l| l.split('\t').count() == 3));
+    // bad K, short and missing label files
+    let m = path_str(&onnx);
+    let x = path_str(&input);
+    fails(
+        &["predict", "--model", m, "--input", x, "--top", "0"],
+        2,
+        "--top",
+    );
+    fails(
+        &["predict", "--model", m, "--input", x, "--top", "x"],
+        2,
+        "--top",
+    );
+    let short = tmp.file("short.txt");
+    std::fs::write(&short, "only one\n").unwrap();
+    fails(
+        &[
+            "predict",
+            "--model",
+            m,
+            "--input",
+            x,
+            "--labels",
+            path_str(&short),
+        ],
+        1,
+        "has 1 lines",
+    );
+    fails(
+        &[
+            "predict",
+            "--model",
+            m,
+            "--input",
+            x,
+            "--labels",
+            "/nonexistent/l.txt",
+        ],
+        1,
+        "I/O error on /nonexistent/l.txt",
+    );
+    fails(&["predict", "--model", m], 2, "--input is required");
+    fails(
+        &["predict", "--model", m, "--input", x, "--target", "1"],
+        2,
+        "--target does not apply to `klrp predict`",
+    );
+}
+
+#[test]
+fn explain_target_predicted_explains_the_top_class() {
+    let tmp = TempDir::new("predicted");
+    let onnx = fixtures().join("cnn_pool/legacy.onnx");
+    let input = fixtures().join("cnn_pool/input.npy");
+    let z = logits(&onnx, &input);
+    let argmax: Vec<String> = z
+        .outer_iter()
+        .map(|s| {
+            let best =
+                s.iter().enumerate().fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+                );
+            best.0.to_string()
+        })
+        .collect();
+    let out = tmp.file("p.npy");
+    let run = |target: &str| {
+        ok(&[
+            "explain",
+            "--model",
+            path_str(&onnx),
+            "--input",
+            path_str(&input),
+            "--target",
+            target,
+            "--out",
+            path_str(&out),
+        ])
+    };
+    let o = run("predicted");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == format!("predicted: {}", argmax.join(","))),
+        "{stderr}"
+    );
+    let predicted = load_f32(&out);
+    run(&argmax.join(","));
+    assert_eq!(load_f32(&out), predicted);
+    // another class gives another explanation (the target matters)
+    let other: Vec<String> = argmax
+        .iter()
+        .map(|c| ((c.parse::<usize>().unwrap() + 1) % z.shape()[1]).to_string())
+        .collect();
+    run(&other.join(","));
+    assert_ne!(load_f32(&out), predicted);
+}
+
+#[test]
+fn clap_conveniences_help_suggestions_completions() {
+    let onnx = fixtures().join("mlp/legacy.onnx");
+    let m = path_str(&onnx);
+    let xp = fixtures().join("mlp/input.npy");
+    let x = path_str(&xp);
+    let base = [
+        "explain",
+        "--model",
+        m,
+        "--input",
+        x,
+        "--target",
+        "1",
+        "--out",
+        "/tmp/never.npy",
+    ];
+    let with = |extra: &[&'static str]| [&base[..], extra].concat();
+    fails(&with(&["--targte", "2"]), 2, "did you mean '--target'?");
+    fails(
+        &with(&["--semiring", "boolen"]),
+        2,
+        "did you mean 'boolean'?",
+    );
+    fails(&["explian"], 2, "did you mean 'explain'?");
+    fails(&with(&["--timing", "--timing"]), 2, "--timing given twice");
+    fails(&with(&["--timing=yes"]), 2, "--timing takes no value");
+    fails(&with(&["--theta-abs=1"]), 2, "--theta-abs takes no value");
+    fails(&["completions", "tcsh"], 2, "'tcsh' is not");
+    // explain --help documents every option with its default
+    let help = String::from_utf8(ok(&["explain", "--help"]).stdout).unwrap();
+    for want in [
+        "--model",
+        "--weights",
+        "--input",
+        "--target",
+        "predicted",
+        "--out",
+        "--heatmap",
+        "--timing",
+        "--semiring",
+        "[default: real]",
+        "--rule",
+        "--first-rule",
+        "--composite",
+        "--low",
+        "--high",
+        "--maxpool",
+        "--init",
+        "--theta",
+        "default 0.01",
+        "--theta-at",
+        "--theta-abs",
+        "--resize",
+        "--normalize",
+        "--max-pixels",
+        "--max-elements",
+    ] {
+        assert!(help.contains(want), "explain --help lacks {want}");
+    }
+    let help = String::from_utf8(ok(&["predict", "--help"]).stdout).unwrap();
+    for want in ["--top", "[default: 5]", "--labels", "sample N", "RANK"] {
+        assert!(help.contains(want), "predict --help lacks {want}");
+    }
+    // completion scripts name the commands and options
+    for (shell, marker) in [
+        ("bash", "complete"),
+        ("zsh", "#compdef"),
+        ("fish", "complete -c klrp"),
+    ] {
+        let script = String::from_utf8(ok(&["completions", shell]).stdout).unwrap();
+        assert!(script.contains(marker), "{shell}");
+        for word in ["explain", "predict", "theta-at", "epsilon-gamma-box"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let v = String::from_utf8(ok(&["--version"]).stdout).unwrap();
+    assert_eq!(v.trim(), format!("klrp {}", env!("CARGO_PKG_VERSION")));
+}

@@ -1,0 +1,990 @@
+//! What `klrp explain` and `klrp predict` do with their options, independent of the command line.
+//!
+//! [`ExplainSpec`] holds the explanation options (semiring, rules, bounds, Θ, initialization,
+//! max pooling) with the command line's meanings and defaults; [`ExplainSpec::from_args`] reads
+//! them from the command line's strings (with its error messages), [`ExplainSpec::run`] explains a
+//! batch and returns plain arrays ([`RelevanceArray`]). The `klrp` binary is argv → `ExplainSpec`
+//! → `run` → files; a binding for another language can call the same three steps.
+//!
+//! ```
+//! use klrp::layers::{Dense, ReLU};
+//! use klrp::spec::{ExplainArgs, ExplainSpec, RelevanceArray, Targets};
+//! use klrp::Network;
+//! use ndarray::array;
+//!
+//! let net = Network::new(
+//!     [3],
+//!     vec![
+//!         Box::new(Dense::new(array![[1.0, 0.5, -1.0], [0.2, 1.0, 0.3]], None)?),
+//!         Box::new(ReLU),
+//!         Box::new(Dense::new(array![[1.0, -0.5], [0.3, 1.0]], None)?),
+//!     ],
+//! )?;
+//! let x = array![[1.0_f32, 2.0, 0.5]].into_dyn();
+//! // klrp explain … --semiring counting --theta 0.1 --target predicted
+//! let spec = ExplainSpec::from_args(&ExplainArgs {
+//!     semiring: Some("counting"),
+//!     theta: Some("0.1"),
+//!     ..ExplainArgs::default()
+//! })?;
+//! let e = spec.run(&net, &x, &"predicted".parse::<Targets>()?, false)?;
+//! assert_eq!(e.targets, [1]);
+//! let RelevanceArray::Counting(counts) = &e.input else { unreachable!() };
+//! assert_eq!(counts.shape(), &[1, 3]);
+//! # Ok::<(), klrp::Error>(())
+//! ```
+
+use crate::composite::Composite;
+use crate::conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, Threshold};
+use crate::error::{Error, Result};
+use crate::layers::Tensor;
+use crate::network::{Network, Relevance, Trace, one_hot};
+use crate::rules::{Bound, EpsilonRule, ProportionalRule, Rule};
+use crate::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
+use ndarray::ArrayD;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// The default Θ threshold of the boolean and counting semirings (`--theta`).
+pub const DEFAULT_THETA: f32 = 0.01;
+
+/// The default box bounds of z^B when none are given and the input is not an image (`--low`,
+/// `--high`).
+pub const DEFAULT_BOUNDS: (f32, f32) = (-3.0, 3.0);
+
+/// The default number of classes `klrp predict` prints (`--top`).
+pub const DEFAULT_TOP: usize = 5;
+
+/// Which semiring relevance is computed in (`--semiring`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SemiringKind {
+    /// `real`: classical LRP in `f32` ([`Real`]); the default.
+    #[default]
+    Real,
+    /// `boolean`: is there a path of shares passing Θ ([`Boolean`]).
+    Boolean,
+    /// `counting`: how many such paths, saturating at `u64::MAX` ([`Counting`]).
+    Counting,
+    /// `viterbi`: the strength of the strongest path, in [0, 1] ([`Viterbi`]).
+    Viterbi,
+}
+
+impl SemiringKind {
+    /// Whether Θ is a threshold here (boolean and counting); the others take no Θ options.
+    pub fn is_thresholded(self) -> bool {
+        matches!(self, SemiringKind::Boolean | SemiringKind::Counting)
+    }
+}
+
+/// Reads `real`, `boolean`, `counting` or `viterbi`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for any other text.
+impl FromStr for SemiringKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "real" => Ok(SemiringKind::Real),
+            "boolean" => Ok(SemiringKind::Boolean),
+            "counting" => Ok(SemiringKind::Counting),
+            "viterbi" => Ok(SemiringKind::Viterbi),
+            other => Err(Error::invalid(format!(
+                "'{other}' is not real, boolean, counting or viterbi"
+            ))),
+        }
+    }
+}
+
+/// Where propagation starts (`--init`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// `output`: the target's logit at the target, 0 elsewhere (classical LRP; real only).
+    Output,
+    /// `one`: 1 at the target, 0 elsewhere (the K-LRP convention).
+    One,
+}
+
+/// Reads `output` or `one`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for any other text.
+impl FromStr for Init {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "output" => Ok(Init::Output),
+            "one" => Ok(Init::One),
+            other => Err(Error::invalid(format!("'{other}' is not one or output"))),
+        }
+    }
+}
+
+/// How max pooling passes relevance (`--maxpool`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MaxPool {
+    /// `wta`: all of it to the window's maximum (the default).
+    #[default]
+    WinnerTakesAll,
+    /// `average`: in proportion to the activations ([`ProportionalRule`]).
+    Average,
+}
+
+/// Reads `wta` or `average`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for any other text.
+impl FromStr for MaxPool {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "wta" => Ok(MaxPool::WinnerTakesAll),
+            "average" => Ok(MaxPool::Average),
+            other => Err(Error::invalid(format!("'{other}' is not wta or average"))),
+        }
+    }
+}
+
+/// The rule of the first dense/conv layer (`--first-rule`): any rule, or z^B with the spec's
+/// bounds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FirstRule {
+    /// A rule that needs no bounds.
+    Rule(Rule),
+    /// `zbox`: z^B with [`ExplainSpec::bounds`] (or the defaults).
+    ZBox,
+}
+
+/// Reads what [`Rule::parse_first`] reads.
+///
+/// # Errors
+/// As [`Rule::parse_first`].
+impl FromStr for FirstRule {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (low, high) = DEFAULT_BOUNDS;
+        Ok(match Rule::parse_first(s, low, high)? {
+            Rule::ZBox(_) => FirstRule::ZBox,
+            rule => FirstRule::Rule(rule),
+        })
+    }
+}
+
+/// Which class to explain per sample (`--target`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// `C` (every sample) or `C0,C1,…` (one per sample).
+    Classes(Vec<usize>),
+    /// `predicted`: each sample's top-1 class.
+    Predicted,
+}
+
+/// Reads `predicted`, `C` or `C0,C1,…`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if a class is not a non-negative integer.
+impl FromStr for Targets {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.trim() == "predicted" {
+            return Ok(Targets::Predicted);
+        }
+        s.split(',')
+            .map(parse_index)
+            .collect::<Result<Vec<_>>>()
+            .map(Targets::Classes)
+    }
+}
+
+impl Targets {
+    /// One class per sample of `trace`'s batch.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if a list of classes is neither one long nor one per sample.
+    pub fn resolve(&self, trace: &Trace) -> Result<Vec<usize>> {
+        let n = trace.batch_size();
+        match self {
+            Targets::Predicted => Ok(trace.predictions()),
+            Targets::Classes(c) => match c.as_slice() {
+                [one] => Ok(vec![*one; n]),
+                many if many.len() == n => Ok(many.to_vec()),
+                many => Err(Error::invalid(format!(
+                    "--target lists {} classes for a batch of {n} samples",
+                    many.len()
+                ))),
+            },
+        }
+    }
+}
+
+/// The `explain` options as text, as the command line receives them (`None`: not given). Each
+/// field is the value of the flag of the same name.
+#[derive(Clone, Debug, Default)]
+pub struct ExplainArgs<'a> {
+    /// `--semiring`.
+    pub semiring: Option<&'a str>,
+    /// `--rule`.
+    pub rule: Option<&'a str>,
+    /// `--first-rule`.
+    pub first_rule: Option<&'a str>,
+    /// `--composite`.
+    pub composite: Option<&'a str>,
+    /// `--low`.
+    pub low: Option<&'a str>,
+    /// `--high`.
+    pub high: Option<&'a str>,
+    /// `--theta`.
+    pub theta: Option<&'a str>,
+    /// Every `--theta-at` (`INDEX=T`), in order.
+    pub theta_at: Vec<&'a str>,
+    /// `--theta-abs` was given.
+    pub theta_abs: bool,
+    /// `--init`.
+    pub init: Option<&'a str>,
+    /// `--maxpool`.
+    pub maxpool: Option<&'a str>,
+}
+
+/// How to explain: everything `klrp explain` takes besides the model, input, target and output
+/// files. [`Default`] is `klrp explain` without options.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExplainSpec {
+    /// `--semiring`: real (default), boolean, counting or viterbi.
+    pub semiring: SemiringKind,
+    /// `--rule`: one rule on every dense and conv layer. Without it and without a composite:
+    /// LRP-ε (ε = 1e-6) for real, [`Composite::k_lrp`] (LRP-0) for boolean and counting,
+    /// [`Composite::viterbi`] (max-abs) for viterbi.
+    pub rule: Option<Rule>,
+    /// `--first-rule`: the rule of the first dense/conv layer (overrides the rule or composite
+    /// there).
+    pub first_rule: Option<FirstRule>,
+    /// `--composite`: a name [`Composite::from_name`] knows (not together with `rule`).
+    pub composite: Option<String>,
+    /// `--low`/`--high`: the z^B box bounds of `first_rule` `zbox` and of `epsilon-gamma-box`;
+    /// default ±3 ([`DEFAULT_BOUNDS`]). The command line fills in each channel's exact pixel
+    /// range for image inputs.
+    pub bounds: Option<(Bound, Bound)>,
+    /// `--theta`: a share `d` passes Θ if `d ≥ T` (boolean and counting only); default 0.01
+    /// ([`DEFAULT_THETA`]).
+    pub theta: Option<f32>,
+    /// `--theta-at I=T`: threshold `T` at layer `I` (indices as `klrp info` prints them).
+    pub theta_at: Vec<(usize, f32)>,
+    /// `--theta-abs`: pass a share if `|d| > T` instead of `d ≥ T`.
+    pub theta_abs: bool,
+    /// `--init`: where propagation starts; default [`Init::Output`] for real, [`Init::One`]
+    /// for the others (which only take `One`).
+    pub init: Option<Init>,
+    /// `--maxpool`: winner-take-all (default) or average.
+    pub maxpool: MaxPool,
+}
+
+/// Prefixes `flag: ` to an error's message (the message without "invalid argument: ").
+fn flagged(flag: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::invalid(format!("{flag}: {m}")),
+        other => Error::invalid(format!("{flag}: {other}")),
+    }
+}
+
+/// A finite number, or an error naming `flag`.
+fn parse_number(flag: &str, s: &str) -> Result<f32> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(Error::invalid(format!(
+            "{flag}: '{s}' is not a finite number"
+        ))),
+    }
+}
+
+fn parse_index(s: &str) -> Result<usize> {
+    s.trim()
+        .parse::<usize>()
+        .map_err(|_| Error::invalid(format!("'{s}' is not a non-negative integer")))
+}
+
+impl ExplainSpec {
+    /// Reads the command line's option strings, checking each value and how they combine.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] whose message names the flag, as `klrp explain` prints it (a
+    /// usage error there), e.g. `--semiring: 'tropical' is not real, boolean, counting or viterbi`
+    /// or `give either --rule or --composite, not both`.
+    pub fn from_args(args: &ExplainArgs<'_>) -> Result<ExplainSpec> {
+        let semiring = match args.semiring {
+            Some(s) => s.parse().map_err(|e| flagged("--semiring", e))?,
+            None => SemiringKind::Real,
+        };
+        if !semiring.is_thresholded()
+            && (args.theta.is_some() || !args.theta_at.is_empty() || args.theta_abs)
+        {
+            return Err(Error::invalid(
+                "--theta, --theta-at and --theta-abs apply to the boolean and counting semirings",
+            ));
+        }
+        let init = args
+            .init
+            .map(|s| s.parse::<Init>().map_err(|e| flagged("--init", e)))
+            .transpose()?;
+        let maxpool = match args.maxpool {
+            Some(s) => s.parse().map_err(|e| flagged("--maxpool", e))?,
+            None => MaxPool::WinnerTakesAll,
+        };
+        let rule = args
+            .rule
+            .map(|r| r.parse::<Rule>().map_err(|e| flagged("--rule", e)))
+            .transpose()?;
+        let first_rule = args
+            .first_rule
+            .map(|r| {
+                r.parse::<FirstRule>()
+                    .map_err(|e| flagged("--first-rule", e))
+            })
+            .transpose()?;
+        let theta = args.theta.map(|t| parse_number("--theta", t)).transpose()?;
+        let theta_at = args
+            .theta_at
+            .iter()
+            .map(|spec| {
+                let Some((i, t)) = spec.split_once('=') else {
+                    return Err(Error::invalid(format!(
+                        "--theta-at: write INDEX=T, got '{spec}'"
+                    )));
+                };
+                let i = parse_index(i).map_err(|e| flagged("--theta-at", e))?;
+                Ok((i, parse_number("--theta-at", t)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let spec = ExplainSpec {
+            semiring,
+            rule,
+            first_rule,
+            composite: args.composite.map(|c| c.trim().to_string()),
+            bounds: None,
+            theta,
+            theta_at,
+            theta_abs: args.theta_abs,
+            init,
+            maxpool,
+        };
+        if (args.low.is_some() || args.high.is_some()) && !spec.uses_bounds() {
+            return Err(Error::invalid(
+                "--low/--high apply to --first-rule zbox and --composite epsilon-gamma-box",
+            ));
+        }
+        let bounds = match (args.low, args.high) {
+            (None, None) => None,
+            (Some(l), Some(h)) => Some((
+                Bound::Scalar(parse_number("--low", l)?),
+                Bound::Scalar(parse_number("--high", h)?),
+            )),
+            _ => return Err(Error::invalid("give both --low and --high")),
+        };
+        let spec = ExplainSpec { bounds, ..spec };
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// Whether the spec uses box bounds (`first_rule` zbox or the `epsilon-gamma-box` composite).
+    pub fn uses_bounds(&self) -> bool {
+        self.first_rule == Some(FirstRule::ZBox)
+            || self.composite.as_deref() == Some("epsilon-gamma-box")
+    }
+
+    /// Checks how the options combine (what [`from_args`](Self::from_args) checks, for a spec
+    /// built directly).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`]: Θ options for real or viterbi, `init` output for a semiring
+    /// other than real, both `rule` and `composite`, bounds that nothing uses, an unknown
+    /// composite, an invalid threshold.
+    pub fn check(&self) -> Result<()> {
+        if !self.semiring.is_thresholded()
+            && (self.theta.is_some() || !self.theta_at.is_empty() || self.theta_abs)
+        {
+            return Err(Error::invalid(
+                "--theta, --theta-at and --theta-abs apply to the boolean and counting semirings",
+            ));
+        }
+        if self.init == Some(Init::Output) && self.semiring != SemiringKind::Real {
+            return Err(Error::invalid(
+                "--init output is defined for the real semiring only",
+            ));
+        }
+        if self.rule.is_some() && self.composite.is_some() {
+            return Err(Error::invalid(
+                "give either --rule or --composite, not both",
+            ));
+        }
+        if self.bounds.is_some() && !self.uses_bounds() {
+            return Err(Error::invalid(
+                "--low/--high apply to --first-rule zbox and --composite epsilon-gamma-box",
+            ));
+        }
+        if let Some(c) = &self.composite {
+            let (l, h) = DEFAULT_BOUNDS;
+            Composite::from_name(c, l, h).map_err(|e| flagged("--composite", e))?;
+        }
+        if let Some((l, h)) = &self.bounds {
+            crate::rules::ZBoxRule::new(l.clone(), h.clone())
+                .map_err(|e| flagged("--low/--high", e))?;
+        }
+        let t = self.theta.unwrap_or(DEFAULT_THETA);
+        for t in std::iter::once(t).chain(self.theta_at.iter().map(|&(_, t)| t)) {
+            Threshold::new(t).map_err(|e| flagged("--theta", e))?;
+        }
+        Ok(())
+    }
+
+    /// Checks the spec against a network with `layers` layers: every `theta_at` index exists.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the first index that does not exist.
+    pub fn check_layers(&self, layers: usize) -> Result<()> {
+        if let Some(&(i, _)) = self.theta_at.iter().find(|&&(i, _)| i >= layers) {
+            return Err(Error::invalid(format!(
+                "--theta-at: layer {i} does not exist (the model has layers 0..={}; see `klrp \
+                 info`)",
+                layers.saturating_sub(1)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The composite the spec describes: `composite` or `rule` (or the semiring's default), then
+    /// `first_rule`, then average max pooling if asked.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check).
+    pub fn composite(&self) -> Result<Composite> {
+        self.check()?;
+        let (low, high) = match &self.bounds {
+            Some((l, h)) => (l.clone(), h.clone()),
+            None => (
+                Bound::Scalar(DEFAULT_BOUNDS.0),
+                Bound::Scalar(DEFAULT_BOUNDS.1),
+            ),
+        };
+        let mut composite = match (&self.composite, &self.rule) {
+            (Some(c), _) => Composite::from_name(c, low.clone(), high.clone())?,
+            (None, Some(r)) => Composite::uniform(r.clone()),
+            (None, None) => match self.semiring {
+                SemiringKind::Real => Composite::uniform(EpsilonRule::default()),
+                SemiringKind::Boolean | SemiringKind::Counting => Composite::k_lrp(),
+                SemiringKind::Viterbi => Composite::viterbi(),
+            },
+        };
+        match &self.first_rule {
+            Some(FirstRule::Rule(r)) => composite = composite.with_first_linear(r.clone()),
+            Some(FirstRule::ZBox) => {
+                composite = composite.with_first_linear(crate::rules::ZBoxRule::new(low, high)?)
+            }
+            None => {}
+        }
+        if self.maxpool == MaxPool::Average {
+            composite = composite.with_max_pool(ProportionalRule::default());
+        }
+        Ok(composite)
+    }
+
+    /// Explains `x` (a batch `[N, …]`) for `targets`: forward pass, the spec's composite and Θ,
+    /// K-LRP in the spec's semiring. With `keep_layers`, the relevance at every layer's input is
+    /// kept too.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check) and [`check_layers`](Self::check_layers); as
+    /// [`Network::trace`] and [`Network::propagate`] (shapes, non-finite input, size limits);
+    /// [`Error::TargetOutOfRange`]; [`Error::InvalidArgument`] if `targets` lists neither one
+    /// class nor one per sample.
+    pub fn run(
+        &self,
+        net: &Network,
+        x: &Tensor,
+        targets: &Targets,
+        keep_layers: bool,
+    ) -> Result<Explanation> {
+        self.check()?;
+        self.check_layers(net.layers().len())?;
+        let composite = self.composite()?;
+        let start = Instant::now();
+        let trace = net.trace(x)?;
+        let forward = start.elapsed();
+        let start = Instant::now();
+        let targets = targets.resolve(&trace)?;
+        let run = Run {
+            net,
+            trace: &trace,
+            targets: &targets,
+            composite: &composite,
+            keep_layers,
+        };
+        let init_output = match self.init {
+            Some(i) => i == Init::Output,
+            None => self.semiring == SemiringKind::Real,
+        };
+        let (input, layers, overflowed) = match self.semiring {
+            SemiringKind::Real => {
+                let init = if init_output {
+                    trace.output_init(&targets)?
+                } else {
+                    one_hot::<Real<f32>>(trace.output().shape(), &targets)?
+                };
+                let r = run.propagate(init, &PerLayer::new(Identity))?;
+                collect(&r, |v: &Real<f32>| v.0, RelevanceArray::Real)
+            }
+            SemiringKind::Viterbi => {
+                let r: Relevance<Viterbi> = run.propagate_one_hot(&PerLayer::new(Clamp01))?;
+                collect(&r, |v: &Viterbi| v.0 as f32, RelevanceArray::Viterbi)
+            }
+            SemiringKind::Boolean => {
+                let r: Relevance<Boolean> = self.with_theta(&run)?;
+                collect(&r, |v: &Boolean| v.0, RelevanceArray::Boolean)
+            }
+            SemiringKind::Counting => {
+                let r: Relevance<Counting> = self.with_theta(&run)?;
+                collect(&r, |v: &Counting| v.0, RelevanceArray::Counting)
+            }
+        };
+        Ok(Explanation {
+            input,
+            layers,
+            targets,
+            overflowed,
+            forward,
+            relevance: start.elapsed(),
+        })
+    }
+
+    fn with_theta<K: Semiring>(&self, run: &Run<'_>) -> Result<Relevance<K>>
+    where
+        Threshold: Conversion<K>,
+        AbsThreshold: Conversion<K>,
+    {
+        let base = self.theta.unwrap_or(DEFAULT_THETA);
+        if self.theta_abs {
+            let mut p = PerLayer::new(AbsThreshold::new(base)?);
+            for &(i, t) in &self.theta_at {
+                p.set(i, AbsThreshold::new(t)?);
+            }
+            run.propagate_one_hot(&p)
+        } else {
+            let mut p = PerLayer::new(Threshold::new(base)?);
+            for &(i, t) in &self.theta_at {
+                p.set(i, Threshold::new(t)?);
+            }
+            run.propagate_one_hot(&p)
+        }
+    }
+}
+
+/// One propagation's fixed inputs.
+struct Run<'a> {
+    net: &'a Network,
+    trace: &'a Trace,
+    targets: &'a [usize],
+    composite: &'a Composite,
+    keep_layers: bool,
+}
+
+impl Run<'_> {
+    fn propagate<K: Semiring, T: Conversion<K>>(
+        &self,
+        init: ArrayD<K>,
+        theta: &PerLayer<T>,
+    ) -> Result<Relevance<K>> {
+        self.net
+            .propagate(self.trace, init, self.composite, theta, self.keep_layers)
+    }
+
+    fn propagate_one_hot<K: Semiring, T: Conversion<K>>(
+        &self,
+        theta: &PerLayer<T>,
+    ) -> Result<Relevance<K>> {
+        let init = one_hot::<K>(self.trace.output().shape(), self.targets)?;
+        self.propagate(init, theta)
+    }
+}
+
+type Collected = (RelevanceArray, Option<Vec<RelevanceArray>>, usize);
+
+fn collect<K: Semiring, T>(
+    r: &Relevance<K>,
+    value: impl Fn(&K) -> T + Copy,
+    wrap: impl Fn(ArrayD<T>) -> RelevanceArray,
+) -> Collected {
+    let layers = r.layer(0).is_some().then(|| {
+        (0..)
+            .map_while(|i| r.layer(i))
+            .map(|a| wrap(a.map(value)))
+            .collect()
+    });
+    (wrap(r.input().map(value)), layers, r.overflowed())
+}
+
+/// Relevance as a plain array of the semiring's values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RelevanceArray {
+    /// Real relevance (`f32`).
+    Real(ArrayD<f32>),
+    /// Viterbi path strengths in [0, 1] (stored as `f32`).
+    Viterbi(ArrayD<f32>),
+    /// Boolean masks.
+    Boolean(ArrayD<bool>),
+    /// Path counts (`u64::MAX` means "2^64 − 1 or more").
+    Counting(ArrayD<u64>),
+}
+
+impl RelevanceArray {
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            RelevanceArray::Real(a) | RelevanceArray::Viterbi(a) => a.shape(),
+            RelevanceArray::Boolean(a) => a.shape(),
+            RelevanceArray::Counting(a) => a.shape(),
+        }
+    }
+
+    /// The values as `f64` (false/true as 0/1).
+    pub fn to_f64(&self) -> ArrayD<f64> {
+        match self {
+            RelevanceArray::Real(a) | RelevanceArray::Viterbi(a) => a.mapv(f64::from),
+            RelevanceArray::Boolean(a) => a.mapv(|b| f64::from(u8::from(b))),
+            RelevanceArray::Counting(a) => a.mapv(|c| c as f64),
+        }
+    }
+}
+
+/// What [`ExplainSpec::run`] returns.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    /// The input relevance, shaped like the input batch.
+    pub input: RelevanceArray,
+    /// With `keep_layers`: the relevance at the input of every layer `i` (index `i`), and at
+    /// the output (the initialization, last).
+    pub layers: Option<Vec<RelevanceArray>>,
+    /// The class explained for each sample.
+    pub targets: Vec<usize>,
+    /// How many input relevance values overflowed (non-finite reals, saturated counts).
+    pub overflowed: usize,
+    /// Time of the forward pass.
+    pub forward: Duration,
+    /// Time of the relevance pass (initialization included).
+    pub relevance: Duration,
+}
+
+/// `exp(z_i) / Σ_j exp(z_j)`, computed in `f64` with the maximum subtracted.
+///
+/// ```
+/// let p = klrp::spec::softmax(&[0.0, 0.0]);
+/// assert_eq!(p, [0.5, 0.5]);
+/// ```
+pub fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &z| m.max(f64::from(z)));
+    let exp: Vec<f64> = logits.iter().map(|&z| (f64::from(z) - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// One class of a prediction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClassProbability {
+    /// The class index (position in the sample's flattened output).
+    pub class: usize,
+    /// Its softmax probability.
+    pub probability: f64,
+}
+
+/// The `top` most probable classes of every sample of `x`, best first (ties: lower index first),
+/// by the softmax of the network's outputs (`klrp predict`).
+///
+/// ```
+/// use klrp::layers::Dense;
+/// use klrp::Network;
+/// use ndarray::array;
+/// let net = Network::new([2], vec![Box::new(Dense::new(array![[1.0, 0.0], [0.0, 1.0]], None)?)])?;
+/// let top = klrp::spec::predict(&net, &array![[0.0_f32, 2.0]].into_dyn(), 1)?;
+/// assert_eq!(top[0][0].class, 1);
+/// # Ok::<(), klrp::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if `top` is 0; as [`Network::forward`].
+pub fn predict(net: &Network, x: &Tensor, top: usize) -> Result<Vec<Vec<ClassProbability>>> {
+    if top == 0 {
+        return Err(Error::invalid("--top: K must be at least 1"));
+    }
+    let out = net.forward(x)?;
+    Ok(out
+        .outer_iter()
+        .map(|sample| {
+            let logits: Vec<f32> = sample.iter().copied().collect();
+            let mut classes: Vec<ClassProbability> = softmax(&logits)
+                .into_iter()
+                .enumerate()
+                .map(|(class, probability)| ClassProbability { class, probability })
+                .collect();
+            classes.sort_by(|a, b| {
+                b.probability
+                    .total_cmp(&a.probability)
+                    .then(a.class.cmp(&b.class))
+            });
+            classes.truncate(top);
+            classes
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Dense, ReLU};
+    use crate::rules::ZeroRule;
+    use ndarray::array;
+
+    fn net() -> Network {
+        Network::new(
+            [3],
+            vec![
+                Box::new(Dense::new(array![[1.0, 0.5, -1.0], [0.2, 1.0, 0.3]], None).unwrap()),
+                Box::new(ReLU),
+                Box::new(Dense::new(array![[1.0, -0.5], [0.3, 1.0]], None).unwrap()),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn args() -> ExplainArgs<'static> {
+        ExplainArgs::default()
+    }
+
+    #[test]
+    fn defaults_are_the_command_lines() {
+        let spec = ExplainSpec::from_args(&args()).unwrap();
+        assert_eq!(spec, ExplainSpec::default());
+        assert_eq!(
+            spec.composite().unwrap(),
+            Composite::uniform(EpsilonRule::default())
+        );
+        let boolean = ExplainSpec {
+            semiring: SemiringKind::Boolean,
+            ..ExplainSpec::default()
+        };
+        assert_eq!(boolean.composite().unwrap(), Composite::k_lrp());
+        let viterbi = ExplainSpec {
+            semiring: SemiringKind::Viterbi,
+            ..ExplainSpec::default()
+        };
+        assert_eq!(viterbi.composite().unwrap(), Composite::viterbi());
+    }
+
+    #[test]
+    fn options_build_the_composite() {
+        let spec = ExplainSpec::from_args(&ExplainArgs {
+            rule: Some("gamma=0.5"),
+            first_rule: Some("zbox"),
+            low: Some("-1"),
+            high: Some("2"),
+            maxpool: Some("average"),
+            ..args()
+        })
+        .unwrap();
+        let want = Composite::uniform(crate::rules::GammaRule::new(0.5, 1e-6).unwrap())
+            .with_first_linear(crate::rules::ZBoxRule::new(-1.0, 2.0).unwrap())
+            .with_max_pool(ProportionalRule::default());
+        assert_eq!(spec.composite().unwrap(), want);
+    }
+
+    #[test]
+    fn bad_combinations_name_the_flags() {
+        let err = |a: ExplainArgs<'static>| ExplainSpec::from_args(&a).unwrap_err().to_string();
+        assert!(
+            err(ExplainArgs {
+                semiring: Some("tropical"),
+                ..args()
+            })
+            .contains("--semiring: 'tropical' is not real")
+        );
+        assert!(
+            err(ExplainArgs {
+                theta: Some("0.1"),
+                ..args()
+            })
+            .contains("boolean and counting")
+        );
+        assert!(
+            err(ExplainArgs {
+                semiring: Some("boolean"),
+                init: Some("output"),
+                ..args()
+            })
+            .contains("real semiring only")
+        );
+        assert!(
+            err(ExplainArgs {
+                rule: Some("flat"),
+                composite: Some("epsilon-plus-flat"),
+                ..args()
+            })
+            .contains("either --rule or --composite")
+        );
+        assert!(
+            err(ExplainArgs {
+                low: Some("-1"),
+                high: Some("1"),
+                ..args()
+            })
+            .contains("--low/--high apply")
+        );
+        assert!(
+            err(ExplainArgs {
+                first_rule: Some("zbox"),
+                low: Some("-1"),
+                ..args()
+            })
+            .contains("both --low and --high")
+        );
+        assert!(
+            err(ExplainArgs {
+                rule: Some("gamma=-1"),
+                ..args()
+            })
+            .contains("--rule: γ must be finite and ≥ 0")
+        );
+        assert!(
+            err(ExplainArgs {
+                composite: Some("lrp-magic"),
+                ..args()
+            })
+            .contains("--composite: 'lrp-magic'")
+        );
+        assert!(
+            err(ExplainArgs {
+                semiring: Some("counting"),
+                theta_at: vec!["3"],
+                ..args()
+            })
+            .contains("INDEX=T")
+        );
+        assert!(
+            err(ExplainArgs {
+                semiring: Some("counting"),
+                theta: Some("NaN"),
+                ..args()
+            })
+            .contains("not a finite number")
+        );
+        assert!(
+            err(ExplainArgs {
+                maxpool: Some("median"),
+                ..args()
+            })
+            .contains("--maxpool")
+        );
+        let spec = ExplainSpec::from_args(&ExplainArgs {
+            semiring: Some("counting"),
+            theta_at: vec!["99=0.1"],
+            ..args()
+        })
+        .unwrap();
+        assert!(
+            spec.check_layers(3)
+                .unwrap_err()
+                .to_string()
+                .contains("layer 99 does not exist")
+        );
+        assert!(spec.check_layers(100).is_ok());
+    }
+
+    #[test]
+    fn run_equals_the_library_calls() {
+        let net = net();
+        let x = array![[1.0_f32, 2.0, 0.5], [0.5, -1.0, 2.0]].into_dyn();
+        // counting, |d| > 0.05, layer 2 at 0.2
+        let spec = ExplainSpec::from_args(&ExplainArgs {
+            semiring: Some("counting"),
+            theta: Some("0.05"),
+            theta_at: vec!["2=0.2"],
+            theta_abs: true,
+            ..args()
+        })
+        .unwrap();
+        let e = spec
+            .run(&net, &x, &Targets::Classes(vec![1]), false)
+            .unwrap();
+        let theta = PerLayer::new(AbsThreshold::new(0.05).unwrap())
+            .with(2, AbsThreshold::new(0.2).unwrap());
+        let lib = net
+            .explain::<Counting, _>(&x, &[1, 1], &Composite::k_lrp(), &theta)
+            .unwrap();
+        assert_eq!(e.input, RelevanceArray::Counting(lib.input().mapv(|c| c.0)));
+        assert_eq!(e.targets, [1, 1]);
+        assert!(e.layers.is_none());
+        // real LRP-0 from 1, every layer kept
+        let spec = ExplainSpec {
+            rule: Some(ZeroRule.into()),
+            init: Some(Init::One),
+            ..ExplainSpec::default()
+        };
+        let e = spec
+            .run(&net, &x, &Targets::Classes(vec![0, 1]), true)
+            .unwrap();
+        let lib = net
+            .explain::<Real<f32>, _>(
+                &x,
+                &[0, 1],
+                &Composite::uniform(ZeroRule),
+                &PerLayer::new(Identity),
+            )
+            .unwrap();
+        assert_eq!(e.input, RelevanceArray::Real(lib.input().mapv(|v| v.0)));
+        let layers = e.layers.unwrap();
+        assert_eq!(layers.len(), 4);
+        assert_eq!(layers[0], e.input);
+        assert_eq!(layers[3].shape(), &[2, 2]);
+    }
+
+    #[test]
+    fn predicted_targets_are_the_argmax() {
+        let net = net();
+        let x = array![[1.0_f32, 2.0, 0.5], [3.0, -1.0, 0.0]].into_dyn();
+        let logits = net.forward(&x).unwrap();
+        let argmax: Vec<usize> = logits
+            .outer_iter()
+            .map(|s| if s[0] >= s[1] { 0 } else { 1 })
+            .collect();
+        let spec = ExplainSpec::default();
+        let e = spec.run(&net, &x, &Targets::Predicted, false).unwrap();
+        assert_eq!(e.targets, argmax);
+        assert_ne!(
+            argmax[0], argmax[1],
+            "the fixture should predict both classes"
+        );
+        assert_eq!("predicted".parse::<Targets>().unwrap(), Targets::Predicted);
+        assert_eq!(
+            "2,0".parse::<Targets>().unwrap(),
+            Targets::Classes(vec![2, 0])
+        );
+        assert!("1,,2".parse::<Targets>().is_err());
+        let three = spec.run(&net, &x, &Targets::Classes(vec![0, 1, 0]), false);
+        assert!(three.unwrap_err().to_string().contains("3 classes"));
+    }
+
+    #[test]
+    fn predict_sorts_by_softmax() {
+        let net = net();
+        let x = array![[1.0_f32, 2.0, 0.5]].into_dyn();
+        let z = net.forward(&x).unwrap();
+        let (z0, z1) = (f64::from(z[[0, 0]]), f64::from(z[[0, 1]]));
+        let p1 = 1.0 / (1.0 + (z0 - z1).exp());
+        let top = predict(&net, &x, 5).unwrap();
+        assert_eq!(top[0].len(), 2);
+        let best = if z1 > z0 { 1 } else { 0 };
+        assert_eq!(top[0][0].class, best);
+        let got1 = top[0].iter().find(|c| c.class == 1).unwrap().probability;
+        assert!((got1 - p1).abs() < 1e-12);
+        assert!(predict(&net, &x, 0).is_err());
+        assert_eq!(predict(&net, &x, 1).unwrap()[0].len(), 1);
+        let p = softmax(&[1000.0, 0.0]);
+        assert!((p[0] - 1.0).abs() < 1e-12 && p[1] >= 0.0);
+    }
+}
