@@ -39,7 +39,7 @@ use crate::conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, T
 use crate::error::{Error, Result};
 use crate::layers::Tensor;
 use crate::network::{Network, Relevance, Trace, one_hot};
-use crate::rules::{Bound, EpsilonRule, ProportionalRule, Rule};
+use crate::rules::{Bound, EpsilonRule, Rule};
 use crate::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
 use ndarray::ArrayD;
 use std::str::FromStr;
@@ -125,7 +125,7 @@ pub enum MaxPool {
     /// `wta`: all of it to the window's maximum (the default).
     #[default]
     WinnerTakesAll,
-    /// `average`: in proportion to the activations ([`ProportionalRule`]).
+    /// `average`: treated as average pooling (proportional; max-abs under the Viterbi composite).
     Average,
 }
 
@@ -480,7 +480,7 @@ impl ExplainSpec {
             None => {}
         }
         if self.maxpool == MaxPool::Average {
-            composite = composite.with_max_pool(ProportionalRule::default());
+            composite = composite.with_max_pool_as_average();
         }
         Ok(composite)
     }
@@ -790,7 +790,7 @@ mod tests {
         .unwrap();
         let want = Composite::uniform(crate::rules::GammaRule::new(0.5, 1e-6).unwrap())
             .with_first_linear(crate::rules::ZBoxRule::new(-1.0, 2.0).unwrap())
-            .with_max_pool(ProportionalRule::default());
+            .with_max_pool_as_average();
         assert_eq!(spec.composite().unwrap(), want);
     }
 
