@@ -4,7 +4,7 @@ use crate::composite::Composite;
 use crate::conversion::{Conversion, PerLayer};
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::layers::{Identity, Layer, Shares, Tensor, with_batch};
+use crate::layers::{IdentityLayer, Layer, Shares, Tensor, with_batch};
 use crate::semiring::{Real, Semiring};
 use ndarray::{ArrayD, Axis, IxDyn};
 use num_traits::Float;
@@ -348,7 +348,7 @@ impl Network {
     }
 
     /// Fuses every normalisation layer into the dense or convolution layer right before it
-    /// (Zennit's canonizer); the normalisation is replaced by an [`Identity`], so layer indices
+    /// (Zennit's canonizer); the normalisation is replaced by an [`IdentityLayer`], so layer indices
     /// do not change. Identity layers (dropout, identities, e.g. the constant nodes of an
     /// imported ONNX graph) between the two are skipped over.
     ///
@@ -374,7 +374,7 @@ impl Network {
             self.layers[prev]
                 .fuse_channel_affine(&affine)
                 .map_err(|e| e.in_layer(prev, prev_name))?;
-            self.layers[i] = Box::new(Identity);
+            self.layers[i] = Box::new(IdentityLayer);
         }
         Ok(self)
     }

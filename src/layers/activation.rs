@@ -1,4 +1,4 @@
-//! Element-wise layers: `ReLU`, `Dropout`, `Identity`. Relevance passes through them unchanged.
+//! Element-wise layers: `ReLU`, `Dropout`, `IdentityLayer`. Relevance passes through them unchanged.
 
 use super::{Layer, LayerKind, Shares, Tensor};
 use crate::error::Result;
@@ -32,7 +32,7 @@ pub struct Dropout;
 
 /// The identity (also what a normalisation becomes once fused into the layer before it).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Identity;
+pub struct IdentityLayer;
 
 macro_rules! identity_layer {
     ($t:ty, $name:expr) => {
@@ -56,4 +56,4 @@ macro_rules! identity_layer {
     };
 }
 identity_layer!(Dropout, "Dropout");
-identity_layer!(Identity, "Identity");
+identity_layer!(IdentityLayer, "Identity");

@@ -15,7 +15,7 @@ mod dense;
 mod flatten;
 mod pool;
 
-pub use activation::{Dropout, Identity, ReLU};
+pub use activation::{Dropout, IdentityLayer, ReLU};
 pub use batchnorm::BatchNorm2d;
 pub use conv::{Conv2d, ConvGeometry};
 pub use dense::Dense;
