@@ -80,6 +80,7 @@
 pub mod composite;
 pub mod conversion;
 pub mod error;
+pub mod explain;
 pub mod io;
 pub mod kernels;
 #[cfg(feature = "laws")]
@@ -95,8 +96,15 @@ pub mod viz;
 pub use composite::Composite;
 pub use conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, Threshold};
 pub use error::{Error, Result};
+pub use explain::{Explainer, Init, LayerRelevance, Targets};
 pub use network::{DEFAULT_MAX_ELEMENTS, Network, Relevance, Trace, one_hot};
 pub use semiring::Semiring;
+
+/// The `ndarray` version klrp uses, so that `cargo add klrp` alone is enough to build inputs.
+pub use ndarray;
+/// The `proptest` version the law checker takes strategies from (feature `laws`).
+#[cfg(feature = "laws")]
+pub use proptest;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -462,7 +462,9 @@ impl Network {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if `init` does not match the output batch or `trace` was not made
-    /// by this network; [`Error::NonFinite`] if `init` holds NaN/±Inf (or a saturated count);
+    /// by this network ([`Error::InvalidArgument`] if it has another number of layers);
+    /// [`Error::InvalidArgument`] if `composite` or `theta` names a layer index the network does not
+    /// have; [`Error::NonFinite`] if `init` holds NaN/±Inf (or a saturated count);
     /// [`Error::TooLarge`] if the batch exceeds the element limit; [`Error::Layer`] if a
     /// layer cannot propagate (an unfused normalisation, a rule that does not apply).
     pub fn propagate<K: Semiring, T: Conversion<K>>(
@@ -474,7 +476,16 @@ impl Network {
         keep_layers: bool,
     ) -> Result<Relevance<K>> {
         let out = trace.output();
-        if init.shape() != out.shape() || trace.activations.len() != self.layers.len() + 1 {
+        if trace.activations.len() != self.layers.len() + 1 {
+            return Err(Error::invalid(format!(
+                "the trace holds {} activations but this network has {} layers (and an input): \
+                 it was made by another network",
+                trace.activations.len(),
+                self.layers.len()
+            )));
+        }
+        crate::explain::check_layer_indices(composite, theta, self.layers.len())?;
+        if init.shape() != out.shape() {
             return Err(Error::shape(
                 "initialization vector",
                 out.shape(),
