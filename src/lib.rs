@@ -77,6 +77,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod composite;
 pub mod conversion;
 pub mod error;
