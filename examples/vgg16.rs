@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example vgg16 -- [--weights vgg16.safetensors] [--image photo.jpg]
-//!     [--target C] [--theta-scale S] [--out DIR]
+//!     [--target C] [--theta-fraction F | --theta-scale S] [--out DIR]
 //! ```
 //!
 //! - Builds torchvision's VGG-16 (`klrp::models::vgg16`): torchvision weights from a safetensors
@@ -11,19 +11,24 @@
 //! - Real: LRP-0 at `features.0`, γ = 0.25 on the convolutions `features.2 … features.14`,
 //!   ε = 0.25·std(z) on `features.17 … features.28`, LRP-0 on the classifier; started from the
 //!   target's logit.
-//! - Boolean and Counting (f64 counts): LRP-0 shares, `|d| > θ` with the report's per-layer θ
-//!   (times `--theta-scale`); Viterbi: max-abs shares.
-//! - Writes `vgg16.png` (input, four heatmaps, and the real relevance at `features.28`) and prints
-//!   the time of each semiring.
+//! - Boolean and Counting (f64 counts): LRP-0 shares, `d ≥ θ` with θ calibrated per layer
+//!   (`klrp::calibrate::for_input_fraction`: fair-share θ = κ/n̄, κ chosen so that the mask keeps
+//!   `--theta-fraction` of the inputs, default 0.25); or, with `--theta-scale S`, the report's
+//!   per-layer θ times S with `|d| > θ`. Viterbi: max-abs shares.
+//! - Writes `vgg16.png` (input, four heatmaps — the Boolean and Counting panels say how many
+//!   inputs are on —, and the real relevance at `features.28`) and prints the time of each
+//!   semiring.
 
+use klrp::calibrate;
 use klrp::composite::Composite;
+use klrp::conversion::Conversion;
 use klrp::io::image::{Preprocess, load_image};
 use klrp::io::safetensors::SafeTensors;
 use klrp::models::{vgg16, vgg16_module_name};
 use klrp::rules::{EpsilonRule, GammaRule, ZeroRule};
-use klrp::semiring::{Boolean, FloatCounting, Semiring, Viterbi};
+use klrp::semiring::{Boolean, FloatCounting, Viterbi};
 use klrp::viz::{Colormap, Grid, Scale, heatmap_rgb, save_png};
-use klrp::{AbsThreshold, Clamp01, Identity, Network, PerLayer, one_hot};
+use klrp::{AbsThreshold, Clamp01, Identity, Network, PerLayer, Relevance, Trace, one_hot};
 use ndarray::{Array2, ArrayD, Axis};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,11 +54,15 @@ const THETA: [(usize, f32); 16] = [
     (39, 0.0145),
 ];
 
+/// The share of the input the calibrated Boolean mask keeps by default.
+const DEFAULT_THETA_FRACTION: f64 = 0.25;
+
 struct Args {
     weights: Option<PathBuf>,
     image: Option<PathBuf>,
     target: Option<usize>,
-    theta_scale: f32,
+    theta_fraction: f64,
+    theta_scale: Option<f32>,
     out: PathBuf,
 }
 
@@ -62,7 +71,8 @@ fn parse_args() -> Result<Args, String> {
         weights: None,
         image: None,
         target: None,
-        theta_scale: 1.0,
+        theta_fraction: DEFAULT_THETA_FRACTION,
+        theta_scale: None,
         out: PathBuf::from("out/vgg16"),
     };
     let mut it = std::env::args().skip(1);
@@ -74,14 +84,21 @@ fn parse_args() -> Result<Args, String> {
             "--out" => a.out = value()?.into(),
             "--target" => a.target = Some(value()?.parse().map_err(|e| format!("--target: {e}"))?),
             "--theta-scale" => {
-                a.theta_scale = value()?
+                a.theta_scale = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--theta-scale: {e}"))?,
+                )
+            }
+            "--theta-fraction" => {
+                a.theta_fraction = value()?
                     .parse()
-                    .map_err(|e| format!("--theta-scale: {e}"))?
+                    .map_err(|e| format!("--theta-fraction: {e}"))?
             }
             "-h" | "--help" => {
                 println!(
                     "usage: vgg16 [--weights W.safetensors] [--image IMG] [--target C] \
-                     [--theta-scale S] [--out DIR]"
+                     [--theta-fraction F | --theta-scale S] [--out DIR]"
                 );
                 std::process::exit(0);
             }
@@ -101,12 +118,30 @@ fn synthetic_image() -> ArrayD<f32> {
     })
 }
 
-/// Channel sum (or any) of one sample's `[C, H, W]` relevance, as f64 `[H, W]`.
-fn reduce<K: Semiring>(r: &ArrayD<K>, f: impl Fn(f64, f64) -> f64) -> Array2<f64> {
-    let s = r.index_axis(Axis(0), 0);
-    let (h, w) = (s.shape()[1], s.shape()[2]);
-    Array2::from_shape_fn((h, w), |(y, x)| {
-        (0..s.shape()[0]).fold(0.0, |acc, c| f(acc, s[[c, y, x]].to_f64()))
+/// Boolean and Counting relevance under Θ, with their times.
+struct Masks {
+    boolean: Relevance<Boolean>,
+    counting: Relevance<FloatCounting>,
+    seconds: (f64, f64),
+}
+
+fn masks<T: Conversion<Boolean> + Conversion<FloatCounting>>(
+    net: &Network,
+    trace: &Trace,
+    target: usize,
+    theta: &PerLayer<T>,
+) -> klrp::Result<Masks> {
+    let init_b = one_hot::<Boolean>(trace.output().shape(), &[target])?;
+    let t = Instant::now();
+    let boolean = net.propagate(trace, init_b, &Composite::k_lrp(), theta, false)?;
+    let bool_s = t.elapsed().as_secs_f64();
+    let init_c = one_hot::<FloatCounting>(trace.output().shape(), &[target])?;
+    let t = Instant::now();
+    let counting = net.propagate(trace, init_c, &Composite::k_lrp(), theta, false)?;
+    Ok(Masks {
+        boolean,
+        counting,
+        seconds: (bool_s, t.elapsed().as_secs_f64()),
     })
 }
 
@@ -171,18 +206,33 @@ fn run() -> klrp::Result<()> {
     )?;
     let real_s = t.elapsed().as_secs_f64();
 
-    let mut theta = PerLayer::new(AbsThreshold::new(0.0)?);
-    for (i, th) in THETA {
-        theta.set(i, AbsThreshold::new(th * args.theta_scale)?);
-    }
-    let init_b = one_hot::<Boolean>(trace.output().shape(), &[target])?;
-    let t = Instant::now();
-    let r_bool = net.propagate(&trace, init_b, &Composite::k_lrp(), &theta, false)?;
-    let bool_s = t.elapsed().as_secs_f64();
-    let init_c = one_hot::<FloatCounting>(trace.output().shape(), &[target])?;
-    let t = Instant::now();
-    let r_count = net.propagate(&trace, init_c, &Composite::k_lrp(), &theta, false)?;
-    let count_s = t.elapsed().as_secs_f64();
+    let (m, theta_note) = match args.theta_scale {
+        Some(scale) => {
+            let mut theta = PerLayer::new(AbsThreshold::new(0.0)?);
+            for (i, th) in THETA {
+                theta.set(i, AbsThreshold::new(th * scale)?);
+            }
+            let note = format!("|d| > θ, the report's θ × {scale}");
+            (masks(&net, &trace, target, &theta)?, note)
+        }
+        None => {
+            let t = Instant::now();
+            let cal = calibrate::for_input_fraction(
+                &net,
+                &x,
+                &[target],
+                &Composite::k_lrp(),
+                args.theta_fraction,
+            )?;
+            let note = format!(
+                "d ≥ θ = κ/n̄, κ = {} calibrated in {:.1} s for {:.0}% of the inputs",
+                cal.kappa,
+                t.elapsed().as_secs_f64(),
+                100.0 * args.theta_fraction
+            );
+            (masks(&net, &trace, target, &cal.theta)?, note)
+        }
+    };
     let init_v = one_hot::<Viterbi>(trace.output().shape(), &[target])?;
     let t = Instant::now();
     let r_vit = net.propagate(
@@ -194,18 +244,20 @@ fn run() -> klrp::Result<()> {
     )?;
     let vit_s = t.elapsed().as_secs_f64();
 
-    let on = r_bool.input().iter().filter(|b| b.0).count();
-    let max_count = r_count.input().iter().fold(0.0f64, |m, c| m.max(c.0));
+    let on = m.boolean.nonzero_counts()[0];
+    let counted = m.counting.nonzero_counts()[0];
+    let max_count = m.counting.values().fold(0.0f64, |a, &c| a.max(c));
+    println!("θ (Boolean, Counting): {theta_note}");
     println!("relevance (forward excluded):");
     println!("  real (report rules)     {:.3} s", real_s);
     println!(
-        "  boolean (|d| > θ)       {:.3} s  ({on} of {} inputs on)",
-        bool_s,
+        "  boolean                 {:.3} s  ({on} of {} inputs on)",
+        m.seconds.0,
         x.len()
     );
     println!(
-        "  counting (f64)          {:.3} s  (largest path count {max_count:.3e})",
-        count_s
+        "  counting (f64)          {:.3} s  ({counted} inputs with a path; largest path count {max_count:.3e})",
+        m.seconds.1
     );
     println!("  viterbi (max-abs)       {:.3} s", vit_s);
 
@@ -225,13 +277,17 @@ fn run() -> klrp::Result<()> {
         }
         img
     };
-    let real_map = reduce(r_real.input(), |a, b| a + b);
-    let bool_map = reduce(r_bool.input(), f64::max);
-    let count_map = reduce(r_count.input(), |a, b| a + b);
-    let vit_map = reduce(r_vit.input(), f64::max);
+    // Maps summed over the colour channels (Boolean: how many of the 3 channels are on).
+    let real_map = r_real.heatmap(0)?;
+    let bool_map = m.boolean.heatmap(0)?;
+    let count_map = m.counting.heatmap(0)?;
+    let vit_map = r_vit.heatmap(0)?;
     let mid = r_real
         .layer(28)
-        .map(|r| reduce(r, |a, b| a + b))
+        .map(|r| r.index_axis(Axis(0), 0).mapv(|v| f64::from(v.0)).sum_axis(Axis(0)))
+        .map(|r| r.into_dimensionality::<ndarray::Ix2>())
+        .transpose()
+        .map_err(|e| klrp::Error::invalid(format!("features.28 relevance: {e}")))?
         .unwrap_or_else(|| Array2::zeros((14, 14)));
     let mid_img = heatmap_rgb(mid.view(), Colormap::Bwr, Scale::Symmetric).upscale(16);
     let grid = Grid::new(vec![vec![
@@ -240,19 +296,19 @@ fn run() -> klrp::Result<()> {
         heatmap_rgb(
             bool_map.view(),
             Colormap::GrayR,
-            Scale::Range { min: 0.0, max: 1.0 },
+            Scale::Range { min: 0.0, max: 3.0 },
         ),
         heatmap_rgb(count_map.view(), Colormap::Hot, Scale::Log1p),
         heatmap_rgb(vit_map.view(), Colormap::Viridis, Scale::MinMax),
         mid_img,
     ]])
     .with_column_titles([
-        "input",
-        "real",
-        "boolean",
-        "counting",
-        "viterbi",
-        "real, features.28",
+        "input".to_string(),
+        "real".to_string(),
+        format!("boolean: {on} of {} on", x.len()),
+        format!("counting: {counted} > 0"),
+        "viterbi".to_string(),
+        "real, features.28".to_string(),
     ])
     .with_title(format!("VGG-16, class {target}"))
     .render()?;

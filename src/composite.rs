@@ -220,6 +220,11 @@ impl Composite {
         self
     }
 
+    /// The layer indices given their own rule with [`with_layer`](Composite::with_layer).
+    pub fn layer_overrides(&self) -> impl Iterator<Item = usize> + '_ {
+        self.by_index.keys().copied()
+    }
+
     /// The rule of every layer of `layers`, in order.
     pub fn assign(&self, layers: &[Box<dyn Layer>]) -> Vec<Rule> {
         let kinds: Vec<LayerKind> = layers.iter().map(|l| l.kind()).collect();

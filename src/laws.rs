@@ -209,6 +209,10 @@ pub fn approx_eq_f32(max_relative: f32, epsilon: f32) -> impl Fn(f32, f32) -> bo
 
 /// Checks every [`Law`] on `cases` random triples drawn from `strategy`, comparing with `eq`.
 ///
+/// The special elements 0, 1 and ⊤ (when declared) are always mixed into the drawn values (a
+/// quarter of them), so a wrong `zero()`, `one()` or `top()` is found even if `strategy` never
+/// produces it.
+///
 /// `eq` decides when two elements count as equal (for floats, up to rounding: see
 /// [`approx_eq_f64`]); [`Law::IsZeroConsistent`] and [`Law::IsTopConsistent`] use `==`, as
 /// `is_zero` and `is_top` do. The laws are checked in the order of [`Law::ALL`]; the first one
@@ -248,7 +252,7 @@ where
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &SEED));
     let current = Cell::new(Law::AddAssociative);
-    let triples = proptest::array::uniform3(strategy);
+    let triples = proptest::array::uniform3(with_special_values(strategy));
     let result = runner.run(&triples, |[a, b, c]| {
         check_triple(a, b, c, &eq, &current).map_err(|v| TestCaseError::fail(v.to_string()))
     });
@@ -275,6 +279,22 @@ where
             panic!("check_laws: the strategy cannot generate values: {reason}")
         }
     }
+}
+
+/// `strategy` with 0, 1 and ⊤ (when [`Semiring::top`] declares one) mixed in: a quarter of the
+/// drawn values is one of them. Kernels rely on these elements (skipping zeros, stopping at ⊤), so
+/// the laws are always checked on them, whatever the user's strategy draws.
+fn with_special_values<K: Semiring, S: Strategy<Value = K>>(
+    strategy: S,
+) -> impl Strategy<Value = K> {
+    let special: Vec<K> = [Some(K::zero()), Some(K::one()), K::top()]
+        .into_iter()
+        .flatten()
+        .collect();
+    proptest::prop_oneof![
+        1 => proptest::sample::select(special),
+        3 => strategy,
+    ]
 }
 
 /// [`check_laws`] comparing with `==`, for semirings whose laws hold exactly.
@@ -582,5 +602,54 @@ pub mod strategies {
             2 => (0u8..=8).prop_map(|k| f64::from(k) / 8.0),
             4 => 0.0..=1.0,
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `([0, ∞), max, ×)` declaring ⊤ = +∞: ∞ absorbs under max, but ∞ ⊗ 0 = NaN, so ∞ is not a
+    /// lawful element and kernels that stop at ⊤ would be wrong.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct MaxTimes(f64);
+    impl Semiring for MaxTimes {
+        const NAME: &'static str = "max-times-with-infinite-top";
+        const ADD_IDEMPOTENT: bool = true;
+        fn zero() -> Self {
+            MaxTimes(0.0)
+        }
+        fn one() -> Self {
+            MaxTimes(1.0)
+        }
+        fn add(self, rhs: Self) -> Self {
+            MaxTimes(self.0.max(rhs.0))
+        }
+        fn mul(self, rhs: Self) -> Self {
+            MaxTimes(self.0 * rhs.0)
+        }
+        fn top() -> Option<Self> {
+            Some(MaxTimes(f64::INFINITY))
+        }
+        fn to_f64(&self) -> f64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_wrong_top_is_caught_even_if_the_strategy_never_draws_it() {
+        let eq = |x: &MaxTimes, y: &MaxTimes| x.0 == y.0;
+        // Every law holds on values the strategy draws (integers in [0, 100]: exact products) …
+        let drawn = [MaxTimes(0.0), MaxTimes(2.5), MaxTimes(100.0)];
+        for a in drawn {
+            for b in drawn {
+                check_laws_at(a, b, MaxTimes(1.0), eq).unwrap();
+            }
+        }
+        // … but ⊤ = ∞ is mixed in, and ∞ ⊗ 0 = NaN breaks annihilation.
+        let drawn = (0u32..=100).prop_map(|i| MaxTimes(f64::from(i)));
+        let err = check_laws(drawn, eq, 200).unwrap_err();
+        assert_eq!(err.law, Law::ZeroAnnihilates, "{err}");
+        assert!(err.values.contains("inf"), "{err}");
     }
 }

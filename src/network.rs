@@ -5,7 +5,7 @@ use crate::conversion::{Conversion, PerLayer};
 use crate::error::{Error, Result};
 use crate::graph::{Node, Source, check_order, check_sources};
 use crate::kernels;
-use crate::layers::{Identity, Layer, Shares, Tensor, with_batch};
+use crate::layers::{IdentityLayer, Layer, Shares, Tensor, with_batch};
 use crate::semiring::{Real, Semiring};
 use ndarray::{ArrayD, Axis, IxDyn};
 use num_traits::Float;
@@ -504,7 +504,7 @@ impl Network {
     }
 
     /// Fuses every normalisation layer into the dense or convolution layer producing its input
-    /// (Zennit's canonizer); the normalisation is replaced by an [`Identity`], so layer indices
+    /// (Zennit's canonizer); the normalisation is replaced by an [`IdentityLayer`], so layer indices
     /// do not change. Identity layers (dropout, identities, e.g. the constant nodes of an
     /// imported ONNX graph) between the two are skipped over. In a graph, the producer (and every
     /// identity skipped) must feed nothing but the path to the normalisation: fusing changes its
@@ -555,7 +555,7 @@ impl Network {
             self.layers[prev]
                 .fuse_channel_affine(&affine)
                 .map_err(|e| e.in_layer(prev, prev_name))?;
-            self.layers[i] = Box::new(Identity);
+            self.layers[i] = Box::new(IdentityLayer);
         }
         Ok(self)
     }
@@ -671,7 +671,9 @@ impl Network {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if `init` does not match the output batch or `trace` was not made
-    /// by this network; [`Error::NonFinite`] if `init` holds NaN/±Inf (or a saturated count);
+    /// by this network ([`Error::InvalidArgument`] if it has another number of layers);
+    /// [`Error::InvalidArgument`] if `composite` or `theta` names a layer index the network does not
+    /// have; [`Error::NonFinite`] if `init` holds NaN/±Inf (or a saturated count);
     /// [`Error::TooLarge`] if the batch exceeds the element limit; [`Error::Layer`] if a
     /// layer cannot propagate (an unfused normalisation, a rule that does not apply).
     pub fn propagate<K: Semiring, T: Conversion<K>>(
@@ -683,7 +685,16 @@ impl Network {
         keep_layers: bool,
     ) -> Result<Relevance<K>> {
         let out = trace.output();
-        if init.shape() != out.shape() || trace.activations.len() != self.layers.len() + 1 {
+        if trace.activations.len() != self.layers.len() + 1 {
+            return Err(Error::invalid(format!(
+                "the trace holds {} activations but this network has {} layers (and an input): \
+                 it was made by another network",
+                trace.activations.len(),
+                self.layers.len()
+            )));
+        }
+        crate::explain::check_layer_indices(composite, theta, self.layers.len())?;
+        if init.shape() != out.shape() {
             return Err(Error::shape(
                 "initialization vector",
                 out.shape(),

@@ -316,77 +316,33 @@ pub struct Calibration {
 /// input contributed equally. θ at dense layer `l` is `κ / n̄_l`, `n̄_l` the mean number of
 /// active inputs of that layer on the calibration digits: a connection is relevant when it
 /// carries at least κ times its "fair share". κ is the same for every layer and is chosen on
-/// the grid 1, 1.5, 2, … 32 (by bisection: coverage falls as κ grows) so that the Boolean masks
+/// the grid 0.1, …, 0.9, 1, 1.5, … 128 (by bisection: coverage falls as κ grows) so that the Boolean masks
 /// keep about [`TARGET_COVERAGE`] of each digit's ink pixels: masks that are neither all on (κ
-/// small: every stroke pixel has some strong path) nor all off.
-///
+/// small: every stroke pixel has some strong path) nor all off. This is
+/// [`klrp::calibrate::for_input_fraction`].
 pub fn calibrate_theta(
     net: &Network,
     x: ArrayView2<'_, f32>,
     targets: &[usize],
 ) -> klrp::Result<Calibration> {
-    let xd = x.to_owned().into_dyn();
-    let trace = net.trace(&xd)?;
-    let n = x.nrows() as f64;
-    let dense: Vec<usize> = net
-        .layers()
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.kind().is_linear())
-        .map(|(i, _)| i)
-        .collect();
-    let active: Vec<(usize, f64)> = dense
-        .iter()
-        .map(|&l| {
-            let a = trace.activation(l).expect("a dense layer has an input");
-            (l, a.iter().filter(|&&v| v != 0.0).count() as f64 / n)
-        })
-        .collect();
-    let thetas = |kappa: f32| -> klrp::Result<PerLayer<Threshold>> {
-        let mut p = PerLayer::new(Threshold::new(kappa)?);
-        for &(l, nbar) in &active {
-            p.set(l, Threshold::new(kappa / nbar.max(1.0) as f32)?);
-        }
-        Ok(p)
-    };
-    let ink: Vec<f64> = x
-        .outer_iter()
-        .map(|r| r.iter().filter(|&&v| v > 0.0).count().max(1) as f64)
-        .collect();
-    let coverage = |theta: &PerLayer<Threshold>| -> klrp::Result<f64> {
-        let init = one_hot::<Boolean>(trace.output().shape(), targets)?;
-        let b = net.propagate(&trace, init, &Composite::k_lrp(), theta, false)?;
-        Ok(b.input()
-            .outer_iter()
-            .zip(&ink)
-            .map(|(r, i)| r.iter().filter(|v| v.0).count() as f64 / i)
-            .sum::<f64>()
-            / n)
-    };
-    let grid: Vec<f32> = (2..=64).map(|i| i as f32 * 0.5).collect();
-    // Bisection for the first κ whose coverage is at most the target, then the closer of it and
-    // its predecessor.
-    let (mut lo, mut hi) = (0usize, grid.len() - 1);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if coverage(&thetas(grid[mid])?)? <= TARGET_COVERAGE {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    let mut best = (grid[lo], coverage(&thetas(grid[lo])?)?);
-    if lo > 0 {
-        let c = coverage(&thetas(grid[lo - 1])?)?;
-        if (c - TARGET_COVERAGE).abs() < (best.1 - TARGET_COVERAGE).abs() {
-            best = (grid[lo - 1], c);
-        }
-    }
+    // The library's fair-share calibration: κ on the grid 0.1 … 0.9, 1, 1.5, … 128, by
+    // bisection, keeping TARGET_COVERAGE of the non-zero (ink) pixels.
+    let cal = klrp::calibrate::for_input_fraction(
+        net,
+        &x.to_owned().into_dyn(),
+        targets,
+        &Composite::k_lrp(),
+        TARGET_COVERAGE,
+    )?;
     Ok(Calibration {
-        theta: thetas(best.0)?,
-        kappa: best.0,
-        active_inputs: active,
-        coverage: best.1,
+        theta: cal.theta,
+        kappa: cal.kappa,
+        active_inputs: cal
+            .active_inputs
+            .iter()
+            .map(|a| (a.layer, a.mean_active))
+            .collect(),
+        coverage: cal.fraction,
     })
 }
 

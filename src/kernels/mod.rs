@@ -386,6 +386,11 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                             "explicit share ({j}, {k}) outside the layer ({n_in} inputs, {n_out} outputs)"
                         )));
                     }
+                    if !d.is_finite() {
+                        return Err(Error::NonFinite(format!(
+                            "explicit share d = {d} for input {j}, output {k} of sample {s}"
+                        )));
+                    }
                     r_in_s[j].add_mul(theta.convert(d), r_out_s[k]);
                 }
             }

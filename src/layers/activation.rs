@@ -1,5 +1,5 @@
 //! Element-wise layers: `ReLU`, `Clip` (ReLU6), `LeakyReLU`, `Sigmoid`, `SiLU`, `HardSigmoid`,
-//! `HardSwish`, `Gelu`, `Tanh`, `Dropout`, `Identity`. Relevance passes through them unchanged.
+//! `HardSwish`, `Gelu`, `Tanh`, `Dropout`, `IdentityLayer`. Relevance passes through them unchanged.
 
 use super::{Layer, LayerKind, Shares, Tensor};
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ pub struct Dropout;
 
 /// The identity (also what a normalisation becomes once fused into the layer before it).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Identity;
+pub struct IdentityLayer;
 
 macro_rules! identity_layer {
     ($t:ty, $name:expr) => {
@@ -57,7 +57,7 @@ macro_rules! identity_layer {
     };
 }
 identity_layer!(Dropout, "Dropout");
-identity_layer!(Identity, "Identity");
+identity_layer!(IdentityLayer, "Identity");
 
 /// An element-wise activation `f`: the output has the input's shape, relevance passes unchanged
 /// (Zennit's `Pass`), wherever `f` saturates.

@@ -17,7 +17,7 @@ mod merge;
 mod pool;
 
 pub use activation::{
-    Clip, Dropout, Gelu, HardSigmoid, HardSwish, Identity, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh,
+    Clip, Dropout, Gelu, HardSigmoid, HardSwish, IdentityLayer, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh,
 };
 pub use batchnorm::BatchNorm2d;
 pub use conv::{Conv2d, ConvGeometry};
@@ -461,8 +461,21 @@ fn single_input_error(name: &str, got: usize) -> Error {
 /// Checks that a batch has at least one sample, of per-sample shape `expected`.
 pub(crate) fn check_batch(x: &Tensor, expected: &[usize], context: &str) -> Result<()> {
     if x.ndim() == 0 || x.shape()[0] == 0 || &x.shape()[1..] != expected {
-        let mut want = vec![x.shape().first().copied().unwrap_or(1).max(1)];
-        want.extend_from_slice(expected);
+        // The batch size is the first axis only when the number of axes is right; otherwise
+        // (e.g. one sample without its batch axis) it would read a feature axis as the batch.
+        let batch = if x.ndim() == expected.len() + 1 {
+            x.shape()[0].max(1)
+        } else {
+            1
+        };
+        let want = with_batch(batch, expected);
+        if x.shape() == expected {
+            return Err(Error::shape(
+                format!("{context} (one sample without the batch axis: add it, e.g. with x.insert_axis(Axis(0)))"),
+                &want,
+                x.shape(),
+            ));
+        }
         return Err(Error::shape(context, &want, x.shape()));
     }
     Ok(())

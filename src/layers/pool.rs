@@ -41,11 +41,10 @@ pub struct PoolGeometry {
 fn sample_chw(input: &[usize], layer: &str) -> Result<(usize, usize, usize)> {
     match *input {
         [c, h, w] => Ok((c, h, w)),
-        _ => Err(Error::shape(
-            format!("{layer} input [C, H, W]"),
-            &[0, 0, 0],
-            input,
-        )),
+        _ => Err(Error::invalid(format!(
+            "{layer} takes samples of shape [C, H, W] (3 axes), got {input:?} ({} axes)",
+            input.len()
+        ))),
     }
 }
 

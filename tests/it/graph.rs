@@ -4,7 +4,7 @@
 //! the unrolled graph, Boolean = support of Counting, a sample alone = the sample in a batch).
 
 use klrp::layers::{
-    Add, BatchNorm2d, Concat, Conv2d, Dense, Identity, Layer, LeakyReLU, Mul, ReLU, Sigmoid,
+    Add, BatchNorm2d, Concat, Conv2d, Dense, IdentityLayer, Layer, LeakyReLU, Mul, ReLU, Sigmoid,
 };
 use klrp::rules::ZeroRule;
 use klrp::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
@@ -325,7 +325,7 @@ fn batchnorm_fuses_into_its_producer_in_a_graph() {
     let xv = ArrayD::from_shape_fn(vec![1, 2, 2, 2], |i| i[3] as f32 - 0.5 * i[1] as f32);
     let before = net.forward(&xv).unwrap();
     let fused = net.canonize().unwrap();
-    assert_eq!(fused.layers()[1].name(), Identity.name());
+    assert_eq!(fused.layers()[1].name(), IdentityLayer.name());
     let after = fused.forward(&xv).unwrap();
     for (a, b) in before.iter().zip(after.iter()) {
         assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");

@@ -452,7 +452,7 @@ fn layers_called_directly_with_any_shape_do_not_panic() {
         Box::new(ReLU),
         Box::new(Flatten),
         Box::new(klrp::layers::Dropout),
-        Box::new(klrp::layers::Identity),
+        Box::new(klrp::layers::IdentityLayer),
     ];
     let shapes: Vec<Vec<usize>> = vec![
         vec![],

@@ -16,7 +16,7 @@
 //! `i` of the [`Network`], **every node counted**, so the layer indices that
 //! [`PerLayer`](crate::PerLayer) and [`Composite::with_layer`](crate::Composite::with_layer) take
 //! are the graph's node indices. Nodes that do not transform the running activation become an
-//! [`Identity`] layer at their index:
+//! [`IdentityLayer`] at their index:
 //!
 //! - `Constant` nodes and shape computations (`Shape`, `Gather`, `Unsqueeze`, `Squeeze`, `Concat`,
 //!   `Slice`, `Cast` and `Identity` on constants), which are evaluated at import;
@@ -57,7 +57,7 @@ mod proto;
 use crate::error::{Error, Result};
 use crate::layers::{
     AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, ChannelAffine, Conv2d, Dense, Dropout, Flatten,
-    Identity, Layer, LayerKind, MaxPool2d, ReLU,
+    IdentityLayer, Layer, LayerKind, MaxPool2d, ReLU,
 };
 use crate::network::Network;
 use ndarray::{Array1, Array2, Array4};
@@ -619,7 +619,7 @@ impl Importer {
             for (name, c) in node.outputs.iter().zip(outs) {
                 self.values.insert(name.clone(), Value::Const(Rc::new(c)));
             }
-            self.push(i, node, Box::new(Identity), Some(note.into()));
+            self.push(i, node, Box::new(IdentityLayer), Some(note.into()));
             return Ok(());
         }
         if let Some(&k) = act_inputs.iter().find(|&&k| node.inputs[k] != self.act) {
@@ -642,7 +642,7 @@ impl Importer {
             self.push(
                 i,
                 node,
-                Box::new(Identity),
+                Box::new(IdentityLayer),
                 Some("shape computation".into()),
             );
             return Ok(());
@@ -718,7 +718,7 @@ impl Importer {
         let plain = |l: Box<dyn Layer>| Ok((l, None, false));
         match node.op_type.as_str() {
             "Relu" => plain(Box::new(ReLU)),
-            "Identity" => plain(Box::new(Identity)),
+            "Identity" => plain(Box::new(IdentityLayer)),
             "Dropout" => {
                 if let Some(t) = self.opt_const_input(node, 2, "training_mode")?
                     && t.ints("training_mode")?.iter().any(|&v| v != 0)
@@ -730,7 +730,7 @@ impl Importer {
             "Softmax" | "LogSoftmax" => {
                 self.softmax_at = Some(i);
                 Ok((
-                    Box::new(Identity),
+                    Box::new(IdentityLayer),
                     Some("ignored: LRP explains the logits".into()),
                     false,
                 ))
@@ -785,7 +785,7 @@ impl Importer {
                     Ok((Box::new(Flatten), Some("reshape to [N, -1]".into()), false))
                 } else if self.is_same_shape(t, allowzero) {
                     Ok((
-                        Box::new(Identity),
+                        Box::new(IdentityLayer),
                         Some("reshape to the same shape".into()),
                         false,
                     ))
@@ -986,7 +986,7 @@ impl Importer {
         };
         self.layers[p].fuse_channel_affine(&affine)?;
         Ok((
-            Box::new(Identity),
+            Box::new(IdentityLayer),
             Some(format!("bias of layer {p}")),
             false,
         ))
