@@ -284,7 +284,11 @@ fn run() -> klrp::Result<()> {
     let vit_map = r_vit.heatmap(0)?;
     let mid = r_real
         .layer(28)
-        .map(|r| r.index_axis(Axis(0), 0).mapv(|v| f64::from(v.0)).sum_axis(Axis(0)))
+        .map(|r| {
+            r.index_axis(Axis(0), 0)
+                .mapv(|v| f64::from(v.0))
+                .sum_axis(Axis(0))
+        })
         .map(|r| r.into_dimensionality::<ndarray::Ix2>())
         .transpose()
         .map_err(|e| klrp::Error::invalid(format!("features.28 relevance: {e}")))?

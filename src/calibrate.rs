@@ -115,8 +115,9 @@ fn fan_in(conn: &Connectivity<'_>) -> usize {
             weight,
             ..
         } => weight.shape()[1] * g.kh * g.kw,
-        Connectivity::Pool { geometry: g } => g.rows.first().map_or(0, |r| r.len())
-            * g.cols.first().map_or(0, |c| c.len()),
+        Connectivity::Pool { geometry: g } => {
+            g.rows.first().map_or(0, |r| r.len()) * g.cols.first().map_or(0, |c| c.len())
+        }
     }
 }
 
@@ -155,7 +156,10 @@ pub fn active_inputs(net: &Network, trace: &Trace) -> Result<Vec<ActiveInputs>> 
 fn thetas(active: &[ActiveInputs], kappa: f32) -> Result<PerLayer<Threshold>> {
     let mut p = PerLayer::new(Threshold::new(DEFAULT_OTHER_THETA)?);
     for a in active {
-        p.set(a.layer, Threshold::new(kappa / a.mean_active.max(1.0) as f32)?);
+        p.set(
+            a.layer,
+            Threshold::new(kappa / a.mean_active.max(1.0) as f32)?,
+        );
     }
     Ok(p)
 }
@@ -290,10 +294,8 @@ pub fn for_connection_fraction(
             lo = hi;
             hi *= 2.0;
             if !hi.is_finite() {
-                return Err(
-                    Error::invalid("connection calibration: shares above 1e38")
-                        .in_layer(i, layer.name()),
-                );
+                return Err(Error::invalid("connection calibration: shares above 1e38")
+                    .in_layer(i, layer.name()));
             }
         }
         // Geometric bisection until hi / lo < 1.001, then the end closer to `fraction`.
@@ -376,7 +378,11 @@ mod tests {
             let init = one_hot::<Boolean>(trace.output().shape(), &[0, 1]).unwrap();
             let m = net.propagate(&trace, init, &c, &cal.theta, false).unwrap();
             let kept = (m.input().row_on(0) / 3.0 + m.input().row_on(1) / 4.0) / 2.0;
-            assert!((kept - cal.fraction).abs() < 1e-12, "{kept} vs {}", cal.fraction);
+            assert!(
+                (kept - cal.fraction).abs() < 1e-12,
+                "{kept} vs {}",
+                cal.fraction
+            );
             // No grid κ does better.
             for k in kappa_grid() {
                 let th = fair_share(&net, &x(), k).unwrap();
@@ -400,7 +406,12 @@ mod tests {
     }
     impl RowOn for ArrayD<Boolean> {
         fn row_on(&self, s: usize) -> f64 {
-            self.outer_iter().nth(s).unwrap().iter().filter(|b| b.0).count() as f64
+            self.outer_iter()
+                .nth(s)
+                .unwrap()
+                .iter()
+                .filter(|b| b.0)
+                .count() as f64
         }
     }
 
@@ -412,14 +423,25 @@ mod tests {
         let theta = for_connection_fraction(&net, &x(), &c, 0.5).unwrap();
         for layer in [0, 2] {
             // Every share of the layer, enumerated by hand: d_jk = a_j w_kj / z_k.
-            let (a, z) = (trace.activation(layer).unwrap(), trace.activation(layer + 1).unwrap());
+            let (a, z) = (
+                trace.activation(layer).unwrap(),
+                trace.activation(layer + 1).unwrap(),
+            );
             let w = match layer {
-                0 => array![[1.0, 0.5, -1.0, 0.2], [0.2, 1.0, 0.3, 0.7], [0.4, -0.3, 0.9, 1.1]],
+                0 => array![
+                    [1.0, 0.5, -1.0, 0.2],
+                    [0.2, 1.0, 0.3, 0.7],
+                    [0.4, -0.3, 0.9, 1.1]
+                ],
                 _ => array![[1.0_f32, -0.5, 0.4], [0.3, 1.0, 0.6]],
             };
             let z = if layer == 0 {
                 // z of layer 0 is before the ReLU: recompute it.
-                a.clone().into_dimensionality::<ndarray::Ix2>().unwrap().dot(&w.t()).into_dyn()
+                a.clone()
+                    .into_dimensionality::<ndarray::Ix2>()
+                    .unwrap()
+                    .dot(&w.t())
+                    .into_dyn()
             } else {
                 z.clone()
             };
@@ -428,7 +450,11 @@ mod tests {
                 for k in 0..w.nrows() {
                     for j in 0..w.ncols() {
                         let zk = z[[s, k]];
-                        let d = if zk == 0.0 { 0.0 } else { a[[s, j]] * w[[k, j]] / zk };
+                        let d = if zk == 0.0 {
+                            0.0
+                        } else {
+                            a[[s, j]] * w[[k, j]] / zk
+                        };
                         if d > 0.0 {
                             shares.push(d);
                         }
@@ -439,7 +465,10 @@ mod tests {
             let kept = shares.iter().filter(|&&d| d >= t).count() as f64 / shares.len() as f64;
             // The closest achievable fraction: with n shares, steps of 1/n.
             let n = shares.len() as f64;
-            assert!((kept - 0.5).abs() <= 0.5 / n + 1e-9, "layer {layer}: kept {kept} of {n}");
+            assert!(
+                (kept - 0.5).abs() <= 0.5 / n + 1e-9,
+                "layer {layer}: kept {kept} of {n}"
+            );
         }
     }
 }

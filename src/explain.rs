@@ -710,8 +710,8 @@ mod tests {
             .explain_with(&x, 1, &Explainer::boolean(t).with_init(Init::Logit))
             .unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
-        let wide = Explainer::<Real<f64>, _>::new(Composite::k_lrp(), Identity)
-            .with_init(Init::Logit);
+        let wide =
+            Explainer::<Real<f64>, _>::new(Composite::k_lrp(), Identity).with_init(Init::Logit);
         let r = net.explain_with(&x, 1, &wide).unwrap();
         let logit = net.forward(&x.clone().into_dyn()).unwrap()[[0, 1]];
         assert!((r.values().sum() - f64::from(logit)).abs() < 1e-4);

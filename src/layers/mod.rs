@@ -471,7 +471,9 @@ pub(crate) fn check_batch(x: &Tensor, expected: &[usize], context: &str) -> Resu
         let want = with_batch(batch, expected);
         if x.shape() == expected {
             return Err(Error::shape(
-                format!("{context} (one sample without the batch axis: add it, e.g. with x.insert_axis(Axis(0)))"),
+                format!(
+                    "{context} (one sample without the batch axis: add it, e.g. with x.insert_axis(Axis(0)))"
+                ),
                 &want,
                 x.shape(),
             ));
