@@ -8,6 +8,8 @@
 
 #[path = "../examples/mnist/experiments.rs"]
 mod experiments;
+#[path = "../examples/mnist/network_view.rs"]
+mod network_view;
 #[path = "../examples/mnist/rng.rs"]
 mod rng;
 #[path = "../examples/mnist/train.rs"]
@@ -88,6 +90,9 @@ fn quick_run_produces_sound_figures_and_tables() {
     assert!(masks.width() >= 10 * 84 && masks.height() >= 2 * 84);
     assert!(masks.width() > masks.height());
     png("class_mask_frequency.png");
+    // The network slice: four diagrams of 4 columns of 8 neurons.
+    let network = png("network.png");
+    assert!(network.width() > 1000 && network.height() > 1000);
     for plot in ["pruning.png", "perturbation.png"] {
         let img = png(plot);
         assert_eq!((img.width(), img.height()), (900, 520), "{plot}");
