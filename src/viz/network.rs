@@ -789,6 +789,17 @@ struct Spot {
     y: f64,
 }
 
+/// A connection as drawn: its end points at the neurons' rims, colour, width, and its
+/// strength (drawing order: weak first; −1 for the semiring's zero).
+struct Stroke<'a, K> {
+    strength: f64,
+    from: (f64, f64),
+    to: (f64, f64),
+    color: Rgb,
+    width: f64,
+    connection: &'a DiagramConnection<K>,
+}
+
 /// An axis-aligned box `(x, y, w, h)` in pixels, for placing labels.
 type LabelBox = (f64, f64, f64, f64);
 
@@ -962,8 +973,7 @@ impl<K: DiagramValue> NetworkDiagram<K> {
 
         // Connections: zero ones faint and first, then the others from weak to strong.
         let conn_range = ValueRange::of(self.connections.iter().flatten().map(|c| c.value));
-        let mut lines: Vec<(f64, (f64, f64), (f64, f64), Rgb, f64, &DiagramConnection<K>)> =
-            Vec::new();
+        let mut lines: Vec<Stroke<'_, K>> = Vec::new();
         for (m, gap) in self.connections.iter().enumerate() {
             let (Some(lc), Some(rc)) = (self.columns.get(m), self.columns.get(m + 1)) else {
                 continue;
@@ -975,7 +985,14 @@ impl<K: DiagramValue> NetworkDiagram<K> {
                 let (pa, pb) = (spots[m][a], spots[m + 1][b]);
                 let (from, to) = ((pa.x + radius, pa.y), (pb.x - radius, pb.y));
                 if c.value.is_zero() {
-                    lines.push((-1.0, from, to, FAINT, 1.0, c));
+                    lines.push(Stroke {
+                        strength: -1.0,
+                        from,
+                        to,
+                        color: FAINT,
+                        width: 1.0,
+                        connection: c,
+                    });
                 } else {
                     let v = c.value.to_f64();
                     let s = conn_range.strength(v);
@@ -984,13 +1001,20 @@ impl<K: DiagramValue> NetworkDiagram<K> {
                     } else {
                         (mix(PALE, conn_range.hue(v), 0.3 + 0.7 * s), 1.2 + 4.8 * s)
                     };
-                    lines.push((s, from, to, color, w, c));
+                    lines.push(Stroke {
+                        strength: s,
+                        from,
+                        to,
+                        color,
+                        width: w,
+                        connection: c,
+                    });
                 }
             }
         }
-        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for &(_, from, to, color, w, _) in &lines {
-            img.draw_line_aa(from, to, color, w);
+        lines.sort_by(|a, b| a.strength.total_cmp(&b.strength));
+        for l in &lines {
+            img.draw_line_aa(l.from, l.to, l.color, l.width);
         }
 
         // Neurons: a circle filled by strength, its value inside and its name above.
@@ -1059,7 +1083,14 @@ impl<K: DiagramValue> NetworkDiagram<K> {
 
         // Connection values, on a white box, where they overlap the least.
         if label_lines {
-            for &(_, from, to, color, _, c) in lines.iter().rev() {
+            for &Stroke {
+                from,
+                to,
+                color,
+                connection: c,
+                ..
+            } in lines.iter().rev()
+            {
                 if c.value.is_zero() {
                     continue;
                 }
