@@ -12,6 +12,7 @@
 //! | [`heatmap_rgb`] | a 2-D relevance map as an image, one pixel per value |
 //! | [`Grid`] | images in rows and columns, enlarged, with column titles and row labels |
 //! | [`LinePlot`] | a line plot with axes, ticks, grid lines and a legend |
+//! | [`NetworkDiagram`] | a dense network's neurons and connections annotated with its forward pass or one K-LRP pass in any semiring (⊤ highlighted, counts and strengths by width and colour, zero faint), the most relevant neurons of wide layers |
 //! | [`save_png`], [`read_png`], [`encode_png`], [`decode_png`] | PNG files |
 //!
 //! # Example
@@ -33,6 +34,13 @@
 //! assert_eq!(klrp::viz::decode_png(&png)?, grid);
 //! # Ok::<(), klrp::Error>(())
 //! ```
+
+mod network;
+
+pub use network::{
+    AUTO_LABEL_CONNECTIONS, DiagramColumn, DiagramConnection, DiagramKind, DiagramNeuron,
+    DiagramValue, NetworkDiagram, ValueStyle, short_number,
+};
 
 use crate::error::{Error, Result};
 use ndarray::ArrayView2;
@@ -212,6 +220,108 @@ impl RgbImage {
             if e2 <= dx {
                 err += dx;
                 y += sy;
+            }
+        }
+    }
+
+    /// Mixes `color` into the pixel at column `x`, row `y` with opacity `alpha`:
+    /// `c ← (1 − α)·c + α·color`, `α` clamped to `[0, 1]`; coordinates outside are ignored.
+    pub fn blend(&mut self, x: i64, y: i64, color: Rgb, alpha: f64) {
+        if x < 0 || y < 0 || x as usize >= self.width || y as usize >= self.height {
+            return;
+        }
+        let a = if alpha.is_nan() {
+            0.0
+        } else {
+            alpha.clamp(0.0, 1.0)
+        };
+        if a <= 0.0 {
+            return;
+        }
+        let i = 3 * (y as usize * self.width + x as usize);
+        for (c, &t) in self.data[i..i + 3].iter_mut().zip(&color) {
+            *c = (f64::from(*c) * (1.0 - a) + f64::from(t) * a).round() as u8;
+        }
+    }
+
+    /// Draws an anti-aliased line `width` pixels wide from `a` to `b`, with round ends.
+    ///
+    /// Coordinates are in pixels, continuous: pixel `(x, y)` covers `[x, x + 1) × [y, y + 1)`.
+    /// A pixel is covered by `clamp(width/2 + ½ − distance, 0, 1)`, the distance from its centre
+    /// to the segment, and blended with that opacity.
+    pub fn draw_line_aa(&mut self, a: (f64, f64), b: (f64, f64), color: Rgb, width: f64) {
+        let half = width.max(0.5) / 2.0;
+        if ![a.0, a.1, b.0, b.1].iter().all(|v| v.is_finite()) {
+            return;
+        }
+        let reach = half + 1.0;
+        let (x0, x1) = (a.0.min(b.0) - reach, a.0.max(b.0) + reach);
+        let (y0, y1) = (a.1.min(b.1) - reach, a.1.max(b.1) + reach);
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let len2 = dx * dx + dy * dy;
+        let (xs, xe) = (x0.floor().max(0.0), x1.ceil().min(self.width as f64));
+        let (ys, ye) = (y0.floor().max(0.0), y1.ceil().min(self.height as f64));
+        let (xs, xe, ys, ye) = (xs as i64, xe as i64, ys as i64, ye as i64);
+        for y in ys..ye {
+            let py = y as f64 + 0.5;
+            for x in xs..xe {
+                let px = x as f64 + 0.5;
+                let t = if len2 > 0.0 {
+                    (((px - a.0) * dx + (py - a.1) * dy) / len2).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let dist = (px - (a.0 + t * dx)).hypot(py - (a.1 + t * dy));
+                let cover = half + 0.5 - dist;
+                if cover > 0.0 {
+                    self.blend(x, y, color, cover);
+                }
+            }
+        }
+    }
+
+    /// Fills an anti-aliased disc of `radius` pixels around `center` (continuous coordinates, as
+    /// in [`draw_line_aa`](RgbImage::draw_line_aa)).
+    pub fn fill_circle(&mut self, center: (f64, f64), radius: f64, color: Rgb) {
+        self.circle_coverage(center, radius + 1.0, color, |d| radius + 0.5 - d);
+    }
+
+    /// Draws an anti-aliased circle of `radius` pixels around `center`, its ring `width` pixels
+    /// wide.
+    pub fn stroke_circle(&mut self, center: (f64, f64), radius: f64, width: f64, color: Rgb) {
+        let half = width.max(0.5) / 2.0;
+        self.circle_coverage(center, radius + half + 1.0, color, |d| {
+            half + 0.5 - (d - radius).abs()
+        });
+    }
+
+    /// Blends `color` into every pixel within `reach` of `center` with opacity
+    /// `cover(distance of the pixel centre)`.
+    fn circle_coverage(
+        &mut self,
+        center: (f64, f64),
+        reach: f64,
+        color: Rgb,
+        cover: impl Fn(f64) -> f64,
+    ) {
+        if !(center.0.is_finite() && center.1.is_finite() && reach.is_finite()) {
+            return;
+        }
+        let (xs, xe) = (
+            (center.0 - reach).floor().max(0.0) as i64,
+            (center.0 + reach).ceil().min(self.width as f64) as i64,
+        );
+        let (ys, ye) = (
+            (center.1 - reach).floor().max(0.0) as i64,
+            (center.1 + reach).ceil().min(self.height as f64) as i64,
+        );
+        for y in ys..ye {
+            for x in xs..xe {
+                let d = (x as f64 + 0.5 - center.0).hypot(y as f64 + 0.5 - center.1);
+                let c = cover(d);
+                if c > 0.0 {
+                    self.blend(x, y, color, c);
+                }
             }
         }
     }
@@ -1080,7 +1190,7 @@ pub fn read_png(path: impl AsRef<Path>) -> Result<RgbImage> {
 }
 
 /// The built-in bitmap font: 5 × 7 glyphs (descenders reach two rows lower), ASCII letters,
-/// digits, common punctuation and a few symbols (θ ε ∧ ∨ ≥ ×).
+/// digits, common punctuation and a few symbols (θ Θ ε ∧ ∨ ≥ × ⊤ ⊥ ⊕ ⊗ ∞ ← →).
 mod font {
     /// Glyph width in font pixels.
     pub const WIDTH: usize = 5;
@@ -1341,7 +1451,7 @@ mod font {
                 ".#.#.", ".#.#.", "#####", ".#.#.", "#####", ".#.#.", ".#.#.",
             ],
             '·' => &[".....", ".....", ".....", "..#.."],
-            'θ' => &[
+            'θ' | 'Θ' => &[
                 ".###.", "#...#", "#...#", "#####", "#...#", "#...#", ".###.",
             ],
             'ε' => &[
@@ -1351,6 +1461,27 @@ mod font {
             '∨' => &[".....", ".....", "#...#", ".#.#.", "..#.."],
             '≥' => &[
                 ".#...", "..#..", "...#.", "..#..", ".#...", ".....", "#####",
+            ],
+            '⊤' => &[
+                "#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#..",
+            ],
+            '⊥' => &[
+                "..#..", "..#..", "..#..", "..#..", "..#..", "..#..", "#####",
+            ],
+            '⊕' => &[
+                ".....", ".###.", "#.#.#", "#####", "#.#.#", ".###.", ".....",
+            ],
+            '⊗' => &[
+                ".....", ".###.", "##.##", "#.#.#", "##.##", ".###.", ".....",
+            ],
+            '∞' => &[
+                ".....", ".....", ".#.#.", "#.#.#", "#.#.#", ".#.#.", ".....",
+            ],
+            '←' => &[
+                ".....", "..#..", ".#...", "#####", ".#...", "..#..", ".....",
+            ],
+            '→' => &[
+                ".....", "..#..", "...#.", "#####", "...#.", "..#..", ".....",
             ],
             '×' => &[
                 ".....", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", ".....",
@@ -1556,6 +1687,39 @@ mod tests {
         assert_eq!((lo, hi), (0.0, 1.0));
         assert_eq!(ticks.len(), 6);
         assert_eq!(tick_label(0.2, &ticks), "0.2");
+    }
+
+    #[test]
+    fn anti_aliased_shapes_cover_what_they_should() {
+        let mut img = RgbImage::new(20, 20, WHITE);
+        img.blend(0, 0, BLACK, 0.5);
+        assert_eq!(img.pixel(0, 0), Some([128, 128, 128]));
+        img.blend(-1, 0, BLACK, 1.0); // outside: ignored
+        // A horizontal line 3 pixels wide through row centres 9.5 ± 1.5: rows 8–10 are covered.
+        img.draw_line_aa((2.0, 9.5), (17.0, 9.5), BLACK, 3.0);
+        for y in 8..=10 {
+            assert_eq!(img.pixel(10, y), Some(BLACK), "row {y}");
+        }
+        assert_eq!(img.pixel(10, 6), Some(WHITE));
+        assert_eq!(img.pixel(10, 12), Some(WHITE));
+        // Round ends: nothing beyond half the width past the end points.
+        assert_eq!(img.pixel(19, 9), Some(WHITE));
+        let mut disc = RgbImage::new(21, 21, WHITE);
+        disc.fill_circle((10.5, 10.5), 5.0, [255, 0, 0]);
+        assert_eq!(disc.pixel(10, 10), Some([255, 0, 0]));
+        assert_eq!(disc.pixel(10, 14), Some([255, 0, 0]));
+        assert_eq!(disc.pixel(10, 17), Some(WHITE));
+        // The rim is blended: some pixels neither white nor red.
+        let partial = disc
+            .as_raw()
+            .chunks(3)
+            .filter(|p| *p != WHITE && *p != [255, 0, 0])
+            .count();
+        assert!(partial > 8);
+        let mut ring = RgbImage::new(21, 21, WHITE);
+        ring.stroke_circle((10.5, 10.5), 6.0, 2.0, BLACK);
+        assert_eq!(ring.pixel(10, 10), Some(WHITE), "a ring is hollow");
+        assert_eq!(ring.pixel(10, 4), Some(BLACK));
     }
 
     #[test]

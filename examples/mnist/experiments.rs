@@ -496,6 +496,10 @@ pub fn run(cfg: &Config, data: &Data, log: &mut dyn FnMut(&str)) -> klrp::Result
     )?;
     log(&format!("wrote {}", path.display()));
     files.push(path);
+    // The first of those digits through a slice of the network (network_view.rs).
+    let path = crate::network_view::write_network_view(&ex, pick_x.row(0), pick_y[0], &cfg.out)?;
+    log(&format!("wrote {}", path.display()));
+    files.push(path);
 
     // 2. Boolean masks of every test digit; ∧ and ∨ per class.
     let t = Instant::now();

@@ -11,6 +11,7 @@
 //! | file | what |
 //! |---|---|
 //! | `explanations.png` | one test digit per class: digit, real (LRP-ε), Boolean, Counting, Viterbi relevance |
+//! | `network.png` | the first of those digits through a slice of the MLP (its 8 most relevant neurons per layer), in Boolean, Counting, Viterbi and Real |
 //! | `class_masks.png` | ∧ and ∨ of the Boolean masks of all test digits of each class |
 //! | `pruning.csv`, `pruning.png` | test accuracy as first-layer neurons are removed, least relevant first, per ranking |
 //! | `perturbation.csv`, `perturbation.png` | mean drop of the target logit as the most relevant pixels are set to 0 |
@@ -19,6 +20,7 @@
 //! training loop, `rng.rs` the random generator.
 
 mod experiments;
+mod network_view;
 mod rng;
 mod train;
 

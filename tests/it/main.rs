@@ -18,6 +18,7 @@ mod invariants;
 mod kernels;
 mod mnist_example;
 mod models;
+mod network_figure;
 mod onnx_import;
 mod reliability;
 mod semiring_laws;
@@ -29,6 +30,10 @@ mod zennit_reference;
 #[allow(dead_code)]
 #[path = "../../examples/mnist/experiments.rs"]
 mod experiments;
+#[cfg(feature = "viz")]
+#[allow(dead_code)]
+#[path = "../../examples/mnist/network_view.rs"]
+mod network_view;
 #[cfg(feature = "viz")]
 #[allow(dead_code)]
 #[path = "../../examples/mnist/rng.rs"]

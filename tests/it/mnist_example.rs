@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 // The example's modules are declared in main.rs, at the crate root (they use `crate::rng`).
-use crate::{experiments, rng, train};
+use crate::{experiments, network_view, rng, train};
 
 use experiments::{Config, Data, PERTURBATION_COLUMNS, PRUNING_COLUMNS};
 use klrp::io::idx::{IdxArray, IdxData, Mnist, write_idx};
@@ -84,6 +84,9 @@ fn quick_run_produces_sound_figures_and_tables() {
     assert!(masks.width() >= 10 * 84 && masks.height() >= 2 * 84);
     assert!(masks.width() > masks.height());
     png("class_mask_frequency.png");
+    // The network slice: four diagrams of 4 columns of 8 neurons.
+    let network = png("network.png");
+    assert!(network.width() > 1000 && network.height() > 1000);
     for plot in ["pruning.png", "perturbation.png"] {
         let img = png(plot);
         assert_eq!((img.width(), img.height()), (900, 520), "{plot}");
