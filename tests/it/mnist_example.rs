@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 // The example's modules are declared in main.rs, at the crate root (they use `crate::rng`).
-use crate::{experiments, network_view, rng, train};
+use crate::{experiments, rng, train};
 
 use experiments::{Config, Data, PERTURBATION_COLUMNS, PRUNING_COLUMNS};
 use klrp::io::idx::{IdxArray, IdxData, Mnist, write_idx};
