@@ -3,9 +3,11 @@
 //! Layout: an 8-byte little-endian header length `n`, `n` bytes of JSON
 //! (`{"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
 //! "__metadata__": {..}}`), then the data; offsets are relative to the end of the header. Tensors
-//! are little-endian and C-ordered. The header is parsed by a small JSON reader here (objects,
-//! arrays, strings, numbers, `true`/`false`/`null`, depth-limited), so no JSON dependency is
-//! needed.
+//! are little-endian and C-ordered. The header is read and validated by Hugging Face's reference
+//! implementation, the [`safetensors`](https://docs.rs/safetensors) crate (so a file klrp accepts
+//! is one `safetensors.torch.load_file` accepts: tensors stored back to back in offset order,
+//! covering the data exactly); klrp adds its element limit ([`MAX_TENSOR_ELEMENTS`]) and the
+//! conversion to `f32`.
 //!
 //! [`SafeTensors::tensor`] returns `f32` arrays from `F32`, `F16`, `BF16` and `F64` data.
 //!
@@ -45,33 +47,44 @@ pub enum Dtype {
     BF16,
     /// `F64`.
     F64,
-    /// Any other type (integers, Booleans, 8-bit floats), with its name and element size.
+    /// Any other type (integers, Booleans, complex, 8-, 6- and 4-bit floats), with its name and
+    /// element size in bytes (0 for the sub-byte types).
     Other(&'static str, usize),
 }
 
 impl Dtype {
-    fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "F32" => Dtype::F32,
-            "F16" => Dtype::F16,
-            "BF16" => Dtype::BF16,
-            "F64" => Dtype::F64,
-            "BOOL" => Dtype::Other("BOOL", 1),
-            "U8" => Dtype::Other("U8", 1),
-            "I8" => Dtype::Other("I8", 1),
-            "F8_E5M2" => Dtype::Other("F8_E5M2", 1),
-            "F8_E4M3" => Dtype::Other("F8_E4M3", 1),
-            "I16" => Dtype::Other("I16", 2),
-            "U16" => Dtype::Other("U16", 2),
-            "I32" => Dtype::Other("I32", 4),
-            "U32" => Dtype::Other("U32", 4),
-            "I64" => Dtype::Other("I64", 8),
-            "U64" => Dtype::Other("U64", 8),
-            other => return Err(bad(format!("unknown dtype {other:?}"))),
-        })
+    /// The reference implementation's dtype as klrp's.
+    fn from_reference(dtype: safetensors::Dtype) -> Self {
+        use safetensors::Dtype as D;
+        let other = |name| Dtype::Other(name, dtype.bitsize() / 8);
+        match dtype {
+            D::F32 => Dtype::F32,
+            D::F16 => Dtype::F16,
+            D::BF16 => Dtype::BF16,
+            D::F64 => Dtype::F64,
+            D::BOOL => other("BOOL"),
+            D::U8 => other("U8"),
+            D::I8 => other("I8"),
+            D::F8_E5M2 => other("F8_E5M2"),
+            D::F8_E4M3 => other("F8_E4M3"),
+            D::F8_E8M0 => other("F8_E8M0"),
+            D::F8_E4M3FNUZ => other("F8_E4M3FNUZ"),
+            D::F8_E5M2FNUZ => other("F8_E5M2FNUZ"),
+            D::F4 => other("F4"),
+            D::F6_E2M3 => other("F6_E2M3"),
+            D::F6_E3M2 => other("F6_E3M2"),
+            D::I16 => other("I16"),
+            D::U16 => other("U16"),
+            D::I32 => other("I32"),
+            D::U32 => other("U32"),
+            D::C64 => other("C64"),
+            D::I64 => other("I64"),
+            D::U64 => other("U64"),
+            _ => other("unknown"),
+        }
     }
 
-    /// Bytes per element.
+    /// Bytes per element (0 for the packed sub-byte types `F4`, `F6_E2M3`, `F6_E3M2`).
     pub fn size(self) -> usize {
         match self {
             Dtype::F32 => 4,
@@ -126,53 +139,41 @@ impl SafeTensors {
     ///
     /// # Errors
     /// [`Error::Malformed`] for a truncated file, a header longer than [`MAX_HEADER_BYTES`] or
-    /// the file, invalid JSON, an entry without `dtype`/`shape`/`data_offsets`, or offsets that do
-    /// not match the shape or lie outside the data; [`Error::TooLarge`] for a shape of more than
-    /// 2³² elements.
+    /// the file, invalid JSON, an entry without `dtype`/`shape`/`data_offsets`, an unknown dtype,
+    /// or offsets that do not match the shape, leave a gap or an overlap between tensors, or do
+    /// not cover the data exactly (the reference implementation's rules);
+    /// [`Error::TooLarge`] for a shape of more than 2³² elements.
     pub fn parse(bytes: Vec<u8>) -> Result<Self> {
-        let Some(len) = bytes.get(..8) else {
-            return Err(bad(format!(
-                "{} bytes is too short for the 8-byte header length",
-                bytes.len()
-            )));
-        };
-        let mut n = [0u8; 8];
-        n.copy_from_slice(len);
-        let header_len = u64::from_le_bytes(n);
-        if header_len > MAX_HEADER_BYTES || header_len > (bytes.len() - 8) as u64 {
-            return Err(bad(format!(
-                "header length {header_len} exceeds the file ({} bytes) or the {MAX_HEADER_BYTES}-byte limit",
-                bytes.len()
-            )));
-        }
-        let data_start = 8 + header_len as usize;
-        let header =
-            std::str::from_utf8(&bytes[8..data_start]).map_err(|_| bad("header is not UTF-8"))?;
-        let json = Json::parse(header)?;
-        let Json::Object(entries) = json else {
-            return Err(bad("header is not a JSON object"));
-        };
-        let data_len = bytes.len() - data_start;
+        let (header_len, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| header_error(&e, bytes.len()))?;
+        let data_start = 8 + header_len;
         let mut tensors = BTreeMap::new();
-        let mut metadata = BTreeMap::new();
-        for (name, value) in entries {
-            if name == "__metadata__" {
-                let Json::Object(m) = value else {
-                    return Err(bad("__metadata__ is not an object"));
-                };
-                for (k, v) in m {
-                    let Json::String(v) = v else {
-                        return Err(bad(format!("metadata {k:?} is not a string")));
-                    };
-                    metadata.insert(k, v);
-                }
-                continue;
+        for (name, info) in header.tensors() {
+            let dtype = Dtype::from_reference(info.dtype);
+            let count = info
+                .shape
+                .iter()
+                .fold(1u64, |n, &d| n.saturating_mul(d as u64));
+            if count > MAX_TENSOR_ELEMENTS {
+                return Err(Error::TooLarge {
+                    what: format!("safetensors tensor {name:?}"),
+                    requested: u128::from(count),
+                    limit: u128::from(MAX_TENSOR_ELEMENTS),
+                });
             }
-            let info = tensor_info(&name, &value, data_len)?;
-            if tensors.insert(name.clone(), info).is_some() {
-                return Err(bad(format!("tensor {name:?} appears twice")));
-            }
+            let info = TensorInfo {
+                dtype,
+                shape: info.shape.clone(),
+                data_offsets: info.data_offsets,
+            };
+            tensors.insert(name, info);
         }
+        let metadata = header
+            .metadata()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok(SafeTensors {
             bytes,
             data_start,
@@ -278,268 +279,32 @@ impl SafeTensors {
     }
 }
 
-fn tensor_info(name: &str, value: &Json, data_len: usize) -> Result<TensorInfo> {
-    let Json::Object(fields) = value else {
-        return Err(bad(format!("entry {name:?} is not an object")));
-    };
-    let get = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .ok_or_else(|| bad(format!("tensor {name:?} has no {key}")))
-    };
-    let Json::String(dtype) = get("dtype")? else {
-        return Err(bad(format!("tensor {name:?}: dtype is not a string")));
-    };
-    let dtype = Dtype::parse(dtype)?;
-    let uints = |key: &str| -> Result<Vec<u64>> {
-        let Json::Array(items) = get(key)? else {
-            return Err(bad(format!("tensor {name:?}: {key} is not an array")));
-        };
-        items
-            .iter()
-            .map(|v| match v {
-                Json::Number(n) => n
-                    .parse::<u64>()
-                    .map_err(|_| bad(format!("tensor {name:?}: {key} entry {n} is not a size"))),
-                _ => Err(bad(format!("tensor {name:?}: {key} holds a non-number"))),
-            })
-            .collect()
-    };
-    let shape = uints("shape")?;
-    let offsets = uints("data_offsets")?;
-    let mut count: u64 = 1;
-    for &d in &shape {
-        count = count.saturating_mul(d);
-    }
-    if count > MAX_TENSOR_ELEMENTS {
-        return Err(Error::TooLarge {
-            what: format!("safetensors tensor {name:?}"),
-            requested: u128::from(count),
-            limit: u128::from(MAX_TENSOR_ELEMENTS),
-        });
-    }
-    let &[begin, end] = offsets.as_slice() else {
-        return Err(bad(format!(
-            "tensor {name:?}: data_offsets must be [begin, end]"
-        )));
-    };
-    let bytes = count * dtype.size() as u64;
-    if begin > end || end > data_len as u64 || end - begin != bytes {
-        return Err(bad(format!(
-            "tensor {name:?} ({} {shape:?}, {bytes} bytes) has data_offsets [{begin}, {end}] \
-             outside the {data_len}-byte data or of the wrong size",
-            dtype.name()
-        )));
-    }
-    Ok(TensorInfo {
-        dtype,
-        shape: shape.iter().map(|&d| d as usize).collect(),
-        data_offsets: (begin as usize, end as usize),
-    })
-}
-
-/// A JSON value (numbers kept as their text).
-#[derive(Clone, Debug, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Number(String),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-const MAX_DEPTH: usize = 64;
-
-struct JsonReader<'a> {
-    s: &'a [u8],
-    pos: usize,
-}
-
-impl Json {
-    fn parse(text: &str) -> Result<Json> {
-        let mut r = JsonReader {
-            s: text.as_bytes(),
-            pos: 0,
-        };
-        let v = r.value(0)?;
-        r.ws();
-        if r.pos != r.s.len() {
-            return Err(r.err("trailing characters after the JSON value"));
-        }
-        Ok(v)
-    }
-}
-
-impl JsonReader<'_> {
-    fn err(&self, what: &str) -> Error {
-        bad(format!("header JSON: {what} at byte {}", self.pos))
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.s.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.pos += 1;
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> Result<()> {
-        self.ws();
-        if self.s.get(self.pos) == Some(&c) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(self.err(&format!("expected '{}'", c as char)))
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Json> {
-        if depth > MAX_DEPTH {
-            return Err(self.err("nesting too deep"));
-        }
-        self.ws();
-        match self.s.get(self.pos) {
-            Some(b'{') => {
-                self.pos += 1;
-                let mut fields = Vec::new();
-                self.ws();
-                if self.s.get(self.pos) == Some(&b'}') {
-                    self.pos += 1;
-                    return Ok(Json::Object(fields));
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.eat(b':')?;
-                    fields.push((key, self.value(depth + 1)?));
-                    self.ws();
-                    match self.s.get(self.pos) {
-                        Some(b',') => self.pos += 1,
-                        Some(b'}') => {
-                            self.pos += 1;
-                            return Ok(Json::Object(fields));
-                        }
-                        _ => return Err(self.err("expected ',' or '}'")),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.s.get(self.pos) == Some(&b']') {
-                    self.pos += 1;
-                    return Ok(Json::Array(items));
-                }
-                loop {
-                    items.push(self.value(depth + 1)?);
-                    self.ws();
-                    match self.s.get(self.pos) {
-                        Some(b',') => self.pos += 1,
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(Json::Array(items));
-                        }
-                        _ => return Err(self.err("expected ',' or ']'")),
-                    }
-                }
-            }
-            Some(b'"') => Ok(Json::String(self.string()?)),
-            Some(b't') => self.word("true", Json::Bool(true)),
-            Some(b'f') => self.word("false", Json::Bool(false)),
-            Some(b'n') => self.word("null", Json::Null),
-            Some(b'-' | b'0'..=b'9') => {
-                let start = self.pos;
-                while matches!(
-                    self.s.get(self.pos),
-                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                ) {
-                    self.pos += 1;
-                }
-                Ok(Json::Number(
-                    String::from_utf8_lossy(&self.s[start..self.pos]).into_owned(),
-                ))
-            }
-            Some(_) => Err(self.err("unexpected character")),
-            None => Err(self.err("unexpected end")),
-        }
-    }
-
-    fn word(&mut self, w: &str, v: Json) -> Result<Json> {
-        if self.s[self.pos..].starts_with(w.as_bytes()) {
-            self.pos += w.len();
-            Ok(v)
-        } else {
-            Err(self.err("invalid literal"))
-        }
-    }
-
-    fn hex4(&mut self) -> Result<u32> {
-        let h = self
-            .s
-            .get(self.pos..self.pos + 4)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .ok_or_else(|| self.err("bad \\u escape"))?;
-        self.pos += 4;
-        Ok(h)
-    }
-
-    fn string(&mut self) -> Result<String> {
-        if self.s.get(self.pos) != Some(&b'"') {
-            return Err(self.err("expected a string"));
-        }
-        self.pos += 1;
-        let mut out = Vec::new();
-        loop {
-            let Some(&c) = self.s.get(self.pos) else {
-                return Err(self.err("unterminated string"));
-            };
-            self.pos += 1;
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    let Some(&e) = self.s.get(self.pos) else {
-                        return Err(self.err("unterminated escape"));
-                    };
-                    self.pos += 1;
-                    let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xd800..0xdc00).contains(&hi) {
-                                if self.s.get(self.pos..self.pos + 2) != Some(b"\\u") {
-                                    return Err(self.err("unpaired surrogate"));
-                                }
-                                self.pos += 2;
-                                let lo = self.hex4()?;
-                                if !(0xdc00..0xe000).contains(&lo) {
-                                    return Err(self.err("unpaired surrogate"));
-                                }
-                                0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
-                            } else {
-                                hi
-                            };
-                            char::from_u32(code).ok_or_else(|| self.err("bad \\u escape"))?
-                        }
-                        _ => return Err(self.err("bad escape")),
-                    };
-                    let mut buf = [0; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                0..=0x1f => return Err(self.err("control character in string")),
-                _ => out.push(c),
-            }
-        }
-        String::from_utf8(out).map_err(|_| self.err("string is not UTF-8"))
+/// The reference implementation's header error as klrp's, with the reason spelled out.
+fn header_error(e: &safetensors::SafeTensorError, file_len: usize) -> Error {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall => bad(format!(
+            "{file_len} bytes is too short for the 8-byte header length"
+        )),
+        E::HeaderTooLarge | E::InvalidHeaderLength => bad(format!(
+            "header length exceeds the file ({file_len} bytes) or the {MAX_HEADER_BYTES}-byte limit"
+        )),
+        E::InvalidHeader(_) => bad("header is not UTF-8"),
+        E::InvalidHeaderDeserialization(e) => bad(format!(
+            "header is not a JSON object of tensor entries \
+             ({{\"name\": {{\"dtype\", \"shape\", \"data_offsets\"}}}}, \"__metadata__\" of strings): {e}"
+        )),
+        E::InvalidOffset(name) => bad(format!(
+            "tensor {name:?} has data_offsets that do not start where the previous tensor ends \
+             (tensors must be stored back to back)"
+        )),
+        E::TensorInvalidInfo => bad("a tensor's data_offsets do not span its shape × dtype size"),
+        E::ValidationOverflow => bad("a tensor's shape × dtype size overflows"),
+        E::MisalignedSlice => bad("a sub-byte tensor does not end on a byte boundary"),
+        E::MetadataIncompleteBuffer => bad(format!(
+            "the tensors' data does not cover the data section exactly ({file_len}-byte file)"
+        )),
+        other => bad(other.to_string()),
     }
 }
 
@@ -603,15 +368,58 @@ mod tests {
             assert!(r.is_err(), "{h}");
         }
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(Json::parse(&deep).is_err());
+        assert!(SafeTensors::parse(file(&deep, &[])).is_err());
     }
 
     #[test]
-    fn json_strings_unescape() {
-        let v = Json::parse(r#"{"k\u00e9\n":"\ud83d\ude00"}"#).unwrap();
-        assert_eq!(
-            v,
-            Json::Object(vec![("ké\n".into(), Json::String("😀".into()))])
+    fn the_reference_rules_hold_gaps_overlaps_and_trailing_bytes_are_errors() {
+        let two = |a: &str, b: &str, data: &[u8]| {
+            let h = format!(
+                r#"{{"a":{{"dtype":"F32","shape":[1],"data_offsets":{a}}},"b":{{"dtype":"F32","shape":[1],"data_offsets":{b}}}}}"#
+            );
+            SafeTensors::parse(file(&h, data))
+        };
+        let data: Vec<u8> = [3.0f32, 4.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        // Stored in either order, back to back: fine.
+        let st = two("[4,8]", "[0,4]", &data).unwrap();
+        assert_eq!(st.tensor("a").unwrap().iter().next(), Some(&4.0));
+        assert_eq!(st.info("b").unwrap().data_offsets, (0, 4));
+        assert_eq!(st.raw("b").unwrap(), &3.0f32.to_le_bytes());
+        // Overlapping, with a gap, or with bytes after the last tensor: refused, saying why.
+        let overlap = two("[0,4]", "[0,4]", &data).unwrap_err().to_string();
+        assert!(overlap.contains("back to back"), "{overlap}");
+        let mut gap = data.clone();
+        gap.extend_from_slice(&[0; 4]);
+        assert!(two("[0,4]", "[8,12]", &gap).is_err());
+        let trailing = two("[0,4]", "[4,8]", &gap).unwrap_err().to_string();
+        assert!(
+            trailing.contains("cover the data section exactly"),
+            "{trailing}"
         );
+        let wrong_size = two("[0,4]", "[4,6]", &data[..6]).unwrap_err().to_string();
+        assert!(wrong_size.contains("shape × dtype"), "{wrong_size}");
+    }
+
+    #[test]
+    fn every_reference_dtype_is_named_and_sized() {
+        for (name, size) in [
+            ("I64", 8),
+            ("BOOL", 1),
+            ("C64", 8),
+            ("F8_E4M3", 1),
+            ("F4", 0),
+        ] {
+            // Two elements: 2 × size bytes, or one byte for two 4-bit F4 values.
+            let bytes = if size == 0 { 1 } else { 2 * size };
+            let h =
+                format!(r#"{{"t":{{"dtype":"{name}","shape":[2],"data_offsets":[0,{bytes}]}}}}"#);
+            let st = SafeTensors::parse(file(&h, &vec![0; bytes])).unwrap();
+            let info = st.info("t").unwrap();
+            assert_eq!((info.dtype.name(), info.dtype.size()), (name, size));
+            match st.tensor("t") {
+                Err(Error::Unsupported(m)) => assert!(m.contains(name), "{m}"),
+                other => panic!("{name}: expected Unsupported, got {other:?}"),
+            }
+        }
     }
 }

@@ -158,7 +158,7 @@ pub fn load_onnx_file_with_max_elements(
     max_sample_elements: u64,
 ) -> Result<OnnxModel> {
     crate::io::parse_file(path.as_ref(), |bytes| {
-        parse_onnx_with_max_elements(&bytes, max_sample_elements)
+        import(proto::decode_model_owned(bytes)?, max_sample_elements)
     })
 }
 
@@ -199,7 +199,11 @@ pub fn parse_onnx(bytes: &[u8]) -> Result<OnnxModel> {
 /// # Errors
 /// As [`parse_onnx`], with [`Error::TooLarge`] against `max_sample_elements`.
 pub fn parse_onnx_with_max_elements(bytes: &[u8], max_sample_elements: u64) -> Result<OnnxModel> {
-    let model = proto::decode_model(bytes)?;
+    import(proto::decode_model(bytes)?, max_sample_elements)
+}
+
+/// Builds the model from its decoded messages.
+fn import(model: proto::ModelProto, max_sample_elements: u64) -> Result<OnnxModel> {
     let graph = model
         .graph
         .as_ref()
@@ -310,7 +314,7 @@ fn annotate(e: Error, i: usize, node: &NodeProto) -> Error {
     }
 }
 
-fn attr<'n, 'a>(node: &'n NodeProto<'a>, name: &str) -> Option<&'n AttributeProto<'a>> {
+fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
     node.attributes.iter().find(|a| a.name == name)
 }
 
@@ -337,7 +341,8 @@ fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
 }
 
 fn attr_string(node: &NodeProto, name: &str) -> Option<String> {
-    attr(node, name).map(|a| String::from_utf8_lossy(a.s.unwrap_or_default()).into_owned())
+    attr(node, name)
+        .map(|a| String::from_utf8_lossy(a.s.as_deref().unwrap_or_default()).into_owned())
 }
 
 /// The largest kernel, stride, padding, dilation or group count accepted.

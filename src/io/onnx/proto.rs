@@ -1,13 +1,15 @@
-//! A hand-written decoder for the subset of `onnx.proto` that a feed-forward model needs.
+//! ONNX models as protobuf messages: decoded by [`prost`] into types generated from
+//! `onnx.proto`, then gathered into the few fields a feed-forward model needs.
 //!
-//! Protocol buffers are a sequence of `(field number, wire type, value)` records; unknown fields
-//! are skipped, so models written by newer exporters still decode. Every varint is limited to 10
-//! bytes, every length is checked against the bytes that remain before anything is sliced or
-//! allocated, and allocations are bounded by the input's size (a packed field of `n` bytes yields
-//! at most `n` values). Nothing here panics on any input; errors are [`Error::Malformed`] with
-//! format `"ONNX"`, naming the message and field.
+//! `generated.rs` is written by `tools/onnx-proto` (protox + prost-build, pure Rust, from the
+//! `onnx.proto` of onnx 1.23.2 checked in there) and checked in, so building klrp needs no
+//! `protoc`. prost checks every varint, length and wire type against the bytes that remain, skips
+//! unknown fields (models written by newer exporters still decode) and limits nesting to 100
+//! messages; its errors become [`Error::Malformed`] with format `"ONNX"`, naming the message and
+//! field. `bytes` fields (`raw_data`, string attributes) are [`Bytes`]: decoded from an owned
+//! buffer ([`decode_model_owned`]) they share the file's bytes instead of copying them.
 //!
-//! Decoded messages (field numbers from `onnx.proto`, IR version 10):
+//! Fields gathered (field numbers from `onnx.proto`):
 //!
 //! | message | fields read |
 //! |---|---|
@@ -15,11 +17,26 @@
 //! | `OperatorSetIdProto` | 1 `domain`, 2 `version` |
 //! | `GraphProto` | 1 `node`, 2 `name`, 5 `initializer`, 11 `input`, 12 `output`, 15 `sparse_initializer` (refused) |
 //! | `NodeProto` | 1 `input`, 2 `output`, 3 `name`, 4 `op_type`, 5 `attribute`, 7 `domain` |
-//! | `AttributeProto` | 1 `name`, 2 `f`, 3 `i`, 4 `s`, 5 `t`, 6 `g` (noted, not decoded), 7 `floats`, 8 `ints`, 20 `type` |
-//! | `TensorProto` | 1 `dims`, 2 `data_type`, 3 `segment` (refused), 4 `float_data`, 5 `int32_data`, 7 `int64_data`, 8 `name`, 9 `raw_data`, 10 `double_data`, 11 `uint64_data`, 13 `external_data`, 14 `data_location` |
+//! | `AttributeProto` | 1 `name`, 2 `f`, 3 `i`, 4 `s`, 5 `t`, 6 `g` and 11 `graphs` (noted), 7 `floats`, 8 `ints`, 20 `type` |
+//! | `TensorProto` | 1 `dims`, 2 `data_type`, 3 `segment` (refused), 4 `float_data`, 5 `int32_data`, 6 `string_data` (noted), 7 `int64_data`, 8 `name`, 9 `raw_data`, 10 `double_data`, 11 `uint64_data`, 13 `external_data`, 14 `data_location` |
 //! | `ValueInfoProto` | 1 `name`, 2 `type` → `TypeProto` 1 `tensor_type` → 1 `elem_type`, 2 `shape` → 1 `dim` → 1 `dim_value`, 2 `dim_param` |
 
 use crate::error::{Error, Result};
+use bytes::Bytes;
+use prost::Message;
+
+/// The types `prost-build` generated from `onnx.proto` (package `onnx`).
+#[allow(
+    dead_code,
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    rustdoc::all,
+    unreachable_pub
+)]
+#[path = "generated.rs"]
+mod generated;
+use generated as pb;
 
 /// The largest number of elements a tensor may declare (2³², 16 GiB of `f32`).
 pub const MAX_TENSOR_ELEMENTS: u64 = 1 << 32;
@@ -28,238 +45,39 @@ fn bad(reason: impl Into<String>) -> Error {
     Error::malformed("ONNX", reason)
 }
 
-/// Protobuf wire types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wire {
-    Varint,
-    Fixed64,
-    Len,
-    Fixed32,
-}
-
-/// A cursor over one message's bytes.
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
-        Reader { buf, pos: 0, what }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    pub(crate) fn varint(&mut self) -> Result<u64> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let Some(&byte) = self.buf.get(self.pos) else {
-                return Err(bad(format!("{}: truncated varint", self.what)));
-            };
-            self.pos += 1;
-            if i == 9 && byte > 1 {
-                return Err(bad(format!("{}: varint longer than 64 bits", self.what)));
-            }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(bad(format!("{}: varint longer than 10 bytes", self.what)))
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.remaining() {
-            return Err(bad(format!(
-                "{}: field of {n} bytes exceeds the {} bytes remaining",
-                self.what,
-                self.remaining()
-            )));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn fixed32(&mut self) -> Result<[u8; 4]> {
-        let b = self.take(4)?;
-        Ok([b[0], b[1], b[2], b[3]])
-    }
-
-    fn fixed64(&mut self) -> Result<[u8; 8]> {
-        let b = self.take(8)?;
-        let mut a = [0; 8];
-        a.copy_from_slice(b);
-        Ok(a)
-    }
-
-    /// A length-delimited field's bytes.
-    pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
-        let len = self.varint()?;
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= self.remaining())
-            .ok_or_else(|| {
-                bad(format!(
-                    "{}: length {len} exceeds the {} bytes remaining",
-                    self.what,
-                    self.remaining()
-                ))
-            })?;
-        self.take(len)
-    }
-
-    fn string(&mut self, field: &str) -> Result<String> {
-        let b = self.bytes()?;
-        String::from_utf8(b.to_vec())
-            .map_err(|_| bad(format!("{}: field {field} is not valid UTF-8", self.what)))
-    }
-
-    /// The next field's number and wire type, or `None` at the end of the message.
-    pub(crate) fn field(&mut self) -> Result<Option<(u64, Wire)>> {
-        if self.remaining() == 0 {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let number = key >> 3;
-        if number == 0 {
-            return Err(bad(format!("{}: field number 0", self.what)));
-        }
-        let wire = match key & 7 {
-            0 => Wire::Varint,
-            1 => Wire::Fixed64,
-            2 => Wire::Len,
-            5 => Wire::Fixed32,
-            3 | 4 => {
-                return Err(bad(format!(
-                    "{}: field {number} uses the deprecated group encoding",
-                    self.what
-                )));
-            }
-            w => {
-                return Err(bad(format!(
-                    "{}: field {number} has invalid wire type {w}",
-                    self.what
-                )));
-            }
-        };
-        Ok(Some((number, wire)))
-    }
-
-    /// Skips a field's value.
-    pub(crate) fn skip(&mut self, wire: Wire) -> Result<()> {
-        match wire {
-            Wire::Varint => self.varint().map(drop),
-            Wire::Fixed64 => self.take(8).map(drop),
-            Wire::Len => self.bytes().map(drop),
-            Wire::Fixed32 => self.take(4).map(drop),
-        }
-    }
-
-    fn expect(&self, wire: Wire, want: Wire, field: &str) -> Result<()> {
-        if wire == want {
-            Ok(())
-        } else {
-            Err(bad(format!(
-                "{}: field {field} has wire type {wire:?}, expected {want:?}",
-                self.what
-            )))
-        }
-    }
-
-    /// An `int64`/`int32` varint (two's complement, not zig-zag).
-    fn int(&mut self, wire: Wire, field: &str) -> Result<i64> {
-        self.expect(wire, Wire::Varint, field)?;
-        Ok(self.varint()? as i64)
-    }
-
-    fn float(&mut self, wire: Wire, field: &str) -> Result<f32> {
-        self.expect(wire, Wire::Fixed32, field)?;
-        Ok(f32::from_le_bytes(self.fixed32()?))
-    }
-
-    /// Appends a repeated varint field, packed or not.
-    fn ints_into(&mut self, wire: Wire, out: &mut Vec<i64>, field: &str) -> Result<()> {
-        match wire {
-            Wire::Varint => out.push(self.varint()? as i64),
-            Wire::Len => {
-                let mut r = Reader::new(self.bytes()?, self.what);
-                while r.remaining() > 0 {
-                    out.push(r.varint()? as i64);
-                }
-            }
-            _ => self.expect(wire, Wire::Varint, field)?,
-        }
-        Ok(())
-    }
-
-    /// Appends a repeated fixed32 field (`float`), packed or not.
-    fn floats_into(&mut self, wire: Wire, out: &mut Vec<f32>, field: &str) -> Result<()> {
-        match wire {
-            Wire::Fixed32 => out.push(f32::from_le_bytes(self.fixed32()?)),
-            Wire::Len => {
-                let b = self.bytes()?;
-                if b.len() % 4 != 0 {
-                    return Err(bad(format!(
-                        "{}: packed field {field} of {} bytes is not a multiple of 4",
-                        self.what,
-                        b.len()
-                    )));
-                }
-                out.extend(
-                    b.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                );
-            }
-            _ => self.expect(wire, Wire::Fixed32, field)?,
-        }
-        Ok(())
-    }
-
-    /// Appends a repeated fixed64 field (`double`), packed or not.
-    fn doubles_into(&mut self, wire: Wire, out: &mut Vec<f64>, field: &str) -> Result<()> {
-        match wire {
-            Wire::Fixed64 => out.push(f64::from_le_bytes(self.fixed64()?)),
-            Wire::Len => {
-                let b = self.bytes()?;
-                if b.len() % 8 != 0 {
-                    return Err(bad(format!(
-                        "{}: packed field {field} of {} bytes is not a multiple of 8",
-                        self.what,
-                        b.len()
-                    )));
-                }
-                out.extend(b.chunks_exact(8).map(|c| {
-                    let mut a = [0; 8];
-                    a.copy_from_slice(c);
-                    f64::from_le_bytes(a)
-                }));
-            }
-            _ => self.expect(wire, Wire::Fixed64, field)?,
-        }
-        Ok(())
+/// prost's decoding error as klrp's, saying what a buffer underflow means.
+fn decode_error(e: &prost::DecodeError) -> Error {
+    let text = e.to_string();
+    let text = text
+        .strip_prefix("failed to decode Protobuf message: ")
+        .unwrap_or(&text);
+    if text.contains("buffer underflow") || text.contains("delimited length exceeded") {
+        bad(format!(
+            "{text} (a field's length exceeds the bytes remaining)"
+        ))
+    } else {
+        bad(text)
     }
 }
 
 /// `ModelProto`.
 #[derive(Debug, Default)]
-pub(crate) struct ModelProto<'a> {
+pub(crate) struct ModelProto {
+    #[allow(dead_code)] // gathered for the importer, which does not read it (yet)
     pub ir_version: i64,
     pub producer_name: String,
     pub producer_version: String,
     pub opset_import: Vec<(String, i64)>,
-    pub graph: Option<GraphProto<'a>>,
+    pub graph: Option<GraphProto>,
 }
 
 /// `GraphProto`.
 #[derive(Debug, Default)]
-pub(crate) struct GraphProto<'a> {
+pub(crate) struct GraphProto {
+    #[allow(dead_code)] // gathered for the importer, which does not read it (yet)
     pub name: String,
-    pub nodes: Vec<NodeProto<'a>>,
-    pub initializers: Vec<TensorProto<'a>>,
+    pub nodes: Vec<NodeProto>,
+    pub initializers: Vec<TensorProto>,
     pub inputs: Vec<ValueInfo>,
     pub outputs: Vec<ValueInfo>,
     pub sparse_initializers: usize,
@@ -267,36 +85,38 @@ pub(crate) struct GraphProto<'a> {
 
 /// `NodeProto`.
 #[derive(Debug, Default)]
-pub(crate) struct NodeProto<'a> {
+pub(crate) struct NodeProto {
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
     pub name: String,
     pub op_type: String,
     pub domain: String,
-    pub attributes: Vec<AttributeProto<'a>>,
+    pub attributes: Vec<AttributeProto>,
 }
 
 /// `AttributeProto` (the fields a feed-forward model uses).
 #[derive(Debug, Default)]
-pub(crate) struct AttributeProto<'a> {
+pub(crate) struct AttributeProto {
     pub name: String,
+    #[allow(dead_code)] // gathered for the importer, which does not read it (yet)
     pub kind: i64,
     pub f: Option<f32>,
     pub i: Option<i64>,
-    pub s: Option<&'a [u8]>,
-    pub t: Option<TensorProto<'a>>,
+    pub s: Option<Bytes>,
+    pub t: Option<TensorProto>,
     pub floats: Vec<f32>,
     pub ints: Vec<i64>,
+    #[allow(dead_code)] // gathered for the importer, which does not read it (yet)
     pub has_graph: bool,
 }
 
 /// `TensorProto`.
 #[derive(Debug, Default)]
-pub(crate) struct TensorProto<'a> {
+pub(crate) struct TensorProto {
     pub name: String,
     pub dims: Vec<i64>,
     pub data_type: i64,
-    pub raw_data: Option<&'a [u8]>,
+    pub raw_data: Option<Bytes>,
     pub float_data: Vec<f32>,
     pub int32_data: Vec<i64>,
     pub int64_data: Vec<i64>,
@@ -304,6 +124,7 @@ pub(crate) struct TensorProto<'a> {
     pub uint64_data: Vec<i64>,
     pub external: bool,
     pub segmented: bool,
+    #[allow(dead_code)] // gathered for the importer, which does not read it (yet)
     pub has_string_data: bool,
 }
 
@@ -323,261 +144,128 @@ pub(crate) struct ValueInfo {
     pub shape: Option<Vec<Dim>>,
 }
 
-/// Decodes a `ModelProto`.
-pub(crate) fn decode_model(bytes: &[u8]) -> Result<ModelProto<'_>> {
-    let mut r = Reader::new(bytes, "ModelProto");
-    let mut m = ModelProto::default();
-    while let Some((n, w)) = r.field()? {
-        match n {
-            1 => m.ir_version = r.int(w, "ir_version")?,
-            2 => {
-                r.expect(w, Wire::Len, "producer_name")?;
-                m.producer_name = r.string("producer_name")?;
-            }
-            3 => {
-                r.expect(w, Wire::Len, "producer_version")?;
-                m.producer_version = r.string("producer_version")?;
-            }
-            7 => {
-                r.expect(w, Wire::Len, "graph")?;
-                if m.graph.is_some() {
-                    return Err(bad("ModelProto: more than one graph"));
-                }
-                m.graph = Some(decode_graph(r.bytes()?)?);
-            }
-            8 => {
-                r.expect(w, Wire::Len, "opset_import")?;
-                m.opset_import.push(decode_opset(r.bytes()?)?);
-            }
-            _ => r.skip(w)?,
-        }
-    }
-    Ok(m)
+/// Decodes a `ModelProto` from borrowed bytes (`bytes` fields are copied out of them).
+pub(crate) fn decode_model(bytes: &[u8]) -> Result<ModelProto> {
+    pb::ModelProto::decode(bytes)
+        .map(ModelProto::from)
+        .map_err(|e| decode_error(&e))
 }
 
-fn decode_opset(bytes: &[u8]) -> Result<(String, i64)> {
-    let mut r = Reader::new(bytes, "OperatorSetIdProto");
-    let (mut domain, mut version) = (String::new(), 0);
-    while let Some((n, w)) = r.field()? {
-        match n {
-            1 => {
-                r.expect(w, Wire::Len, "domain")?;
-                domain = r.string("domain")?;
-            }
-            2 => version = r.int(w, "version")?,
-            _ => r.skip(w)?,
-        }
-    }
-    Ok((domain, version))
+/// Decodes a `ModelProto` from owned bytes (`raw_data` and string attributes share them).
+pub(crate) fn decode_model_owned(bytes: Vec<u8>) -> Result<ModelProto> {
+    pb::ModelProto::decode(Bytes::from(bytes))
+        .map(ModelProto::from)
+        .map_err(|e| decode_error(&e))
 }
 
-fn decode_graph(bytes: &[u8]) -> Result<GraphProto<'_>> {
-    let mut r = Reader::new(bytes, "GraphProto");
-    let mut g = GraphProto::default();
-    while let Some((n, w)) = r.field()? {
-        match n {
-            1 => {
-                r.expect(w, Wire::Len, "node")?;
-                g.nodes.push(decode_node(r.bytes()?)?);
-            }
-            2 => {
-                r.expect(w, Wire::Len, "name")?;
-                g.name = r.string("name")?;
-            }
-            5 => {
-                r.expect(w, Wire::Len, "initializer")?;
-                g.initializers.push(decode_tensor(r.bytes()?)?);
-            }
-            11 => {
-                r.expect(w, Wire::Len, "input")?;
-                g.inputs.push(decode_value_info(r.bytes()?)?);
-            }
-            12 => {
-                r.expect(w, Wire::Len, "output")?;
-                g.outputs.push(decode_value_info(r.bytes()?)?);
-            }
-            15 => {
-                r.skip(w)?;
-                g.sparse_initializers += 1;
-            }
-            _ => r.skip(w)?,
+impl From<pb::ModelProto> for ModelProto {
+    fn from(m: pb::ModelProto) -> Self {
+        ModelProto {
+            ir_version: m.ir_version.unwrap_or(0),
+            producer_name: m.producer_name.unwrap_or_default(),
+            producer_version: m.producer_version.unwrap_or_default(),
+            opset_import: m
+                .opset_import
+                .into_iter()
+                .map(|o| (o.domain.unwrap_or_default(), o.version.unwrap_or(0)))
+                .collect(),
+            graph: m.graph.map(GraphProto::from),
         }
     }
-    Ok(g)
 }
 
-fn decode_node(bytes: &[u8]) -> Result<NodeProto<'_>> {
-    let mut r = Reader::new(bytes, "NodeProto");
-    let mut node = NodeProto::default();
-    while let Some((n, w)) = r.field()? {
-        match n {
-            1 => {
-                r.expect(w, Wire::Len, "input")?;
-                node.inputs.push(r.string("input")?);
-            }
-            2 => {
-                r.expect(w, Wire::Len, "output")?;
-                node.outputs.push(r.string("output")?);
-            }
-            3 => {
-                r.expect(w, Wire::Len, "name")?;
-                node.name = r.string("name")?;
-            }
-            4 => {
-                r.expect(w, Wire::Len, "op_type")?;
-                node.op_type = r.string("op_type")?;
-            }
-            5 => {
-                r.expect(w, Wire::Len, "attribute")?;
-                node.attributes.push(decode_attribute(r.bytes()?)?);
-            }
-            7 => {
-                r.expect(w, Wire::Len, "domain")?;
-                node.domain = r.string("domain")?;
-            }
-            _ => r.skip(w)?,
+impl From<pb::GraphProto> for GraphProto {
+    fn from(g: pb::GraphProto) -> Self {
+        GraphProto {
+            name: g.name.unwrap_or_default(),
+            nodes: g.node.into_iter().map(NodeProto::from).collect(),
+            initializers: g.initializer.into_iter().map(TensorProto::from).collect(),
+            inputs: g.input.into_iter().map(ValueInfo::from).collect(),
+            outputs: g.output.into_iter().map(ValueInfo::from).collect(),
+            sparse_initializers: g.sparse_initializer.len(),
         }
     }
-    Ok(node)
 }
 
-fn decode_attribute(bytes: &[u8]) -> Result<AttributeProto<'_>> {
-    let mut r = Reader::new(bytes, "AttributeProto");
-    let mut a = AttributeProto::default();
-    while let Some((n, w)) = r.field()? {
-        match n {
-            1 => {
-                r.expect(w, Wire::Len, "name")?;
-                a.name = r.string("name")?;
-            }
-            2 => a.f = Some(r.float(w, "f")?),
-            3 => a.i = Some(r.int(w, "i")?),
-            4 => {
-                r.expect(w, Wire::Len, "s")?;
-                a.s = Some(r.bytes()?);
-            }
-            5 => {
-                r.expect(w, Wire::Len, "t")?;
-                a.t = Some(decode_tensor(r.bytes()?)?);
-            }
-            6 | 11 => {
-                r.skip(w)?;
-                a.has_graph = true;
-            }
-            7 => r.floats_into(w, &mut a.floats, "floats")?,
-            8 => r.ints_into(w, &mut a.ints, "ints")?,
-            20 => a.kind = r.int(w, "type")?,
-            _ => r.skip(w)?,
+impl From<pb::NodeProto> for NodeProto {
+    fn from(n: pb::NodeProto) -> Self {
+        NodeProto {
+            inputs: n.input,
+            outputs: n.output,
+            name: n.name.unwrap_or_default(),
+            op_type: n.op_type.unwrap_or_default(),
+            domain: n.domain.unwrap_or_default(),
+            attributes: n.attribute.into_iter().map(AttributeProto::from).collect(),
         }
     }
-    Ok(a)
 }
 
-fn decode_tensor(bytes: &[u8]) -> Result<TensorProto<'_>> {
-    let mut r = Reader::new(bytes, "TensorProto");
-    let mut t = TensorProto::default();
-    while let Some((n, w)) = r.field()? {
-        match n {
-            1 => r.ints_into(w, &mut t.dims, "dims")?,
-            2 => t.data_type = r.int(w, "data_type")?,
-            3 => {
-                r.skip(w)?;
-                t.segmented = true;
-            }
-            4 => r.floats_into(w, &mut t.float_data, "float_data")?,
-            5 => r.ints_into(w, &mut t.int32_data, "int32_data")?,
-            6 => {
-                r.skip(w)?;
-                t.has_string_data = true;
-            }
-            7 => r.ints_into(w, &mut t.int64_data, "int64_data")?,
-            8 => {
-                r.expect(w, Wire::Len, "name")?;
-                t.name = r.string("name")?;
-            }
-            9 => {
-                r.expect(w, Wire::Len, "raw_data")?;
-                t.raw_data = Some(r.bytes()?);
-            }
-            10 => r.doubles_into(w, &mut t.double_data, "double_data")?,
-            11 => r.ints_into(w, &mut t.uint64_data, "uint64_data")?,
-            13 => {
-                r.skip(w)?;
-                t.external = true;
-            }
-            14 => {
-                if r.int(w, "data_location")? == 1 {
-                    t.external = true;
-                }
-            }
-            _ => r.skip(w)?,
+impl From<pb::AttributeProto> for AttributeProto {
+    fn from(a: pb::AttributeProto) -> Self {
+        AttributeProto {
+            name: a.name.unwrap_or_default(),
+            kind: i64::from(a.r#type.unwrap_or(0)),
+            f: a.f,
+            i: a.i,
+            s: a.s,
+            t: a.t.map(TensorProto::from),
+            floats: a.floats,
+            ints: a.ints,
+            has_graph: a.g.is_some() || !a.graphs.is_empty(),
         }
     }
-    Ok(t)
 }
 
-fn decode_value_info(bytes: &[u8]) -> Result<ValueInfo> {
-    let mut r = Reader::new(bytes, "ValueInfoProto");
-    let mut v = ValueInfo::default();
-    while let Some((n, w)) = r.field()? {
-        match n {
-            1 => {
-                r.expect(w, Wire::Len, "name")?;
-                v.name = r.string("name")?;
-            }
-            2 => {
-                r.expect(w, Wire::Len, "type")?;
-                let mut tr = Reader::new(r.bytes()?, "TypeProto");
-                while let Some((n, w)) = tr.field()? {
-                    if n == 1 {
-                        tr.expect(w, Wire::Len, "tensor_type")?;
-                        decode_tensor_type(tr.bytes()?, &mut v)?;
-                    } else {
-                        tr.skip(w)?;
-                    }
-                }
-            }
-            _ => r.skip(w)?,
+impl From<pb::TensorProto> for TensorProto {
+    fn from(t: pb::TensorProto) -> Self {
+        TensorProto {
+            name: t.name.unwrap_or_default(),
+            dims: t.dims,
+            data_type: i64::from(t.data_type.unwrap_or(0)),
+            raw_data: t.raw_data,
+            float_data: t.float_data,
+            int32_data: t.int32_data.into_iter().map(i64::from).collect(),
+            int64_data: t.int64_data,
+            double_data: t.double_data,
+            // Reinterpreted, as the hand-written decoder did (shape computations take i64).
+            uint64_data: t.uint64_data.into_iter().map(|x| x as i64).collect(),
+            external: !t.external_data.is_empty() || t.data_location == Some(1),
+            segmented: t.segment.is_some(),
+            has_string_data: !t.string_data.is_empty(),
         }
     }
-    Ok(v)
 }
 
-fn decode_tensor_type(bytes: &[u8], v: &mut ValueInfo) -> Result<()> {
-    let mut r = Reader::new(bytes, "TypeProto.Tensor");
-    while let Some((n, w)) = r.field()? {
-        match n {
-            1 => v.elem_type = Some(r.int(w, "elem_type")?),
-            2 => {
-                r.expect(w, Wire::Len, "shape")?;
-                let mut sr = Reader::new(r.bytes()?, "TensorShapeProto");
-                let mut dims = Vec::new();
-                while let Some((n, w)) = sr.field()? {
-                    if n != 1 {
-                        sr.skip(w)?;
-                        continue;
-                    }
-                    sr.expect(w, Wire::Len, "dim")?;
-                    let mut dr = Reader::new(sr.bytes()?, "TensorShapeProto.Dimension");
-                    let mut dim = Dim::Unknown;
-                    while let Some((n, w)) = dr.field()? {
-                        match n {
-                            1 => dim = Dim::Value(dr.int(w, "dim_value")?),
-                            2 => {
-                                dr.expect(w, Wire::Len, "dim_param")?;
-                                dim = Dim::Param(dr.string("dim_param")?);
-                            }
-                            _ => dr.skip(w)?,
-                        }
-                    }
-                    dims.push(dim);
-                }
-                v.shape = Some(dims);
-            }
-            _ => r.skip(w)?,
+impl From<pb::ValueInfoProto> for ValueInfo {
+    fn from(v: pb::ValueInfoProto) -> Self {
+        use pb::tensor_shape_proto::dimension::Value as DimValue;
+        use pb::type_proto::Value as Type;
+        let tensor = match v.r#type.and_then(|t| t.value) {
+            Some(Type::TensorType(t)) => Some(t),
+            _ => None,
+        };
+        let (elem_type, shape) = match tensor {
+            Some(t) => (
+                t.elem_type.map(i64::from),
+                t.shape.map(|s| {
+                    s.dim
+                        .into_iter()
+                        .map(|d| match d.value {
+                            Some(DimValue::DimValue(v)) => Dim::Value(v),
+                            Some(DimValue::DimParam(p)) => Dim::Param(p),
+                            None => Dim::Unknown,
+                        })
+                        .collect()
+                }),
+            ),
+            None => (None, None),
+        };
+        ValueInfo {
+            name: v.name.unwrap_or_default(),
+            elem_type,
+            shape,
         }
     }
-    Ok(())
 }
 
 /// ONNX `TensorProto.DataType` codes used here.
@@ -652,7 +340,7 @@ pub(crate) fn bf16_to_f32(h: u16) -> f32 {
     f32::from_bits(u32::from(h) << 16)
 }
 
-impl TensorProto<'_> {
+impl TensorProto {
     /// The dims as sizes, checked non-negative and within [`MAX_TENSOR_ELEMENTS`].
     pub(crate) fn shape(&self) -> Result<Vec<usize>> {
         let mut count: u64 = 1;
@@ -695,7 +383,7 @@ impl TensorProto<'_> {
         }
         let shape = self.shape()?;
         let count: usize = shape.iter().product();
-        let values = if let Some(raw) = self.raw_data {
+        let values = if let Some(raw) = self.raw_data.as_deref() {
             let width = match self.data_type {
                 dtype::FLOAT | dtype::INT32 | dtype::UINT32 => 4,
                 dtype::DOUBLE | dtype::INT64 | dtype::UINT64 => 8,
@@ -798,20 +486,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn varints_are_bounded() {
-        let mut r = Reader::new(&[0x96, 0x01], "t");
-        assert_eq!(r.varint().unwrap(), 150);
-        let mut r = Reader::new(&[0xff; 11], "t");
-        assert!(r.varint().is_err());
-        let mut r = Reader::new(&[0x80], "t");
-        assert!(r.varint().is_err());
-        let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert_eq!(Reader::new(&max, "t").varint().unwrap(), u64::MAX);
-        let over = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        assert!(Reader::new(&over, "t").varint().is_err());
-    }
-
-    #[test]
     fn lengths_are_checked() {
         // field 7 (graph), length 100, but only 2 bytes follow
         let bytes = [0x3a, 100, 0, 0];
@@ -829,6 +503,132 @@ mod tests {
         assert!(decode_model(&[0x0b]).is_err()); // field 1, wire 3
         assert!(decode_model(&[0x0e]).is_err()); // field 1, wire 6
         assert!(decode_model(&[0x00]).is_err()); // field 0
+    }
+
+    /// A model whose graph has one node with an attribute, one raw initializer, and an input
+    /// with a fixed, a symbolic and an unknown dimension; plus fields klrp does not read.
+    fn sample_model() -> pb::ModelProto {
+        use pb::tensor_shape_proto::{Dimension, dimension::Value as DimValue};
+        let dim = |value| Dimension {
+            value,
+            ..Default::default()
+        };
+        let input = pb::ValueInfoProto {
+            name: Some("x".into()),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: Some(1),
+                    shape: Some(pb::TensorShapeProto {
+                        dim: vec![
+                            dim(Some(DimValue::DimValue(4))),
+                            dim(Some(DimValue::DimParam("N".into()))),
+                            dim(None),
+                        ],
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let weight = pb::TensorProto {
+            name: Some("w".into()),
+            dims: vec![2],
+            data_type: Some(dtype::FLOAT as i32),
+            raw_data: Some(Bytes::from([1.5f32, -2.0].map(f32::to_le_bytes).concat())),
+            doc_string: Some("not read".into()),
+            ..Default::default()
+        };
+        let node = pb::NodeProto {
+            input: vec!["x".into(), "w".into()],
+            output: vec!["y".into()],
+            op_type: Some("Mul".into()),
+            attribute: vec![pb::AttributeProto {
+                name: Some("mode".into()),
+                s: Some(Bytes::from_static(b"fast")),
+                ints: vec![1, -2],
+                r#type: Some(3),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        pb::ModelProto {
+            ir_version: Some(8),
+            producer_name: Some("klrp-test".into()),
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(13),
+            }],
+            graph: Some(pb::GraphProto {
+                node: vec![node],
+                initializer: vec![weight],
+                input: vec![input],
+                doc_string: Some("not read".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn messages_are_gathered_into_the_importers_fields() {
+        let bytes = sample_model().encode_to_vec();
+        let m = decode_model(&bytes).unwrap();
+        assert_eq!((m.ir_version, m.producer_name.as_str()), (8, "klrp-test"));
+        assert_eq!(m.opset_import, [(String::new(), 13)]);
+        let g = m.graph.unwrap();
+        let node = &g.nodes[0];
+        assert_eq!((node.op_type.as_str(), node.inputs.len()), ("Mul", 2));
+        let a = &node.attributes[0];
+        assert_eq!((a.name.as_str(), a.kind), ("mode", 3));
+        assert_eq!(
+            (a.s.as_deref(), a.ints.as_slice()),
+            (Some(&b"fast"[..]), &[1, -2][..])
+        );
+        let (shape, values) = g.initializers[0].values().unwrap();
+        assert_eq!((shape, values), (vec![2], Values::F32(vec![1.5, -2.0])));
+        let input = &g.inputs[0];
+        assert_eq!(input.elem_type, Some(1));
+        let dims = [Dim::Value(4), Dim::Param("N".into()), Dim::Unknown];
+        assert_eq!(input.shape.as_deref(), Some(&dims[..]));
+    }
+
+    #[test]
+    fn owned_bytes_are_shared_not_copied() {
+        let bytes = sample_model().encode_to_vec();
+        let range = bytes.as_ptr_range();
+        let m = decode_model_owned(bytes).unwrap();
+        let raw = m.graph.unwrap().initializers[0].raw_data.clone().unwrap();
+        assert_eq!(raw.len(), 8);
+        assert!(range.contains(&raw.as_ptr()), "raw_data was copied");
+    }
+
+    #[test]
+    fn what_the_importer_refuses_is_noted() {
+        let mut m = sample_model();
+        let g = m.graph.as_mut().unwrap();
+        g.sparse_initializer.push(pb::SparseTensorProto::default());
+        g.node[0].attribute[0]
+            .graphs
+            .push(pb::GraphProto::default());
+        let t = &mut g.initializer[0];
+        t.data_location = Some(1);
+        t.segment = Some(pb::tensor_proto::Segment::default());
+        t.string_data.push(Bytes::from_static(b"s"));
+        let g = decode_model(&m.encode_to_vec()).unwrap().graph.unwrap();
+        assert_eq!(g.sparse_initializers, 1);
+        assert!(g.nodes[0].attributes[0].has_graph);
+        let t = &g.initializers[0];
+        assert!(t.external && t.segmented && t.has_string_data);
+        assert!(matches!(t.values(), Err(Error::Unsupported(m)) if m.contains("external")));
+    }
+
+    #[test]
+    fn decoding_errors_name_the_field() {
+        let mut bytes = sample_model().encode_to_vec();
+        bytes.truncate(bytes.len() - 3);
+        let e = decode_model(&bytes).unwrap_err().to_string();
+        assert!(e.starts_with("malformed ONNX"), "{e}");
+        assert!(e.contains("ModelProto."), "{e}");
     }
 
     #[test]
@@ -856,7 +656,7 @@ mod tests {
             name: "w".into(),
             dims: vec![2, 2],
             data_type: dtype::FLOAT,
-            raw_data: Some(&[0; 12]),
+            raw_data: Some(Bytes::from_static(&[0; 12])),
             ..Default::default()
         };
         assert!(t.values().unwrap_err().to_string().contains("16 bytes"));
