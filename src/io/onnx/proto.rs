@@ -303,6 +303,8 @@ pub(crate) struct TensorProto<'a> {
     pub double_data: Vec<f64>,
     pub uint64_data: Vec<i64>,
     pub external: bool,
+    /// The `external_data` entries (`location`, `offset`, `length`, …) as key-value pairs.
+    pub external_data: Vec<(String, String)>,
     pub segmented: bool,
     pub has_string_data: bool,
 }
@@ -502,7 +504,23 @@ fn decode_tensor(bytes: &[u8]) -> Result<TensorProto<'_>> {
             10 => r.doubles_into(w, &mut t.double_data, "double_data")?,
             11 => r.ints_into(w, &mut t.uint64_data, "uint64_data")?,
             13 => {
-                r.skip(w)?;
+                r.expect(w, Wire::Len, "external_data")?;
+                let mut er = Reader::new(r.bytes()?, "StringStringEntryProto");
+                let (mut key, mut value) = (String::new(), String::new());
+                while let Some((n, w)) = er.field()? {
+                    match n {
+                        1 => {
+                            er.expect(w, Wire::Len, "key")?;
+                            key = er.string("key")?;
+                        }
+                        2 => {
+                            er.expect(w, Wire::Len, "value")?;
+                            value = er.string("value")?;
+                        }
+                        _ => er.skip(w)?,
+                    }
+                }
+                t.external_data.push((key, value));
                 t.external = true;
             }
             14 => {
@@ -680,12 +698,18 @@ impl TensorProto<'_> {
     /// Decodes the tensor's values (from `raw_data` or the typed fields), checking that their
     /// count matches the dims.
     pub(crate) fn values(&self) -> Result<(Vec<usize>, Values)> {
+        self.values_from(None)
+    }
+
+    /// [`values`](Self::values), with `external` as the tensor's bytes read from its external
+    /// data file (`None`: refuse external data).
+    pub(crate) fn values_from(&self, external: Option<&[u8]>) -> Result<(Vec<usize>, Values)> {
         let name = &self.name;
-        if self.external {
+        if self.external && external.is_none() {
             return Err(Error::Unsupported(format!(
-                "ONNX tensor '{name}' keeps its data in an external file; save the model with \
-                 everything in one file (onnx.save_model(model, path, save_as_external_data=False), \
-                 or torch.onnx.export(..., external_data=False))"
+                "ONNX tensor '{name}' keeps its data in an external file, which only a model \
+                 loaded from a file (load_onnx_file) can read; or save the model with everything \
+                 in one file (onnx.save_model(model, path, save_as_external_data=False))"
             )));
         }
         if self.segmented {
@@ -695,7 +719,7 @@ impl TensorProto<'_> {
         }
         let shape = self.shape()?;
         let count: usize = shape.iter().product();
-        let values = if let Some(raw) = self.raw_data {
+        let values = if let Some(raw) = external.or(self.raw_data) {
             let width = match self.data_type {
                 dtype::FLOAT | dtype::INT32 | dtype::UINT32 => 4,
                 dtype::DOUBLE | dtype::INT64 | dtype::UINT64 => 8,
