@@ -551,9 +551,7 @@ pub(super) fn slice_range(len: usize, start: i64, end: i64, step: i64) -> Result
     if step == 0 {
         return Err(bad("Slice with step 0"));
     }
-    if start == BATCH || end == BATCH || step == BATCH {
-        return Err(Error::Unsupported("Slice bounded by the batch size".into()));
-    }
+    // (i64::MIN as a bound is the exporters' "to the start", not the batch symbol.)
     if len == 0 {
         return Ok((0, 0));
     }
