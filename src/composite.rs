@@ -12,7 +12,10 @@
 //! | [`Composite::epsilon_gamma_box`] | z^B at the first *convolution* | γ = 0.25 | ε = 1e-6 | winner-take-all |
 //! | [`Composite::epsilon_alpha2_beta1`] | — | αβ(2, 1) | ε = 1e-6 | winner-take-all |
 //!
-//! Average pooling is always proportional; activations, reshapes and identities pass relevance.
+//! Average pooling and the residual sum ([`Add`](crate::layers::Add)) take averaging shares:
+//! proportional (Zennit's `Norm`, ε = 1e-6) in every composite but [`Composite::k_lrp`] (the sum
+//! without ε) and [`Composite::viterbi`] (max-abs for both); activations, reshapes, identities,
+//! concatenations and gated products pass relevance.
 
 use crate::error::Result;
 use crate::layers::{Layer, LayerKind};
@@ -39,6 +42,7 @@ pub struct Composite {
     first_conv: Option<Rule>,
     max_pool: Rule,
     avg_pool: Rule,
+    sum: Rule,
     by_index: BTreeMap<usize, Rule>,
 }
 
@@ -55,19 +59,31 @@ impl Composite {
             first_conv: None,
             max_pool: WinnerTakesAllRule.into(),
             avg_pool: ProportionalRule::default().into(),
+            sum: ProportionalRule::default().into(),
             by_index: BTreeMap::new(),
         }
     }
 
     /// The K-LRP default for Boolean and Counting relevance: LRP-0 (no ε, `d = 0` where `z = 0`)
-    /// on every linear layer.
+    /// on every linear layer and on residual sums ([`Add`](crate::layers::Add)).
     pub fn k_lrp() -> Self {
-        Self::uniform(ZeroRule).named("k-lrp")
+        Composite {
+            sum: ZeroRule.into(),
+            ..Self::uniform(ZeroRule)
+        }
+        .named("k-lrp")
     }
 
-    /// The K-LRP default for Viterbi relevance: max-abs shares (δ = 1e-9) on every linear layer.
+    /// The K-LRP default for Viterbi relevance: max-abs shares (δ = 1e-9) on every linear layer,
+    /// average pooling and residual sum, `|a_j w_jk| / (max_j' |a_j' w_j'k| + δ)`, so every
+    /// neuron's strongest input has share 1; max pooling stays winner-take-all.
     pub fn viterbi() -> Self {
-        Self::uniform(MaxAbsRule::default()).named("viterbi")
+        Composite {
+            avg_pool: MaxAbsRule::default().into(),
+            sum: MaxAbsRule::default().into(),
+            ..Self::uniform(MaxAbsRule::default())
+        }
+        .named("viterbi")
     }
 
     /// Zennit's `EpsilonPlusFlat`: flat on the first linear layer, z⁺ on the other convolutions,
@@ -145,6 +161,20 @@ impl Composite {
         self
     }
 
+    /// Treats max pooling as average pooling for relevance: max pooling layers get the rule of
+    /// average pooling (proportional, or max-abs under [`Composite::viterbi`]).
+    pub fn with_max_pool_as_average(mut self) -> Self {
+        self.max_pool = self.avg_pool.clone();
+        self
+    }
+
+    /// Uses `rule` (proportional, epsilon, zero or max-abs) on residual sums
+    /// ([`Add`](crate::layers::Add) nodes).
+    pub fn with_sum(mut self, rule: impl Into<Rule>) -> Self {
+        self.sum = rule.into();
+        self
+    }
+
     /// Uses `rule` on the layer at `index`, whatever its kind.
     pub fn with_layer(mut self, index: usize, rule: impl Into<Rule>) -> Self {
         self.by_index.insert(index, rule.into());
@@ -182,6 +212,7 @@ impl Composite {
                     LayerKind::Conv => self.conv.clone(),
                     LayerKind::MaxPool => self.max_pool.clone(),
                     LayerKind::AvgPool => self.avg_pool.clone(),
+                    LayerKind::Add => self.sum.clone(),
                     _ => self.dense.clone(),
                 }
             })

@@ -47,6 +47,10 @@ pub enum Error {
     /// A model, layer or option that klrp does not support.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A network graph that is not a DAG of existing nodes: a cycle, an input naming a node that
+    /// does not exist, a node out of topological order, or a node whose output nobody reads.
+    #[error("invalid graph: {0}")]
+    Graph(String),
     /// A file or buffer whose contents are not valid for its format.
     #[error("malformed {format} data: {reason}")]
     Malformed {

@@ -3,6 +3,7 @@
 use crate::composite::Composite;
 use crate::conversion::{Conversion, PerLayer};
 use crate::error::{Error, Result};
+use crate::graph::{Node, Source, check_order, check_sources};
 use crate::kernels;
 use crate::layers::{Identity, Layer, Shares, Tensor, with_batch};
 use crate::semiring::{Real, Semiring};
@@ -10,9 +11,11 @@ use ndarray::{ArrayD, Axis, IxDyn};
 use num_traits::Float;
 use std::fmt::Debug;
 
-/// A feed-forward network: layers applied in sequence to batches of a fixed sample shape.
+/// A feed-forward network: layers applied to batches of a fixed sample shape, in sequence
+/// ([`Network::new`]) or as a directed acyclic graph ([`Network::graph`],
+/// [`GraphBuilder`](crate::GraphBuilder)) whose nodes name their inputs.
 ///
-/// Shapes are checked when the network is built, with errors naming the layer.
+/// Shapes are checked when the network is built, with errors naming the layer (node).
 ///
 /// ```
 /// use klrp::layers::{Dense, ReLU};
@@ -38,6 +41,10 @@ use std::fmt::Debug;
 pub struct Network {
     input_shape: Vec<usize>,
     layers: Vec<Box<dyn Layer>>,
+    /// The sources of every node's inputs, in operand order.
+    inputs: Vec<Vec<Source>>,
+    /// How many times each tensor is read, by activation index (0 the input, i + 1 node i).
+    reads: Vec<usize>,
     shapes: Vec<Vec<usize>>,
     max_elements: u64,
 }
@@ -55,14 +62,15 @@ fn elements(batch: usize, sample: &[usize]) -> u128 {
 }
 
 /// The activations of a forward pass: `activation(0)` is the input, `activation(i + 1)` the output
-/// of layer `i`. Relevance propagation reads them.
+/// of layer (node) `i` — one per node in a graph. Relevance propagation reads them.
 #[derive(Clone, Debug)]
 pub struct Trace {
     activations: Vec<Tensor>,
 }
 
 impl Trace {
-    /// The input of layer `i` (`i = layers` gives the network's output).
+    /// The input of layer `i` in a chain, i.e. the output of node `i − 1` (`i = layers` gives the
+    /// network's output); in a graph, activation `0` is the input and `i + 1` node `i`'s output.
     pub fn activation(&self, i: usize) -> Option<&Tensor> {
         self.activations.get(i)
     }
@@ -125,6 +133,17 @@ fn flat_to_index(shape: &[usize], sample: usize, flat: usize) -> Vec<usize> {
     idx
 }
 
+/// `slot ← slot ⊕ r` element-wise (`slot ← r` when empty): the relevance of a tensor read by several
+/// nodes is the ⊕ of what each reader sends back.
+fn accumulate<K: Semiring>(slot: &mut Option<ArrayD<K>>, r: ArrayD<K>) {
+    match slot {
+        None => *slot = Some(r),
+        Some(acc) => ndarray::Zip::from(acc)
+            .and(&r)
+            .par_for_each(|a, &b| a.add_assign(b)),
+    }
+}
+
 /// The K-LRP initialization `R_i = 1 if i = target else 0`, one target per sample, for an output
 /// batch of shape `output_shape` (`[N, ...]`).
 ///
@@ -172,9 +191,17 @@ impl<K: Semiring> Relevance<K> {
     }
 
     /// The relevance at the input of layer `i` (`i = layers` is the initialization), when the
-    /// propagation was asked to keep every layer.
+    /// propagation was asked to keep every layer. In a graph, index `i` is activation `i` of the
+    /// [`Trace`]: `0` the network input, `i + 1` the output of node `i`, holding the ⊕ of what every
+    /// reader of that output sent back (see [`node_output`](Relevance::node_output)).
     pub fn layer(&self, i: usize) -> Option<&ArrayD<K>> {
         self.layers.as_ref()?.get(i)
+    }
+
+    /// The relevance at the output of node `i` (the ⊕ over the nodes reading it; the
+    /// initialization for the last node), when the propagation kept every layer.
+    pub fn node_output(&self, i: usize) -> Option<&ArrayD<K>> {
+        self.layer(i.checked_add(1)?)
     }
 
     /// The initialization vector the propagation started from.
@@ -234,8 +261,64 @@ impl Network {
         layers: Vec<Box<dyn Layer>>,
         max_elements: u64,
     ) -> Result<Self> {
+        let nodes = layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let from = if i == 0 {
+                    Source::Input
+                } else {
+                    Source::Node(i - 1)
+                };
+                Node::boxed(layer, [from])
+            })
+            .collect();
+        Self::graph_with_max_elements(input_shape, nodes, max_elements)
+    }
+
+    /// A network whose `nodes`, in topological order, each name their inputs: node `i` reads the
+    /// network input or nodes before it; the last node is the output. Node `i` is layer `i`
+    /// everywhere (rules, Θ, traces, errors). [`GraphBuilder`](crate::GraphBuilder) builds the
+    /// node list step by step.
+    ///
+    /// ```
+    /// use klrp::layers::{Add, Dense, ReLU};
+    /// use klrp::{Network, Node, Source};
+    /// use ndarray::array;
+    ///
+    /// let net = Network::graph(
+    ///     [2],
+    ///     vec![
+    ///         Node::new(Dense::new(array![[1.0, 0.0], [0.0, 2.0]], None)?, [Source::Input]),
+    ///         Node::new(ReLU, [Source::Node(0)]),
+    ///         Node::new(Add, [Source::Node(1), Source::Input]),
+    ///     ],
+    /// )?;
+    /// assert_eq!(net.forward(&array![[1.0_f32, -1.0]].into_dyn())?, array![[2.0_f32, -1.0]].into_dyn());
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Network::new`]; [`Error::Layer`] naming the node, wrapping [`Error::Graph`] for a node
+    /// without inputs, an input naming a node that does not exist, a cycle, a node reading a
+    /// later node, or a node (other than the last) whose output no node reads; wrapping the
+    /// layer's own error for inputs it cannot take (e.g. `Add` operands of different shapes).
+    pub fn graph(input_shape: impl AsRef<[usize]>, nodes: Vec<Node>) -> Result<Self> {
+        Self::graph_with_max_elements(input_shape, nodes, DEFAULT_MAX_ELEMENTS)
+    }
+
+    /// As [`Network::graph`], with `max_elements` as the element limit (see
+    /// [`Network::new_with_max_elements`]).
+    ///
+    /// # Errors
+    /// As [`Network::graph`].
+    pub fn graph_with_max_elements(
+        input_shape: impl AsRef<[usize]>,
+        mut nodes: Vec<Node>,
+        max_elements: u64,
+    ) -> Result<Self> {
         let input_shape = input_shape.as_ref().to_vec();
-        if layers.is_empty() {
+        if nodes.is_empty() {
             return Err(Error::invalid("a network needs at least one layer"));
         }
         if input_shape.is_empty() || input_shape.contains(&0) {
@@ -256,25 +339,69 @@ impl Network {
         if let Some(e) = too_large("one input sample".into(), &input_shape) {
             return Err(e);
         }
-        let mut shapes = Vec::with_capacity(layers.len());
-        let mut shape = input_shape.clone();
-        for (i, layer) in layers.iter().enumerate() {
-            shape = layer
-                .output_shape(&shape)
+        let count = nodes.len();
+        for (i, node) in nodes.iter().enumerate() {
+            check_sources(i, &node.inputs, count).map_err(|e| e.in_layer(i, node.layer.name()))?;
+        }
+        check_order(&nodes)?;
+        for i in 0..count {
+            let (before, rest) = nodes.split_at_mut(i);
+            let node = &mut rest[0];
+            let producers: Vec<Option<&dyn Layer>> = node
+                .inputs
+                .iter()
+                .map(|s| match *s {
+                    Source::Input => None,
+                    Source::Node(j) => Some(before[j].layer.as_ref()),
+                })
+                .collect();
+            let name = node.layer.name();
+            node.layer
+                .resolve_inputs(&producers)
+                .map_err(|e| e.in_layer(i, name))?;
+        }
+        let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(count);
+        for (i, node) in nodes.iter().enumerate() {
+            let layer = &node.layer;
+            let in_shapes: Vec<&[usize]> = node
+                .inputs
+                .iter()
+                .map(|s| match *s {
+                    Source::Input => input_shape.as_slice(),
+                    Source::Node(j) => shapes[j].as_slice(),
+                })
+                .collect();
+            let shape = layer
+                .output_shape_multi(&in_shapes)
                 .map_err(|e| e.in_layer(i, layer.name()))?;
             if shape.is_empty() || shape.contains(&0) {
                 return Err(Error::invalid(format!("output shape {shape:?} is empty"))
                     .in_layer(i, layer.name()));
             }
-            // Checked layer by layer: the next layer's geometry is computed from this shape.
+            // Checked node by node: the next node's geometry is computed from this shape.
             if let Some(e) = too_large("one output sample".into(), &shape) {
                 return Err(e.in_layer(i, layer.name()));
             }
-            shapes.push(shape.clone());
+            shapes.push(shape);
         }
+        let mut reads = vec![0usize; count + 1];
+        for node in &nodes {
+            for s in &node.inputs {
+                reads[s.activation_index()] += 1;
+            }
+        }
+        if let Some(i) = (0..count - 1).find(|&i| reads[i + 1] == 0) {
+            return Err(Error::Graph(format!(
+                "the output of node {i} is read by no node and is not the network output (the last node): a dangling node"
+            ))
+            .in_layer(i, nodes[i].layer.name()));
+        }
+        let (layers, inputs) = nodes.into_iter().map(|n| (n.layer, n.inputs)).unzip();
         Ok(Network {
             input_shape,
             layers,
+            inputs,
+            reads,
             shapes,
             max_elements,
         })
@@ -322,9 +449,38 @@ impl Network {
         Ok(())
     }
 
-    /// The layers, in order.
+    /// The layers, in order (node `i` is layer `i`).
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
+    }
+
+    /// The sources of node `i`'s inputs, in operand order (`[Node(i − 1)]`, or `[Input]` for
+    /// node 0, in a chain).
+    pub fn inputs_of(&self, i: usize) -> Option<&[Source]> {
+        self.inputs.get(i).map(Vec::as_slice)
+    }
+
+    /// The nodes reading node `i`'s output, in order (empty for the last node).
+    pub fn readers_of(&self, i: usize) -> Vec<usize> {
+        self.nodes_reading(Source::Node(i))
+    }
+
+    fn nodes_reading(&self, source: Source) -> Vec<usize> {
+        (0..self.layers.len())
+            .filter(|&k| self.inputs[k].contains(&source))
+            .collect()
+    }
+
+    /// Whether node `i` reads node `i − 1` (node 0 the input) and nothing else, for every `i`.
+    pub fn is_chain(&self) -> bool {
+        self.inputs.iter().enumerate().all(|(i, s)| {
+            let from = if i == 0 {
+                Source::Input
+            } else {
+                Source::Node(i - 1)
+            };
+            s.as_slice() == [from]
+        })
     }
 
     /// The shape of one input sample.
@@ -347,29 +503,54 @@ impl Network {
         self.layers.iter().map(|l| l.param_count()).sum()
     }
 
-    /// Fuses every normalisation layer into the dense or convolution layer right before it
+    /// Fuses every normalisation layer into the dense or convolution layer producing its input
     /// (Zennit's canonizer); the normalisation is replaced by an [`Identity`], so layer indices
     /// do not change. Identity layers (dropout, identities, e.g. the constant nodes of an
-    /// imported ONNX graph) between the two are skipped over.
+    /// imported ONNX graph) between the two are skipped over. In a graph, the producer (and every
+    /// identity skipped) must feed nothing but the path to the normalisation: fusing changes its
+    /// output for every reader.
     ///
     /// # Errors
-    /// [`Error::Layer`] if a normalisation does not directly follow a dense or convolution layer.
+    /// [`Error::Layer`] if a normalisation does not directly follow a dense or convolution layer,
+    /// or that layer's output is also read by other nodes.
     pub fn canonize(mut self) -> Result<Self> {
         for i in 0..self.layers.len() {
             let Some(affine) = self.layers[i].channel_affine() else {
                 continue;
             };
             let name = self.layers[i].name();
-            let prev = (0..i)
-                .rev()
-                .find(|&p| self.layers[p].kind() != crate::layers::LayerKind::Identity);
-            let Some(prev) = prev.filter(|&p| self.layers[p].kind().is_linear()) else {
-                return Err(Error::Unsupported(
+            let not_after_linear = || {
+                Error::Unsupported(
                     "a normalisation must directly follow a dense or convolution layer to be fused"
                         .into(),
                 )
-                .in_layer(i, name));
+                .in_layer(i, name.clone())
             };
+            // Walk back through identities, each read only on this path.
+            let mut from = self.inputs[i].as_slice();
+            let prev = loop {
+                let [Source::Node(p)] = *from else {
+                    return Err(not_after_linear());
+                };
+                let readers = self.nodes_reading(Source::Node(p));
+                if readers.len() > 1 || self.reads[p + 1] > 1 {
+                    let others: Vec<usize> = readers.into_iter().filter(|&r| r != i).collect();
+                    return Err(Error::Unsupported(format!(
+                        "node {p} ({}), on the path into this normalisation, is also read by \
+                         nodes {others:?}; fusing the normalisation into it would change them",
+                        self.layers[p].name()
+                    ))
+                    .in_layer(i, name));
+                }
+                if self.layers[p].kind() == crate::layers::LayerKind::Identity {
+                    from = self.inputs[p].as_slice();
+                    continue;
+                }
+                break p;
+            };
+            if !self.layers[prev].kind().is_linear() {
+                return Err(not_after_linear());
+            }
             let prev_name = self.layers[prev].name();
             self.layers[prev]
                 .fuse_channel_affine(&affine)
@@ -422,14 +603,47 @@ impl Network {
     /// hide is still reported, as in [`trace`](Network::trace)).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x)?;
-        let mut a = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let wrap = |e: Error| e.in_layer(i, layer.name());
-            a = layer.forward(&a).map_err(wrap)?;
-            self.check_output(i, x.shape()[0], &a).map_err(wrap)?;
-            if !crate::kernels::elementwise::all(&a, f32::is_finite) {
-                return Err(wrap(Error::NonFinite("activations".into())));
+        // Each activation is dropped once its last reader has run.
+        let mut unread = self.reads.clone();
+        let mut acts: Vec<Option<Tensor>> = vec![None; self.layers.len() + 1];
+        acts[0] = Some(x.clone());
+        for i in 0..self.layers.len() {
+            let a = self.node_forward(i, x.shape()[0], |s| acts[s].as_ref())?;
+            for s in &self.inputs[i] {
+                let k = s.activation_index();
+                unread[k] -= 1;
+                if unread[k] == 0 {
+                    acts[k] = None;
+                }
             }
+            acts[i + 1] = Some(a);
+        }
+        Ok(acts
+            .pop()
+            .flatten()
+            .unwrap_or_else(|| unreachable!("the last node's output is kept")))
+    }
+
+    /// Node `i`'s forward pass on the activations `act` gives (by activation index), checked.
+    fn node_forward<'t>(
+        &self,
+        i: usize,
+        batch: usize,
+        act: impl Fn(usize) -> Option<&'t Tensor>,
+    ) -> Result<Tensor> {
+        let layer = &self.layers[i];
+        let wrap = |e: Error| e.in_layer(i, layer.name());
+        let ins: Vec<&Tensor> = self.inputs[i]
+            .iter()
+            .map(|s| {
+                act(s.activation_index())
+                    .unwrap_or_else(|| unreachable!("an input is kept until its last reader"))
+            })
+            .collect();
+        let a = layer.forward_multi(&ins).map_err(wrap)?;
+        self.check_output(i, batch, &a).map_err(wrap)?;
+        if !crate::kernels::elementwise::all(&a, f32::is_finite) {
+            return Err(wrap(Error::NonFinite("activations".into())));
         }
         Ok(a)
     }
@@ -442,15 +656,8 @@ impl Network {
         self.check_input(x)?;
         let mut activations = Vec::with_capacity(self.layers.len() + 1);
         activations.push(x.clone());
-        for (i, layer) in self.layers.iter().enumerate() {
-            let a = layer
-                .forward(&activations[i])
-                .map_err(|e| e.in_layer(i, layer.name()))?;
-            self.check_output(i, x.shape()[0], &a)
-                .map_err(|e| e.in_layer(i, layer.name()))?;
-            if !crate::kernels::elementwise::all(&a, f32::is_finite) {
-                return Err(Error::NonFinite("activations".into()).in_layer(i, layer.name()));
-            }
+        for i in 0..self.layers.len() {
+            let a = self.node_forward(i, x.shape()[0], |s| activations.get(s))?;
             activations.push(a);
         }
         Ok(Trace { activations })
@@ -458,7 +665,9 @@ impl Network {
 
     /// K-LRP from `init` (shaped like the output batch) back to the input:
     /// `R^(l)_j = ⊕_k Θ^(l)(d_jk) ⊗ R^(l+1)_k`, with the rules of `composite` and `theta.at(l)`
-    /// at layer `l`. With `keep_layers`, every layer's input relevance is kept.
+    /// at layer `l`. With `keep_layers`, every layer's input relevance is kept. In a graph, node
+    /// `l` sends relevance to each of its inputs through that operand's shares, and a tensor
+    /// read by several nodes gets the ⊕ ([`Semiring::add`]) of what each sends back.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if `init` does not match the output batch or `trace` was not made
@@ -502,28 +711,67 @@ impl Network {
             }
         }
         let rules = composite.assign(&self.layers);
-        let mut r = init.clone();
-        let mut kept = keep_layers.then(|| vec![init.clone()]);
+        let count = self.layers.len();
+        // The relevance of every tensor (by activation index), ⊕-accumulated over its readers.
+        let mut rel: Vec<Option<ArrayD<K>>> = (0..=count).map(|_| None).collect();
+        rel[count] = Some(init.clone());
+        let mut kept: Option<Vec<Option<ArrayD<K>>>> =
+            keep_layers.then(|| (0..=count).map(|_| None).collect());
         for (i, layer) in self.layers.iter().enumerate().rev() {
-            let (a_in, a_out) = (&trace.activations[i], &trace.activations[i + 1]);
             let wrap = |e: Error| e.in_layer(i, layer.name());
-            let shares = layer.shares(a_in, a_out, &rules[i]).map_err(wrap)?;
-            r = match shares {
-                // Relevance passes through unchanged (activations, flatten): move, don't copy.
-                Shares::Pass if r.len() == a_in.len() && r.is_standard_layout() => r
-                    .into_shape_with_order(IxDyn(a_in.shape()))
-                    .map_err(|e| wrap(Error::invalid(format!("relevance reshape: {e}"))))?,
-                shares => {
-                    kernels::propagate(&shares, theta.at(i), &r, a_in.shape()).map_err(wrap)?
-                }
-            };
+            let a_out = &trace.activations[i + 1];
+            // Every reader of node i comes after it, so its relevance is complete here.
+            let r = rel[i + 1]
+                .take()
+                .unwrap_or_else(|| ArrayD::from_elem(a_out.raw_dim(), K::zero()));
             if let Some(k) = kept.as_mut() {
-                k.push(r.clone());
+                k[i + 1] = Some(r.clone());
+            }
+            let sources = &self.inputs[i];
+            let ins: Vec<&Tensor> = sources
+                .iter()
+                .map(|s| &trace.activations[s.activation_index()])
+                .collect();
+            let shares = layer.shares_multi(&ins, a_out, &rules[i]).map_err(wrap)?;
+            if shares.len() != ins.len() {
+                return Err(wrap(Error::shape(
+                    "shares (one per input)",
+                    &[ins.len()],
+                    &[shares.len()],
+                )));
+            }
+            let mut r = Some(r);
+            let last = shares.len() - 1;
+            for (b, (shares, source)) in shares.into_iter().zip(sources).enumerate() {
+                let a_in = ins[b];
+                let r_in = match (shares, r.take_if(|_| b == last)) {
+                    // Relevance passes through unchanged (activations, flatten): move, don't copy.
+                    (Shares::Pass, Some(owned))
+                        if owned.len() == a_in.len() && owned.is_standard_layout() =>
+                    {
+                        owned
+                            .into_shape_with_order(IxDyn(a_in.shape()))
+                            .map_err(|e| wrap(Error::invalid(format!("relevance reshape: {e}"))))?
+                    }
+                    (shares, owned) => {
+                        let r_out = owned.as_ref().or(r.as_ref()).unwrap_or_else(|| {
+                            unreachable!("the relevance is taken only for the last operand")
+                        });
+                        kernels::propagate(&shares, theta.at(i), r_out, a_in.shape())
+                            .map_err(wrap)?
+                    }
+                };
+                accumulate(&mut rel[source.activation_index()], r_in);
             }
         }
+        let r = rel[0]
+            .take()
+            .unwrap_or_else(|| ArrayD::from_elem(trace.activations[0].raw_dim(), K::zero()));
         let layers = kept.map(|mut k| {
-            k.reverse();
-            k
+            k[0] = Some(r.clone());
+            k.into_iter()
+                .map(|v| v.unwrap_or_else(|| unreachable!("every tensor's relevance is kept")))
+                .collect()
         });
         let overflowed = r.iter().filter(|v| v.is_overflow()).count();
         Ok(Relevance {

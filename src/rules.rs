@@ -378,6 +378,10 @@ impl MaxAbsRule {
         }
         Ok(MaxAbsRule { delta })
     }
+    /// δ.
+    pub fn delta(&self) -> f32 {
+        self.delta
+    }
 }
 
 impl Default for MaxAbsRule {

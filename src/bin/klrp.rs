@@ -10,8 +10,8 @@ use klrp::io::onnx::{MAX_SAMPLE_ELEMENTS, load_onnx_file_with_max_elements};
 use klrp::io::safetensors::SafeTensors;
 use klrp::layers::{LayerKind, Tensor};
 use klrp::rules::{
-    AlphaBetaRule, Bound, EpsilonRule, FlatRule, GammaRule, MaxAbsRule, ProportionalRule, Rule,
-    WSquareRule, ZBoxRule, ZPlusRule, ZeroRule,
+    AlphaBetaRule, Bound, EpsilonRule, FlatRule, GammaRule, MaxAbsRule, Rule, WSquareRule,
+    ZBoxRule, ZPlusRule, ZeroRule,
 };
 use klrp::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
 use klrp::{
@@ -968,7 +968,7 @@ fn explain(opts: &Options) -> CliResult<()> {
         composite = composite.with_first_linear(parse_rule("--first-rule", r, &bounds)?);
     }
     if avg_maxpool {
-        composite = composite.with_max_pool(ProportionalRule::default());
+        composite = composite.with_max_pool_as_average();
     }
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
 

@@ -367,6 +367,54 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
                 }
             }
         }
+        Shares::Elementwise(d) => {
+            if n_out != n_in || d.len() != n * n_in {
+                return Err(Error::shape(
+                    "element-wise shares (input, output, shares)",
+                    &[n * n_in, n * n_in, n * n_in],
+                    &[n * n_in, n * n_out, d.len()],
+                ));
+            }
+            let d = samples(d);
+            r_in = filled(n * n_in, K::zero());
+            par_zip_map_into(&d, &r_out_flat, &mut r_in, |d, r| {
+                if d == 0.0 && skip_zero {
+                    K::zero()
+                } else {
+                    let mut acc = K::zero();
+                    acc.add_mul(theta.convert(d), r);
+                    acc
+                }
+            });
+        }
+        Shares::ChannelSlice { start } => {
+            // Input [N, C_in, rest…] is channels start..start + C_in of output [N, C_out, rest…].
+            let fits = input_shape.len() >= 2
+                && r_out.ndim() == input_shape.len()
+                && r_out.shape()[2..] == input_shape[2..]
+                && start
+                    .checked_add(input_shape[1])
+                    .is_some_and(|end| end <= r_out.shape()[1]);
+            if !fits {
+                let mut want = input_shape.to_vec();
+                if want.len() >= 2 {
+                    want[1] = start.saturating_add(input_shape[1]);
+                }
+                return Err(Error::shape(
+                    "channel-slice relevance (output holding the input's channels)",
+                    &want,
+                    r_out.shape(),
+                ));
+            }
+            let slice = r_out.slice_axis(
+                ndarray::Axis(1),
+                ndarray::Slice::from(*start..start + input_shape[1]),
+            );
+            r_in = slice.iter().copied().collect();
+        }
+        Shares::Disconnected => {
+            r_in = filled(n * n_in, K::zero());
+        }
     }
     ArrayD::from_shape_vec(IxDyn(input_shape), r_in)
         .map_err(|e| Error::invalid(format!("relevance shape: {e}")))

@@ -13,17 +13,21 @@ mod batchnorm;
 mod conv;
 mod dense;
 mod flatten;
+mod merge;
 mod pool;
 
-pub use activation::{Dropout, Identity, ReLU};
+pub use activation::{
+    Clip, Dropout, Gelu, HardSigmoid, HardSwish, Identity, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh,
+};
 pub use batchnorm::BatchNorm2d;
 pub use conv::{Conv2d, ConvGeometry};
 pub use dense::Dense;
 pub use flatten::Flatten;
+pub use merge::{Add, Concat, Mul};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MAX_ADAPTIVE_OUTPUT, MaxPool2d, PoolGeometry};
 
 use crate::error::{Error, Result};
-use crate::rules::{Rule, ShareTerm, WeightMap};
+use crate::rules::{Rule, ShareTerm, SharedTensor, WeightMap};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayView4};
 use std::fmt::Debug;
 
@@ -49,6 +53,14 @@ pub enum LayerKind {
     Normalization,
     /// Identity at inference (dropout, identity, a fused normalisation).
     Identity,
+    /// Element-wise sum of two or more inputs of one shape (a residual connection); its rule is
+    /// the composite's `sum` rule (proportional / max-abs, like average pooling).
+    Add,
+    /// Concatenation of inputs along the channel axis: relevance goes back to each slice unchanged.
+    Concat,
+    /// Element-wise product with a gate (squeeze-and-excitation, `x·σ(x)`): all relevance to the
+    /// gated operand.
+    Mul,
     /// A user layer of another kind.
     Other,
 }
@@ -255,6 +267,19 @@ pub enum Shares<'a> {
     /// Shares listed explicitly, per sample, as `(j, k, d_jk)` (flat indices within a sample);
     /// unlisted pairs are not connected. The general form for layers of your own.
     Explicit(Vec<Vec<(usize, usize, f32)>>),
+    /// One-to-one shares between an input and an output of the same shape: input `j` feeds
+    /// only output `j`, with `d_jj = shares[j]` (the operands of [`Add`]);
+    /// `R_j = Θ(d_jj) ⊗ R_j`. `shares` is shaped like the input batch.
+    Elementwise(SharedTensor),
+    /// The input is the slice of the output along the channel axis (the first axis after the
+    /// batch) that starts at channel `start` (an operand of [`Concat`]): relevance of the slice
+    /// passes unchanged, without Θ.
+    ChannelSlice {
+        /// The output channel where this input's channels begin.
+        start: usize,
+    },
+    /// No connection: the input receives no relevance (`R_j = 0`; the gate of [`Mul`]).
+    Disconnected,
 }
 
 /// A linear layer (dense or convolution): the forward passes the rules need.
@@ -320,6 +345,70 @@ pub trait Layer: Debug + Send + Sync {
     /// [`Error::Unsupported`] if the rule does not apply to this layer.
     fn shares(&self, input: &Tensor, output: &Tensor, rule: &Rule) -> Result<Shares<'_>>;
 
+    /// The output shape of one sample for the per-sample shapes of this node's inputs, in order.
+    ///
+    /// Provided: with one input, [`output_shape`](Layer::output_shape); otherwise an error.
+    /// Layers that take several inputs ([`Add`], [`Concat`], [`Mul`]) override it.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the inputs do not fit the layer or their number is wrong.
+    fn output_shape_multi(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        match inputs {
+            [one] => self.output_shape(one),
+            _ => Err(single_input_error(&self.name(), inputs.len())),
+        }
+    }
+
+    /// The forward pass on the batches of this node's inputs, in order.
+    ///
+    /// Provided: with one input, [`forward`](Layer::forward); otherwise an error.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the batches do not fit the layer or their number is wrong.
+    fn forward_multi(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        match inputs {
+            [one] => self.forward(one),
+            _ => Err(single_input_error(&self.name(), inputs.len())),
+        }
+    }
+
+    /// The shares of this node under `rule`: one [`Shares`] per input (operand), in order, each
+    /// connecting that input to the node's output.
+    ///
+    /// Provided: with one input, `vec![`[`shares`](Layer::shares)`(…)]`; otherwise an error.
+    ///
+    /// # Errors
+    /// As [`shares`](Layer::shares); [`Error::ShapeMismatch`] if the number of inputs is wrong.
+    fn shares_multi(
+        &self,
+        inputs: &[&Tensor],
+        output: &Tensor,
+        rule: &Rule,
+    ) -> Result<Vec<Shares<'_>>> {
+        match inputs {
+            [one] => Ok(vec![self.shares(one, output, rule)?]),
+            _ => Err(single_input_error(&self.name(), inputs.len())),
+        }
+    }
+
+    /// Whether this layer's output is a gate, i.e. values in `[0, 1]` meant to scale another
+    /// tensor (sigmoid, hard sigmoid): a [`Mul`] with an automatic gate treats the operand a gate
+    /// layer produces as the gate.
+    fn is_gate(&self) -> bool {
+        false
+    }
+
+    /// Called once when a graph is built, with the layers producing this node's inputs, in order
+    /// (`None` for the network input), before any shape is computed. [`Mul`] picks its gate
+    /// operand here; other layers need nothing (the provided method does nothing).
+    ///
+    /// # Errors
+    /// Whatever the layer finds wrong with its producers (e.g. a [`Mul`] that cannot tell its gate).
+    fn resolve_inputs(&mut self, producers: &[Option<&dyn Layer>]) -> Result<()> {
+        let _ = producers;
+        Ok(())
+    }
+
     /// The per-channel affine map this layer computes, if it is a normalisation to be fused into
     /// the preceding linear layer by [`Network::canonize`](crate::Network::canonize).
     fn channel_affine(&self) -> Option<ChannelAffine> {
@@ -338,6 +427,11 @@ pub trait Layer: Debug + Send + Sync {
             self.name()
         )))
     }
+}
+
+/// The error of a single-input layer given `got` inputs.
+fn single_input_error(name: &str, got: usize) -> Error {
+    Error::shape(format!("{name} inputs (it takes one)"), &[1], &[got])
 }
 
 /// Checks that a batch has at least one sample, of per-sample shape `expected`.

@@ -2,12 +2,14 @@
 //!
 //! Max pooling is winner-take-all by default (all relevance to the window's first maximum in
 //! row-major order); [`ProportionalRule`] treats it as average
-//! pooling for relevance instead. Average pooling is always proportional:
-//! `d_jk = (a_j / n_k) / stab_ε(mean_k)`.
+//! pooling for relevance instead. Average pooling is proportional,
+//! `d_jk = (a_j / n_k) / stab_ε(mean_k)`, or max-abs under the Viterbi composite,
+//! `d_jk = |a_j| / (max_window |a_j'| + δ)` (also max pooling treated as average there).
 
 use super::{Connectivity, Layer, LayerKind, Shares, Tensor, check_batch};
 use crate::error::{Error, Result};
 use crate::kernels;
+use crate::kernels::elementwise;
 use crate::rules::{ProportionalRule, Rule, ShareTerm, WeightMap, stabilized_recip};
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
@@ -147,6 +149,46 @@ impl PoolGeometry {
             }
         }
         Ok(sum)
+    }
+
+    /// Max-abs shares `|a_j| / (max_{j' in window k} |a_j'| + δ)`: the averaging weights are
+    /// equal within a window, so they cancel.
+    fn max_abs_shares<'a>(&self, a: &Tensor, delta: f32) -> Result<Shares<'a>> {
+        let abs = elementwise::map(a, f32::abs);
+        let n = a.shape().first().copied().unwrap_or(0);
+        let plane_in = self.in_h * self.in_w;
+        let mut q = Tensor::zeros(super::with_batch(n, &self.output_shape()));
+        let abs_std = abs.as_standard_layout();
+        for (xs, mut qs) in abs_std.outer_iter().zip(q.outer_iter_mut()) {
+            let xs = xs.as_slice().unwrap_or(&[]);
+            let qs = qs.as_slice_mut().unwrap_or(&mut []);
+            let mut k = 0;
+            for c in 0..self.channels {
+                let xc = &xs[c * plane_in..(c + 1) * plane_in];
+                for rows in &self.rows {
+                    for cols in &self.cols {
+                        let mut m = 0.0f32;
+                        for iy in rows.clone() {
+                            for &v in &xc[iy * self.in_w + cols.start..iy * self.in_w + cols.end] {
+                                m = m.max(v);
+                            }
+                        }
+                        qs[k] = 1.0 / (m + delta);
+                        k += 1;
+                    }
+                }
+            }
+        }
+        Ok(Shares::Linear {
+            connectivity: Connectivity::Pool {
+                geometry: self.clone(),
+            },
+            terms: vec![ShareTerm {
+                input: abs.into_shared(),
+                weight: WeightMap::Ones,
+                scale: q.into_shared(),
+            }],
+        })
     }
 
     /// Proportional shares `(a_j / n_k) / stab_ε(mean_k)`.
@@ -315,8 +357,12 @@ impl Layer for MaxPool2d {
                 let mean = g.mean(input)?;
                 Ok(g.proportional_shares(input, &mean, r))
             }
+            // Treated as average pooling, with max-abs shares (the Viterbi composite).
+            Rule::MaxAbs(r) => self
+                .geometry(&sample, true)?
+                .max_abs_shares(input, r.delta()),
             other => Err(Error::Unsupported(format!(
-                "rule {} on max pooling (use winner-takes-all or proportional)",
+                "rule {} on max pooling (use winner-takes-all, proportional or max-abs)",
                 other.name()
             ))),
         }
@@ -379,13 +425,14 @@ fn avg_shares<'a>(
 ) -> Result<Shares<'a>> {
     match rule {
         Rule::Proportional(r) => Ok(g.proportional_shares(input, output, r)),
+        Rule::MaxAbs(r) => g.max_abs_shares(input, r.delta()),
         // Average pooling is always proportional; a winner-take-all assignment meant for max
         // pooling falls back to it with the default ε.
         Rule::WinnerTakesAll(_) => {
             Ok(g.proportional_shares(input, output, &ProportionalRule::default()))
         }
         other => Err(Error::Unsupported(format!(
-            "rule {} on {layer} (average pooling is proportional)",
+            "rule {} on {layer} (average pooling is proportional or max-abs)",
             other.name()
         ))),
     }
