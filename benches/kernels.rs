@@ -1,12 +1,13 @@
 //! Relevance kernels per semiring on VGG-16 layer shapes, each against the forward pass of the
 //! same layer (the in-run baseline), plus thread scaling.
 //!
-//! Run: `cargo bench --bench kernels` (add `-- conv`, `-- dense` or `-- threads` to filter).
+//! Run: `cargo bench --bench kernels` (add `-- conv`, `-- dense`, `-- depthwise` or `-- threads` to
+//! filter).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use klrp::kernels::propagate;
 use klrp::layers::{Conv2d, Dense, Layer, Tensor};
-use klrp::rules::{GammaRule, MaxAbsRule, Rule, ZeroRule};
+use klrp::rules::{EpsilonRule, GammaRule, MaxAbsRule, Rule, ZeroRule};
 use klrp::semiring::{Boolean, Counting, FloatCounting, Real, Semiring, Viterbi};
 use klrp::{AbsThreshold, Clamp01, Conversion, Identity};
 use ndarray::{Array1, Array2, Array4, ArrayD};
@@ -95,6 +96,57 @@ fn conv(cin: usize, cout: usize, rng: &mut Rng) -> Conv2d {
         .unwrap()
 }
 
+/// Depthwise and grouped convolutions of MobileNetV2 / EfficientNet shapes: forward, ε relevance
+/// (Real), Boolean (LRP-0, |d| > θ) and Viterbi (max-abs). Group names read
+/// `depthwise <channels>/<groups> k×k s<stride> @<hw>²`.
+fn depthwise_layers(c: &mut Criterion) {
+    let mut rng = Rng(4);
+    for (ch, groups, k, stride, hw) in [
+        (144, 144, 3, 1, 56),
+        (144, 144, 3, 2, 56),
+        (960, 960, 3, 1, 7),
+        (144, 144, 5, 1, 28),
+        (192, 8, 1, 1, 28),
+    ] {
+        let std = (2.0 / (ch / groups * k * k) as f32).sqrt() * 1.7;
+        let w = Array4::from_shape_fn((ch, ch / groups, k, k), |_| rng.next() * std);
+        let b = Array1::from_shape_fn(ch, |_| rng.next() * 0.01);
+        let layer = Conv2d::new(w, Some(b))
+            .unwrap()
+            .with_groups(groups)
+            .unwrap()
+            .with_stride((stride, stride))
+            .unwrap()
+            .with_padding((k / 2, k / 2))
+            .unwrap();
+        let (x, y) = setup(&layer, &[ch, hw, hw], &mut rng);
+        let r_real = y.mapv(|v| Real(v.abs() * 0.01));
+        let r_bool = y.mapv(|v| Boolean(v > 0.0));
+        let r_vit = y.mapv(|v| Viterbi(f64::from(v.abs().min(1.0))));
+        let abs = AbsThreshold::new(0.002).unwrap();
+        let epsilon: Rule = EpsilonRule::new(1e-6).unwrap().into();
+        let zero: Rule = ZeroRule.into();
+        let maxabs: Rule = MaxAbsRule::default().into();
+        let mut g = c.benchmark_group(format!("depthwise {ch}/{groups} {k}×{k} s{stride} @{hw}²"));
+        g.sample_size(10)
+            .measurement_time(Duration::from_secs(2))
+            .warm_up_time(Duration::from_millis(300));
+        g.bench_function("forward", |b| {
+            b.iter(|| black_box(layer.forward(&x).unwrap()))
+        });
+        g.bench_function("real (epsilon)", |b| {
+            b.iter(|| black_box(relevance(&layer, &x, &y, &epsilon, &Identity, &r_real)))
+        });
+        g.bench_function("boolean (LRP-0, |d| > θ)", |b| {
+            b.iter(|| black_box(relevance(&layer, &x, &y, &zero, &abs, &r_bool)))
+        });
+        g.bench_function("viterbi (max-abs)", |b| {
+            b.iter(|| black_box(relevance(&layer, &x, &y, &maxabs, &Clamp01, &r_vit)))
+        });
+        g.finish();
+    }
+}
+
 fn dense(n_in: usize, n_out: usize, rng: &mut Rng) -> Dense {
     let std = (2.0 / n_in as f32).sqrt() * 1.7;
     let w = Array2::from_shape_fn((n_out, n_in), |_| rng.next() * std);
@@ -178,5 +230,11 @@ fn thread_scaling(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, conv_layers, dense_layers, thread_scaling);
+criterion_group!(
+    benches,
+    conv_layers,
+    depthwise_layers,
+    dense_layers,
+    thread_scaling
+);
 criterion_main!(benches);

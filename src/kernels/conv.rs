@@ -32,8 +32,8 @@ struct Padded {
 }
 
 fn padded(g: &ConvGeometry) -> Padded {
-    let hp = g.in_h + 2 * g.padding.0;
-    let wp = g.in_w + 2 * g.padding.1;
+    let hp = g.in_h + g.padding.0 + g.padding_end.0;
+    let wp = g.in_w + g.padding.1 + g.padding_end.1;
     let plane = hp * wp;
     Padded {
         wp,
@@ -602,9 +602,16 @@ mod tests {
         let mut v = Vec::new();
         for &(kh, kw) in &[(1, 1), (3, 2), (2, 3), (3, 3)] {
             for &(dh, dw) in &[(1, 1), (2, 1), (1, 2), (2, 2)] {
-                for &(ph, pw) in &[(0, 0), (1, 1), (2, 0), (0, 2)] {
+                for &((ph, pw), (eh, ew)) in &[
+                    ((0, 0), (0, 0)),
+                    ((1, 1), (1, 1)),
+                    ((2, 0), (2, 0)),
+                    ((0, 2), (0, 2)),
+                    ((0, 0), (1, 1)),
+                    ((1, 0), (0, 2)),
+                ] {
                     for &(h, w) in &[(3, 2), (4, 6), (6, 3), (5, 5)] {
-                        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+                        let (hp, wp) = (h + ph + eh, w + pw + ew);
                         let (sh, sw) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
                         if hp < sh || wp < sw {
                             continue;
@@ -622,6 +629,7 @@ mod tests {
                                 kw,
                                 stride: (1, 1),
                                 padding: (ph, pw),
+                                padding_end: (eh, ew),
                                 dilation: (dh, dw),
                             });
                         }
@@ -703,6 +711,7 @@ mod tests {
             kw: 3,
             stride: (1, 1),
             padding: (1, 1),
+            padding_end: (1, 1),
             dilation: (1, 1),
         };
         let w = ndarray::Array4::from_shape_fn((5, 37, 3, 3), |(a, b, c, d)| {

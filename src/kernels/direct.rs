@@ -132,7 +132,7 @@ pub(crate) fn available() -> bool {
 }
 
 /// One stride-1 convolution problem: `cin → cout` channels, an input of `h × w` padded by `pad`
-/// on each side, a `kh × kw` kernel with dilation `dil`.
+/// before (top, left) and `pad_end` after (bottom, right), a `kh × kw` kernel with dilation `dil`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Problem {
     pub cin: usize,
@@ -140,6 +140,7 @@ pub(crate) struct Problem {
     pub h: usize,
     pub w: usize,
     pub pad: (usize, usize),
+    pub pad_end: (usize, usize),
     pub kh: usize,
     pub kw: usize,
     pub dil: (usize, usize),
@@ -147,10 +148,10 @@ pub(crate) struct Problem {
 
 impl Problem {
     fn hp(&self) -> usize {
-        self.h + 2 * self.pad.0
+        self.h + self.pad.0 + self.pad_end.0
     }
     fn wp(&self) -> usize {
-        self.w + 2 * self.pad.1
+        self.w + self.pad.1 + self.pad_end.1
     }
     /// Output height (0 if the kernel does not fit).
     pub fn out_h(&self) -> usize {
@@ -590,6 +591,7 @@ pub(crate) fn forward_problem(g: &ConvGeometry) -> Problem {
         h: g.in_h,
         w: g.in_w,
         pad: g.padding,
+        pad_end: g.padding_end,
         kh: g.kh,
         kw: g.kw,
         dil: g.dilation,
@@ -597,11 +599,12 @@ pub(crate) fn forward_problem(g: &ConvGeometry) -> Problem {
 }
 
 /// The transposed problem, if the direct kernel applies: the relevance grid padded by
-/// `(k − 1)·d − p` (so the padding may be at most the kernel's reach).
+/// `(k − 1)·d − p_begin` before and `(k − 1)·d − p_end` after (so the padding may be at most the
+/// kernel's reach).
 pub(crate) fn transpose_problem(g: &ConvGeometry) -> Option<Problem> {
     let reach_y = (g.kh - 1) * g.dilation.0;
     let reach_x = (g.kw - 1) * g.dilation.1;
-    if g.padding.0 > reach_y || g.padding.1 > reach_x {
+    if g.padding.0.max(g.padding_end.0) > reach_y || g.padding.1.max(g.padding_end.1) > reach_x {
         return None;
     }
     let p = Problem {
@@ -610,6 +613,7 @@ pub(crate) fn transpose_problem(g: &ConvGeometry) -> Option<Problem> {
         h: g.out_h,
         w: g.out_w,
         pad: (reach_y - g.padding.0, reach_x - g.padding.1),
+        pad_end: (reach_y - g.padding_end.0, reach_x - g.padding_end.1),
         kh: g.kh,
         kw: g.kw,
         dil: g.dilation,
@@ -691,12 +695,16 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         };
-        for &(cin, cout, h, w, pad, k, dil) in &[
-            (3, 5, 7, 9, (1, 1), (3, 3), (1, 1)),
-            (4, 17, 13, 11, (0, 2), (3, 2), (2, 1)),
-            (9, 8, 30, 31, (2, 0), (5, 3), (1, 2)),
-            (2, 3, 1, 1, (1, 1), (3, 3), (1, 1)),
-            (16, 9, 5, 70, (1, 1), (1, 1), (1, 1)),
+        for &(cin, cout, h, w, pad, pad_end, k, dil) in &[
+            (3, 5, 7, 9, (1, 1), (1, 1), (3, 3), (1, 1)),
+            (4, 17, 13, 11, (0, 2), (0, 2), (3, 2), (2, 1)),
+            (9, 8, 30, 31, (2, 0), (2, 0), (5, 3), (1, 2)),
+            (2, 3, 1, 1, (1, 1), (1, 1), (3, 3), (1, 1)),
+            (16, 9, 5, 70, (1, 1), (1, 1), (1, 1), (1, 1)),
+            // Asymmetric: TensorFlow "same" (0 before, 1 after) and the reverse, and mixed.
+            (3, 9, 8, 10, (0, 0), (1, 1), (2, 2), (1, 1)),
+            (2, 5, 6, 7, (1, 2), (0, 0), (3, 3), (1, 1)),
+            (4, 8, 9, 5, (0, 3), (2, 1), (3, 3), (2, 1)),
         ] {
             let p = Problem {
                 cin,
@@ -704,6 +712,7 @@ mod tests {
                 h,
                 w,
                 pad,
+                pad_end,
                 kh: k.0,
                 kw: k.1,
                 dil,
@@ -762,6 +771,7 @@ mod tests {
                 h: 6,
                 w: 5,
                 pad,
+                pad_end: pad,
                 kh: 3,
                 kw: 3,
                 dil: (1, 1),

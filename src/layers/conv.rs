@@ -31,16 +31,23 @@ pub struct ConvGeometry {
     pub kw: usize,
     /// Stride (vertical, horizontal).
     pub stride: (usize, usize),
-    /// Zero padding (top/bottom, left/right).
+    /// Zero padding before the input (top, left); with [`padding_end`](Self::padding_end), ONNX
+    /// `pads = [top, left, bottom, right]` is `padding = (top, left)`,
+    /// `padding_end = (bottom, right)`.
     pub padding: (usize, usize),
+    /// Zero padding after the input (bottom, right); equal to `padding` for symmetric padding.
+    pub padding_end: (usize, usize),
     /// Dilation (vertical, horizontal).
     pub dilation: (usize, usize),
 }
 
 /// A 2-D convolution over NCHW batches (PyTorch `Conv2d`, weight `[C_out, C_in / groups, kh, kw]`).
 ///
-/// `out = ⌊(in + 2·pad − dilation·(k − 1) − 1) / stride⌋ + 1` per spatial axis. Zero padding;
-/// padded positions are not connections (they carry no relevance and do not count for the flat rule).
+/// `out = ⌊(in + pad_begin + pad_end − dilation·(k − 1) − 1) / stride⌋ + 1` per spatial axis.
+/// Zero padding, symmetric ([`with_padding`](Self::with_padding)) or not
+/// ([`with_padding_asym`](Self::with_padding_asym)); padded positions are never inputs: they are
+/// not connections, carry no relevance, and are not covered by z^B's box bounds nor counted by
+/// the flat rule.
 ///
 /// ```
 /// use klrp::layers::{Conv2d, Layer};
@@ -57,6 +64,7 @@ pub struct Conv2d {
     bias: Option<Array1<f32>>,
     stride: (usize, usize),
     padding: (usize, usize),
+    padding_end: (usize, usize),
     dilation: (usize, usize),
     groups: usize,
 }
@@ -91,6 +99,7 @@ impl Conv2d {
             bias,
             stride: (1, 1),
             padding: (0, 0),
+            padding_end: (0, 0),
             dilation: (1, 1),
             groups: 1,
         })
@@ -110,13 +119,56 @@ impl Conv2d {
         Ok(self)
     }
 
-    /// Sets the zero padding.
+    /// Sets the zero padding, the same before and after the input (`padding = (vertical,
+    /// horizontal)`, PyTorch's `padding`); replaces any earlier padding.
     ///
     /// # Errors
     /// Never at present; kept fallible like the other settings.
     pub fn with_padding(mut self, padding: (usize, usize)) -> Result<Self> {
         self.padding = padding;
+        self.padding_end = padding;
         Ok(self)
+    }
+
+    /// Adds zero padding `begin = (top, left)` and `end = (bottom, right)` to the padding set so
+    /// far (ONNX `pads = [top, left, bottom, right]` is `begin = (top, left)`,
+    /// `end = (bottom, right)`).
+    ///
+    /// Adding, not replacing, is what folds a constant-zero `Pad` into the convolution that reads
+    /// it: `Conv(Pad(x, p), pads = q)` equals this convolution with `q` set, then `p` added, on `x`.
+    /// The padded positions are never inputs: they carry no relevance, and the z^B bounds and the
+    /// flat rule's counts do not cover them.
+    ///
+    /// ```
+    /// use klrp::layers::{Conv2d, Layer};
+    /// use ndarray::Array4;
+    /// // TensorFlow "same" padding of a 3×3 stride-2 convolution on an even input: 0 before, 1 after.
+    /// let conv = Conv2d::new(Array4::ones((1, 1, 3, 3)), None).unwrap()
+    ///     .with_stride((2, 2)).unwrap()
+    ///     .with_padding_asym((0, 0), (1, 1)).unwrap();
+    /// assert_eq!(conv.output_shape(&[1, 4, 4]).unwrap(), vec![1, 2, 2]);
+    /// let y = conv.forward(&ndarray::ArrayD::ones(vec![1, 1, 4, 4])).unwrap();
+    /// assert_eq!(y[[0, 0, 0, 0]], 9.0);
+    /// assert_eq!(y[[0, 0, 1, 1]], 4.0); // bottom-right: 4 in-bounds taps
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if a total padding overflows `usize`.
+    pub fn with_padding_asym(mut self, begin: (usize, usize), end: (usize, usize)) -> Result<Self> {
+        let add = |a: (usize, usize), b: (usize, usize)| {
+            Some((a.0.checked_add(b.0)?, a.1.checked_add(b.1)?))
+        };
+        match (add(self.padding, begin), add(self.padding_end, end)) {
+            (Some(b), Some(e)) => {
+                self.padding = b;
+                self.padding_end = e;
+                Ok(self)
+            }
+            _ => Err(Error::invalid(format!(
+                "Conv2d padding {:?} + {begin:?} (begin), {:?} + {end:?} (end) overflows",
+                self.padding, self.padding_end
+            ))),
+        }
     }
 
     /// Sets the dilation.
@@ -168,6 +220,21 @@ impl Conv2d {
         self.weight.shape()[0]
     }
 
+    /// Zero padding before the input: (top, left).
+    pub fn padding(&self) -> (usize, usize) {
+        self.padding
+    }
+
+    /// Zero padding after the input: (bottom, right).
+    pub fn padding_end(&self) -> (usize, usize) {
+        self.padding_end
+    }
+
+    /// Channel groups.
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
     /// The geometry of this convolution on an input sample of shape `[C, H, W]`.
     ///
     /// # Errors
@@ -190,8 +257,20 @@ impl Conv2d {
         let (kh, kw) = (self.weight.shape()[2], self.weight.shape()[3]);
         let out = super::out_len;
         let (Some(out_h), Some(out_w)) = (
-            out(h, kh, self.stride.0, self.padding.0, self.dilation.0),
-            out(w, kw, self.stride.1, self.padding.1, self.dilation.1),
+            out(
+                h,
+                kh,
+                self.stride.0,
+                (self.padding.0, self.padding_end.0),
+                self.dilation.0,
+            ),
+            out(
+                w,
+                kw,
+                self.stride.1,
+                (self.padding.1, self.padding_end.1),
+                self.dilation.1,
+            ),
         ) else {
             return Err(Error::shape(
                 "Conv2d input (smaller than the dilated kernel)",
@@ -211,6 +290,7 @@ impl Conv2d {
             kw,
             stride: self.stride,
             padding: self.padding,
+            padding_end: self.padding_end,
             dilation: self.dilation,
         })
     }
@@ -252,12 +332,17 @@ impl LinearMap for Conv2d {
 impl Layer for Conv2d {
     fn name(&self) -> String {
         let (kh, kw) = (self.weight.shape()[2], self.weight.shape()[3]);
+        // Symmetric padding prints as before; asymmetric as "(top, left)–(bottom, right)".
+        let padding = if self.padding == self.padding_end {
+            format!("{:?}", self.padding)
+        } else {
+            format!("{:?}–{:?}", self.padding, self.padding_end)
+        };
         format!(
-            "Conv2d({} → {}, {kh}×{kw}, stride {:?}, padding {:?})",
+            "Conv2d({} → {}, {kh}×{kw}, stride {:?}, padding {padding})",
             self.in_channels(),
             self.out_channels(),
             self.stride,
-            self.padding
         )
     }
 
@@ -300,5 +385,89 @@ impl Layer for Conv2d {
 
     fn fuse_channel_affine(&mut self, affine: &ChannelAffine) -> Result<()> {
         super::fold_channel_affine(&mut self.weight, &mut self.bias, affine, "Conv2d")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, IxDyn, s};
+
+    fn weight() -> Array4<f32> {
+        Array4::from_shape_fn((4, 1, 3, 2), |(a, _, c, d)| {
+            (a * 5 + c * 3 + d) as f32 * 0.25 - 2.0
+        })
+    }
+
+    /// A zero `Pad` folded into the padding gives the forward pass of the convolution applied to
+    /// the explicitly padded input, for strides 1 and 2 (TensorFlow "same" and its reverse).
+    #[test]
+    fn folded_zero_pad_equals_the_explicitly_padded_input() {
+        let x = ArrayD::from_shape_fn(IxDyn(&[2, 2, 5, 6]), |i| {
+            ((i[0] * 31 + i[1] * 17 + i[2] * 7 + i[3] * 3) % 11) as f32 - 5.0
+        });
+        for stride in [(1, 1), (2, 2), (2, 1)] {
+            for (begin, end) in [((0, 0), (1, 1)), ((2, 1), (0, 0)), ((1, 0), (0, 2))] {
+                let conv = || {
+                    Conv2d::new(weight(), Some(Array1::from(vec![0.5, -1.0, 0.0, 2.0])))
+                        .unwrap()
+                        .with_groups(2)
+                        .unwrap()
+                        .with_stride(stride)
+                        .unwrap()
+                        .with_padding((1, 0))
+                        .unwrap()
+                };
+                let folded = conv().with_padding_asym(begin, end).unwrap();
+                assert_eq!(folded.padding(), (1 + begin.0, begin.1));
+                assert_eq!(folded.padding_end(), (1 + end.0, end.1));
+                let (h, w) = (5 + begin.0 + end.0, 6 + begin.1 + end.1);
+                let mut padded = ArrayD::zeros(IxDyn(&[2, 2, h, w]));
+                padded
+                    .slice_mut(s![.., .., begin.0..begin.0 + 5, begin.1..begin.1 + 6])
+                    .assign(&x);
+                let want = conv().forward(&padded).unwrap();
+                let got = folded.forward(&x).unwrap();
+                assert_eq!(got, want, "stride {stride:?}, pad {begin:?}–{end:?}");
+                let conn = folded.connectivity(&[2, 5, 6]).unwrap();
+                conn.check().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn padding_that_overflows_is_an_error() {
+        let conv = Conv2d::new(weight(), None)
+            .unwrap()
+            .with_padding((usize::MAX, 0))
+            .unwrap();
+        let err = conv.with_padding_asym((1, 0), (0, 0)).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    }
+
+    /// `Connectivity::check` reads the end padding: an output size from the begin padding alone
+    /// is rejected.
+    #[test]
+    fn check_uses_the_end_padding() {
+        let conv = Conv2d::new(weight(), None)
+            .unwrap()
+            .with_padding_asym((0, 0), (2, 1))
+            .unwrap();
+        let Connectivity::Conv {
+            weight,
+            bias,
+            mut geometry,
+        } = conv.connectivity(&[1, 4, 4]).unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!((geometry.out_h, geometry.out_w), (4, 4));
+        geometry.padding_end = geometry.padding;
+        let bad = Connectivity::Conv {
+            weight,
+            bias,
+            geometry,
+        };
+        assert!(matches!(bad.check(), Err(Error::ShapeMismatch { .. })));
     }
 }

@@ -128,7 +128,7 @@ impl Connectivity<'_> {
 
     /// Checks that the parts agree (the enum is public, so a hand-made one may not): a bias of one
     /// value per output; a convolution's weight `[C_out, C_in / groups, kh, kw]`, output size
-    /// `⌊(in + 2·pad − dilation·(k − 1) − 1) / stride⌋ + 1` and non-zero stride, dilation and
+    /// `⌊(in + pad_begin + pad_end − dilation·(k − 1) − 1) / stride⌋ + 1` and non-zero stride, dilation and
     /// groups dividing both channel counts; pooling windows inside the input, one per output row
     /// and column. The kernels call this before touching any data.
     ///
@@ -155,10 +155,22 @@ impl Connectivity<'_> {
                             g.groups.max(1),
                             1,
                             1,
-                            out_len(g.in_h, g.kh, g.stride.0, g.padding.0, g.dilation.0)
-                                .unwrap_or(0),
-                            out_len(g.in_w, g.kw, g.stride.1, g.padding.1, g.dilation.1)
-                                .unwrap_or(0),
+                            out_len(
+                                g.in_h,
+                                g.kh,
+                                g.stride.0,
+                                (g.padding.0, g.padding_end.0),
+                                g.dilation.0,
+                            )
+                            .unwrap_or(0),
+                            out_len(
+                                g.in_w,
+                                g.kw,
+                                g.stride.1,
+                                (g.padding.1, g.padding_end.1),
+                                g.dilation.1,
+                            )
+                            .unwrap_or(0),
                         ],
                         &[
                             g.groups,
@@ -186,8 +198,20 @@ impl Connectivity<'_> {
                     ));
                 }
                 let outs = (
-                    out_len(g.in_h, g.kh, g.stride.0, g.padding.0, g.dilation.0),
-                    out_len(g.in_w, g.kw, g.stride.1, g.padding.1, g.dilation.1),
+                    out_len(
+                        g.in_h,
+                        g.kh,
+                        g.stride.0,
+                        (g.padding.0, g.padding_end.0),
+                        g.dilation.0,
+                    ),
+                    out_len(
+                        g.in_w,
+                        g.kw,
+                        g.stride.1,
+                        (g.padding.1, g.padding_end.1),
+                        g.dilation.1,
+                    ),
                 );
                 if outs != (Some(g.out_h), Some(g.out_w)) {
                     return Err(geometry_error());
@@ -228,20 +252,20 @@ impl Connectivity<'_> {
     }
 }
 
-/// `⌊(n + 2·pad − dilation·(k − 1) − 1) / stride⌋ + 1`, or `None` if the dilated kernel does not fit
+/// `⌊(n + pad_begin + pad_end − dilation·(k − 1) − 1) / stride⌋ + 1`, or `None` if the dilated kernel does not fit
 /// (or the arithmetic overflows, or `k` or `stride` is 0).
 pub(crate) fn out_len(
     n: usize,
     k: usize,
     stride: usize,
-    pad: usize,
+    (pad_begin, pad_end): (usize, usize),
     dilation: usize,
 ) -> Option<usize> {
     if stride == 0 {
         return None;
     }
     let span = dilation.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
-    let padded = n.checked_add(pad.checked_mul(2)?)?;
+    let padded = n.checked_add(pad_begin)?.checked_add(pad_end)?;
     padded.checked_sub(span).map(|r| r / stride + 1)
 }
 
