@@ -58,15 +58,16 @@ mod proto;
 
 use crate::error::{Error, Result};
 use crate::layers::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, ChannelAffine, Conv2d, Dense, Dropout, Flatten,
-    Identity, Layer, LayerKind, MaxPool2d, ReLU,
+    AdaptiveAvgPool2d, Add, AvgPool2d, BatchNorm2d, ChannelAffine, Clip, Concat, Conv2d, Dense,
+    Dropout, Flatten, Gelu, HardSigmoid, HardSwish, Identity, Layer, LayerKind, LeakyReLU,
+    MaxPool2d, Mul, ReLU, Sigmoid, Tanh,
 };
+use crate::graph::{Node, Source};
 use crate::network::Network;
 use ndarray::{Array1, Array2, Array4};
 use fold::{BATCH, Const};
 use proto::{AttributeProto, Dim, GraphProto, NodeProto, Values, dtype};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -99,26 +100,7 @@ pub struct OnnxNode {
     pub note: Option<String>,
     /// The activations the node reads (the graph input or earlier nodes' outputs), in the order
     /// of its ONNX inputs; empty for nodes evaluated at import (constants, shape arithmetic).
-    pub inputs: Vec<NodeInput>,
-}
-
-/// Where a node's activation input comes from: the graph input or an earlier node's output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum NodeInput {
-    /// The graph's (single) input.
-    Input,
-    /// The output of the node (= layer) with this index.
-    Node(usize),
-}
-
-impl fmt::Display for NodeInput {
-    /// `input` or the node index.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeInput::Input => f.write_str("input"),
-            NodeInput::Node(i) => write!(f, "{i}"),
-        }
-    }
+    pub inputs: Vec<Source>,
 }
 
 impl OnnxModel {
@@ -257,8 +239,13 @@ fn parse_onnx_in(bytes: &[u8], max_sample_elements: u64, dir: Option<&Path>) -> 
 #[derive(Clone, Debug)]
 enum Value {
     Const(Rc<Const>),
-    /// An activation: the graph input or a node's output, with its per-sample shape.
-    Activation { from: NodeInput, shape: Vec<usize> },
+    /// An activation: the graph input or a node's output, with its per-sample shape (for the
+    /// output of a `Pad` not yet folded, the shape before padding, and the padding).
+    Activation {
+        from: Source,
+        shape: Vec<usize>,
+        pad: Option<PendingPad>,
+    },
     /// An output klrp does not compute (MaxPool indices, BatchNorm statistics…).
     Unavailable(String),
 }
@@ -277,27 +264,32 @@ struct Importer {
     input_name: String,
     layers: Vec<Box<dyn Layer>>,
     nodes: Vec<OnnxNode>,
-    /// The dense or convolution layer that produced the running activation, while a following
-    /// `Add` may still give it a bias.
-    producer: Option<usize>,
     softmax_at: Option<usize>,
     /// The limit on one sample's activation.
     max_sample_elements: u64,
-    /// A constant-zero `Pad` waiting to be folded into the `Conv` that reads it.
+    /// The padding of the `Pad` node being imported, for its output's value.
     pending_pad: Option<PendingPad>,
     /// How many node inputs and graph outputs read each value.
     readers: BTreeMap<String, usize>,
 }
 
-/// A `Pad` node whose padding goes into the next convolution.
+/// A `Pad` node whose padding goes into the convolution reading its output.
 #[derive(Clone, Debug)]
 struct PendingPad {
     /// The `Pad` node's index.
     node: usize,
-    /// Its output's name.
-    output: String,
     /// Padding (top, left, bottom, right).
     pads: [usize; 4],
+}
+
+/// An activation a node reads.
+struct Act {
+    /// The node input's position.
+    k: usize,
+    from: Source,
+    /// Per-sample shape.
+    shape: Vec<usize>,
+    pad: Option<PendingPad>,
 }
 
 fn node_label(i: usize, node: &NodeProto) -> String {
@@ -368,7 +360,10 @@ fn check_graph(graph: &GraphProto) -> Result<BTreeMap<String, usize>> {
                 }
                 Some(None) => {}
             }
-            *readers.entry(name.clone()).or_insert(0) += 1;
+            // Shape and Size read only the shape: they do not count as readers of the data.
+            if !matches!(node.op_type.as_str(), "Shape" | "Size") {
+                *readers.entry(name.clone()).or_insert(0) += 1;
+            }
         }
     }
     for v in &graph.outputs {
@@ -730,8 +725,9 @@ impl Importer {
         values.insert(
             input.name.clone(),
             Value::Activation {
-                from: NodeInput::Input,
+                from: Source::Input,
                 shape: shape.clone(),
+                pad: None,
             },
         );
         Ok(Importer {
@@ -743,7 +739,6 @@ impl Importer {
             input_name: input.name.clone(),
             layers: Vec::with_capacity(graph.nodes.len()),
             nodes: Vec::with_capacity(graph.nodes.len()),
-            producer: None,
             softmax_at: None,
             max_sample_elements,
             pending_pad: None,
@@ -791,7 +786,7 @@ impl Importer {
         node: &NodeProto,
         layer: Box<dyn Layer>,
         note: Option<String>,
-        inputs: Vec<NodeInput>,
+        inputs: Vec<Source>,
     ) {
         self.layers.push(layer);
         self.nodes.push(OnnxNode {
@@ -814,25 +809,28 @@ impl Importer {
                 node.domain
             )));
         }
-        // The activations the node reads: (input position, source, per-sample shape).
-        let mut acts: Vec<(usize, NodeInput, Vec<usize>)> = Vec::new();
+        // The activations the node reads: (input position, source, per-sample shape, pad).
+        let mut acts: Vec<Act> = Vec::new();
         for (k, name) in node.inputs.iter().enumerate() {
             if name.is_empty() {
                 continue;
             }
             match self.value(name)? {
-                Value::Activation { from, shape } => acts.push((k, *from, shape.clone())),
+                Value::Activation { from, shape, pad } => acts.push(Act {
+                    k,
+                    from: *from,
+                    shape: shape.clone(),
+                    pad: pad.clone(),
+                }),
                 Value::Unavailable(why) => {
                     return Err(Error::Unsupported(format!("input '{name}' is {why}")));
                 }
                 Value::Const(_) => {}
             }
         }
-        if let Some(p) = self.pending_pad.clone() {
-            self.check_pad_reader(&p, node, &acts)?;
-        }
         if acts.is_empty() {
-            // Constants and shape arithmetic: evaluated now, an identity layer in the network.
+            // Constants and shape arithmetic: evaluated now; an identity spliced into the
+            // graph on the latest activation (see `splice`).
             let outs = fold::eval(node, &|k| self.opt_const_input(node, k, "input"))?;
             let note = if matches!(node.op_type.as_str(), "Constant" | "Identity") {
                 "constant"
@@ -840,50 +838,35 @@ impl Importer {
                 "shape computation"
             };
             self.define_outputs(i, node, outs)?;
-            self.push(i, node, Box::new(Identity), Some(note.into()), Vec::new());
+            self.splice(i, node, note)?;
             return Ok(());
         }
         if node.op_type == "Shape" {
-            let full: Vec<i64> = std::iter::once(BATCH)
-                .chain(acts[0].2.iter().map(|&d| d as i64))
-                .collect();
+            // Only the shape is read: the ONNX shape, with a pending Pad's padding.
+            let a = &acts[0];
+            let mut dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+            if let (Some(p), 3) = (&a.pad, dims.len()) {
+                dims[1] += (p.pads[0] + p.pads[2]) as i64;
+                dims[2] += (p.pads[1] + p.pads[3]) as i64;
+            }
+            let full: Vec<i64> = std::iter::once(BATCH).chain(dims).collect();
             let v = fold::shape_slice(node, &full)?;
             let c = Const {
                 shape: vec![v.len()],
                 values: Values::I64(v),
             };
             self.define_outputs(i, node, vec![c])?;
-            self.push(
-                i,
-                node,
-                Box::new(Identity),
-                Some("shape computation".into()),
-                Vec::new(),
-            );
+            self.splice(i, node, "shape computation")?;
             return Ok(());
         }
-        let inputs: Vec<NodeInput> = acts.iter().map(|a| a.1).collect();
-        if acts.len() > 1 {
-            return Err(self.multi_input(node, &acts));
-        }
-        let (act_k, from, _) = &acts[0];
-        let act_name = &node.inputs[*act_k];
-        if *act_name != self.act {
+        if let Some(a) = acts.iter().find(|a| a.pad.is_some())
+            && !(node.op_type == "Conv" && a.k == 0 && acts.len() == 1)
+        {
+            let p = a.pad.as_ref().map_or(0, |p| p.node);
             return Err(Error::Unsupported(format!(
-                "reads '{act_name}' ({}), not the output of the node before it: this graph \
-                 branches (a skip connection or a tensor read twice), which klrp's sequential \
-                 Network cannot represent yet",
-                match from {
-                    NodeInput::Input => "the graph input".to_string(),
-                    NodeInput::Node(j) => format!("the output of node {j}"),
-                }
-            )));
-        }
-        if self.readers.get(act_name).copied().unwrap_or(0) > 1 {
-            return Err(Error::Unsupported(format!(
-                "its input '{act_name}' is read by {} nodes or graph outputs: this graph \
-                 branches, which klrp's sequential Network cannot represent yet",
-                self.readers[act_name]
+                "reads the output of the Pad at node {p}: klrp folds a constant-zero Pad only \
+                 into the Conv that reads it, and this is a {}",
+                node.op_type
             )));
         }
         if let Some(s) = self.softmax_at {
@@ -892,19 +875,28 @@ impl Importer {
                 self.nodes[s].op_type
             )));
         }
-        if *act_k != 0 && node.op_type != "Add" {
-            return Err(Error::Unsupported(
-                "the activation must be the first input".into(),
-            ));
-        }
         let out = node
             .outputs
             .first()
             .filter(|o| !o.is_empty())
             .ok_or_else(|| Error::malformed("ONNX", "the node has no output"))?
             .clone();
-        let (layer, note, fresh_linear) = self.layer(i, node, *act_k)?;
-        let shape = layer.output_shape(&self.shape)?;
+        let inputs: Vec<Source> = acts.iter().map(|a| a.from).collect();
+        let (layer, note): (Box<dyn Layer>, Option<String>) = if acts.len() > 1 {
+            (self.multi_input(node, &acts)?, None)
+        } else {
+            let a = &acts[0];
+            if a.k != 0 && !matches!(node.op_type.as_str(), "Add" | "Mul") {
+                return Err(Error::Unsupported(
+                    "the activation must be the first input".into(),
+                ));
+            }
+            self.shape = a.shape.clone();
+            let (layer, note) = self.layer(i, node, a)?;
+            (layer, note)
+        };
+        let in_shapes: Vec<&[usize]> = acts.iter().map(|a| a.shape.as_slice()).collect();
+        let shape = layer.output_shape_multi(&in_shapes)?;
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::invalid(format!("output shape {shape:?} is empty")));
         }
@@ -918,22 +910,53 @@ impl Importer {
                 )),
             );
         }
-        self.shape = shape.clone();
+        let pad = self.pending_pad.take();
         self.values.insert(
             out.clone(),
             Value::Activation {
-                from: NodeInput::Node(i),
+                from: Source::Node(i),
                 shape,
+                pad,
             },
         );
         self.act = out;
         self.push(i, node, layer, note, inputs);
-        if fresh_linear {
-            self.producer = Some(i);
-        } else if node.op_type != "Add" {
-            self.producer = None;
-        }
         Ok(())
+    }
+
+    /// Adds node `i`, evaluated at import, as an identity reading the latest activation; later
+    /// readers of that activation read the identity instead (the same values), so every node
+    /// of the file is a node of the network and none dangles.
+    fn splice(&mut self, i: usize, node: &NodeProto, note: &str) -> Result<()> {
+        let Some(Value::Activation { from, shape, pad }) = self.values.get(&self.act).cloned()
+        else {
+            return Err(Error::malformed("ONNX", "the latest activation is not defined"));
+        };
+        self.values.insert(
+            self.act.clone(),
+            Value::Activation {
+                from: Source::Node(i),
+                shape,
+                pad,
+            },
+        );
+        self.push(i, node, Box::new(Identity), Some(note.into()), vec![from]);
+        Ok(())
+    }
+
+    /// The source behind the identities spliced in for constants (see [`splice`](Self::splice)).
+    fn skip_constants(&self, mut from: Source) -> Source {
+        while let Source::Node(p) = from
+            && self.nodes[p].inputs.len() == 1
+            && self.layers[p].kind() == LayerKind::Identity
+            && matches!(
+                self.nodes[p].note.as_deref(),
+                Some("constant" | "shape computation")
+            )
+        {
+            from = self.nodes[p].inputs[0];
+        }
+        from
     }
 
     /// Records the values a constant node computed under its output names.
@@ -954,101 +977,76 @@ impl Importer {
         Ok(())
     }
 
-    /// The node after a `Pad` must be the `Conv` that reads it (and nothing else reads it).
-    fn check_pad_reader(
-        &self,
-        pad: &PendingPad,
-        node: &NodeProto,
-        acts: &[(usize, NodeInput, Vec<usize>)],
-    ) -> Result<()> {
-        let reads_pad = node.inputs.iter().any(|n| *n == pad.output);
-        if !reads_pad && acts.is_empty() {
-            return Ok(()); // constants in between
-        }
-        let conv_reads_it = node.op_type == "Conv"
-            && acts.len() == 1
-            && acts[0].0 == 0
-            && node.inputs[0] == pad.output;
-        if !conv_reads_it {
-            return Err(Error::Unsupported(format!(
-                "the Pad at node {} must be followed by the Conv that reads it (klrp folds a \
-                 constant-zero Pad into the next convolution's padding); the next operation is \
-                 this {}",
-                pad.node, node.op_type
-            )));
-        }
-        let readers = self.readers.get(&pad.output).copied().unwrap_or(0);
-        if readers > 1 {
-            return Err(Error::Unsupported(format!(
-                "the output of the Pad at node {} is read {readers} times; klrp folds a Pad \
-                 only into the one Conv that reads it",
-                pad.node
-            )));
-        }
-        Ok(())
-    }
-
-    /// The error for a node combining two or more activations (residual `Add`, `Concat`, a
-    /// `Mul` by a gate), after checking their shapes.
-    fn multi_input(&self, node: &NodeProto, acts: &[(usize, NodeInput, Vec<usize>)]) -> Error {
-        let sources = acts
-            .iter()
-            .map(|a| match a.1 {
-                NodeInput::Input => "the graph input".to_string(),
-                NodeInput::Node(j) => format!("node {j}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let first = &acts[0].2;
+    /// The layer of a node combining two or more activations: a residual `Add`/`Sum`, a
+    /// channel `Concat`, a `Mul` by a gate. Shapes are checked here, with the ONNX names.
+    fn multi_input(&self, node: &NodeProto, acts: &[Act]) -> Result<Box<dyn Layer>> {
+        let first = &acts[0].shape;
         match node.op_type.as_str() {
             "Add" | "Sum" => {
-                if let Some(a) = acts.iter().find(|a| a.2 != *first) {
-                    return Error::shape(
+                if let Some(a) = acts.iter().find(|a| a.shape != *first) {
+                    return Err(Error::shape(
                         format!("{} of activations (a residual sum)", node.op_type),
                         first,
-                        &a.2,
-                    );
+                        &a.shape,
+                    ));
                 }
+                Ok(Box::new(Add))
             }
             "Concat" => {
-                let axis = attr_int(node, "axis", 0).unwrap_or(0);
+                let axis = attr_int(node, "axis", 0)?;
                 let rank = first.len() as i64 + 1;
                 let axis = if axis < 0 { axis + rank } else { axis };
                 if axis != 1 {
-                    return Error::Unsupported(format!(
+                    return Err(Error::Unsupported(format!(
                         "Concat of activations along axis {axis} (only the channel axis 1 is \
                          supported)"
-                    ));
+                    )));
                 }
                 if let Some(a) = acts
                     .iter()
-                    .find(|a| a.2.len() != first.len() || a.2[1..] != first[1..])
+                    .find(|a| a.shape.len() != first.len() || a.shape[1..] != first[1..])
                 {
-                    return Error::shape(
+                    return Err(Error::shape(
                         "Concat input (all but the channel axis must agree)",
                         first,
-                        &a.2,
-                    );
+                        &a.shape,
+                    ));
+                }
+                Ok(Box::new(Concat))
+            }
+            "Mul" if acts.len() == 2 => {
+                let gates: Vec<usize> = (0..2)
+                    .filter(|&k| match self.skip_constants(acts[k].from) {
+                        Source::Node(p) => self.layers[p].is_gate(),
+                        Source::Input => false,
+                    })
+                    .collect();
+                match gates.as_slice() {
+                    [g] => Ok(Box::new(Mul::gate(*g))),
+                    _ => Err(Error::Unsupported(format!(
+                        "Mul of two activations needs exactly one gate operand (the output of a \
+                         Sigmoid or HardSigmoid); here {} of the two are",
+                        gates.len()
+                    ))),
                 }
             }
-            _ => {}
+            op => Err(Error::Unsupported(format!(
+                "{op} of {} activations (supported: Add/Sum of activations of one shape, \
+                 Concat on channels, Mul of an activation by a gate)",
+                acts.len()
+            ))),
         }
-        Error::Unsupported(format!(
-            "{} of {} activations (from {sources}): klrp's sequential Network cannot represent \
-             graphs that combine activations yet",
-            node.op_type,
-            acts.len()
-        ))
     }
 
-    /// The layer for an activation-consuming node: (layer, note, is a fresh dense/conv layer).
+    /// The layer of a node reading one activation `a` (`self.shape` is its shape): the layer
+    /// and a note for nodes that are not layers in their own right.
     fn layer(
         &mut self,
         i: usize,
         node: &NodeProto,
-        act_k: usize,
-    ) -> Result<(Box<dyn Layer>, Option<String>, bool)> {
-        let plain = |l: Box<dyn Layer>| Ok((l, None, false));
+        a: &Act,
+    ) -> Result<(Box<dyn Layer>, Option<String>)> {
+        let plain = |l: Box<dyn Layer>| Ok((l, None));
         match node.op_type.as_str() {
             "Relu" => plain(Box::new(ReLU)),
             "Identity" => plain(Box::new(Identity)),
@@ -1065,61 +1063,68 @@ impl Importer {
                 Ok((
                     Box::new(Identity),
                     Some("ignored: LRP explains the logits".into()),
-                    false,
                 ))
             }
             "Conv" => {
-                let pad = self.pending_pad.take();
-                let conv = self.conv(node, pad.as_ref().map(|p| p.pads))?;
-                if let Some(p) = pad {
+                let conv = self.conv(node, a.pad.as_ref().map(|p| p.pads))?;
+                if let Some(p) = &a.pad {
                     self.nodes[p.node].note = Some(format!(
                         "zero padding {:?} (top, left, bottom, right) folded into the Conv at \
                          node {i}",
                         p.pads
                     ));
                 }
-                Ok((Box::new(conv), None, true))
+                plain(Box::new(conv))
             }
             "Pad" => {
                 let pads = self.pad_amounts(node)?;
-                self.pending_pad = Some(PendingPad {
-                    node: i,
-                    output: node.outputs[0].clone(),
-                    pads,
-                });
+                let out = node.outputs.first().map_or("", String::as_str);
+                let readers = self.readers.get(out).copied().unwrap_or(0);
+                if readers != 1 {
+                    return Err(Error::Unsupported(format!(
+                        "the Pad's output is read {readers} times; klrp folds a constant-zero \
+                         Pad into the one Conv that reads it"
+                    )));
+                }
+                self.pending_pad = Some(PendingPad { node: i, pads });
                 Ok((
                     Box::new(Identity),
-                    Some("zero padding, folded into the next Conv".into()),
-                    false,
+                    Some("zero padding, folded into the Conv that reads it".into()),
                 ))
             }
             "Clip" => {
                 let (lo, hi) = self.clip_bounds(node)?;
-                if lo == Some(0.0) && hi.is_none_or(|h| h == f32::INFINITY) {
-                    Ok((Box::new(ReLU), Some("Clip(0, ∞) = ReLU".into()), false))
+                let (lo, hi) = (lo.unwrap_or(f32::NEG_INFINITY), hi.unwrap_or(f32::INFINITY));
+                if lo == 0.0 && hi == f32::INFINITY {
+                    Ok((Box::new(ReLU), Some("Clip(0, ∞) = ReLU".into())))
                 } else {
-                    Err(Error::Unsupported(format!(
-                        "Clip to [{}, {}]: klrp's Network has no layer for it yet (only                          Clip(0, ∞), a ReLU)",
-                        lo.map_or("-∞".into(), |v| v.to_string()),
-                        hi.map_or("∞".into(), |v| v.to_string())
-                    )))
+                    plain(Box::new(Clip::new(lo, hi)?))
                 }
             }
+            "Sigmoid" => plain(Box::new(Sigmoid)),
+            "Tanh" => plain(Box::new(Tanh)),
+            "HardSwish" => plain(Box::new(HardSwish)),
+            "HardSigmoid" => plain(Box::new(HardSigmoid::new(
+                attr_float(node, "alpha", 0.2)?,
+                attr_float(node, "beta", 0.5)?,
+            )?)),
+            "LeakyRelu" => plain(Box::new(LeakyReLU::new(attr_float(node, "alpha", 0.01)?)?)),
+            "Gelu" => match attr_string(node, "approximate").as_deref() {
+                None | Some("none") => plain(Box::new(Gelu::default())),
+                Some("tanh") => plain(Box::new(Gelu::tanh())),
+                Some(other) => Err(Error::Unsupported(format!("Gelu approximate = {other}"))),
+            },
             "ReduceMean" => {
                 self.global_mean(node)?;
                 Ok((
                     Box::new(AdaptiveAvgPool2d::new((1, 1))?),
                     Some("mean over H, W = global average pooling".into()),
-                    false,
                 ))
             }
-            op @ ("Sigmoid" | "HardSigmoid" | "HardSwish" | "Tanh" | "LeakyRelu" | "Gelu"
-            | "Erf" | "Elu" | "Selu" | "Mish") => Err(Error::Unsupported(format!(
-                "operator {op}: klrp's Network has no layer for it yet"
-            ))),
-            "Gemm" => Ok((Box::new(self.gemm(node)?), None, true)),
-            "MatMul" => Ok((Box::new(self.matmul(node)?), None, true)),
-            "Add" => self.add_bias(node, act_k),
+            "Gemm" => plain(Box::new(self.gemm(node)?)),
+            "MatMul" => plain(Box::new(self.matmul(node)?)),
+            "Add" => self.fuse_constant(node, a, false),
+            "Mul" => self.fuse_constant(node, a, true),
             "MaxPool" => {
                 if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
                     return Err(Error::Unsupported("MaxPool with an Indices output".into()));
@@ -1163,12 +1168,11 @@ impl Importer {
                 let t = target.ints("the Reshape target shape")?;
                 let allowzero = attr_int(node, "allowzero", 0)? != 0;
                 if self.is_flatten(t, allowzero) {
-                    Ok((Box::new(Flatten), Some("reshape to [N, -1]".into()), false))
+                    Ok((Box::new(Flatten), Some("reshape to [N, -1]".into())))
                 } else if self.is_same_shape(t, allowzero) {
                     Ok((
                         Box::new(Identity),
                         Some("reshape to the same shape".into()),
-                        false,
                     ))
                 } else {
                     Err(Error::Unsupported(format!(
@@ -1184,11 +1188,12 @@ impl Importer {
             }
             "BatchNormalization" => plain(Box::new(self.batch_norm(node)?)),
             op => Err(Error::Unsupported(format!(
-                "operator {op} is not supported (supported: Conv, Gemm, MatMul, Add (as a bias), \
-                 Relu, Clip (as a ReLU), Pad (folded into the next Conv), MaxPool, AveragePool, \
-                 GlobalAveragePool, ReduceMean (over H, W), Flatten, Reshape (as a flatten), \
-                 BatchNormalization, Dropout, Identity, a trailing Softmax, and the constant \
-                 operators of the module docs)"
+                "operator {op} is not supported (supported: Conv, Gemm, MatMul, Add, Sum, Mul, \
+                 Concat, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Tanh, Gelu, Pad \
+                 (folded into the Conv after it), MaxPool, AveragePool, GlobalAveragePool, \
+                 ReduceMean (over H, W), Flatten, Reshape (as a flatten), BatchNormalization, \
+                 Dropout, Identity, a trailing Softmax, and the constant operators of the module \
+                 docs)"
             ))),
         }
     }
@@ -1387,20 +1392,9 @@ impl Importer {
             own[2].saturating_add(p[2]),
             own[3].saturating_add(p[3]),
         ];
-        if total[0] != total[2] || total[1] != total[3] {
-            return Err(Error::Unsupported(format!(
-                "asymmetric convolution padding (top, left, bottom, right) = {total:?}{}: klrp's \
-                 convolutions take equal padding on both sides of each axis",
-                if extra.is_some() {
-                    " with the Pad before it folded in"
-                } else {
-                    ""
-                }
-            )));
-        }
         let conv = Conv2d::new(weight, bias)?
             .with_stride(stride)?
-            .with_padding((total[0], total[1]))?
+            .with_padding_asym((total[0], total[1]), (total[2], total[3]))?
             .with_dilation(dilation)?
             .with_groups(groups)?;
         if self.shape[0] != conv.in_channels() {
@@ -1480,21 +1474,32 @@ impl Importer {
         Dense::new(w, bias)
     }
 
-    /// `Add(activation, constant)` right after a dense or convolution layer: that layer's bias.
-    fn add_bias(
+    /// `Add` or `Mul` of the activation `a` and a constant: a bias (`Add`) or a scale (`Mul`)
+    /// fused into the dense or convolution layer producing `a`, which nothing else may read;
+    /// the node becomes an identity.
+    fn fuse_constant(
         &mut self,
         node: &NodeProto,
-        act_k: usize,
-    ) -> Result<(Box<dyn Layer>, Option<String>, bool)> {
-        let c = self.const_input(node, 1 - act_k.min(1), "addend")?;
-        let Some(p) = self.producer else {
-            return Err(Error::Unsupported(
-                "Add of a constant is supported only as the bias of the MatMul, Gemm or Conv \
-                 right before it"
-                    .into(),
-            ));
+        a: &Act,
+        scale: bool,
+    ) -> Result<(Box<dyn Layer>, Option<String>)> {
+        let what = if scale { "factor" } else { "addend" };
+        let c = self.const_input(node, 1 - a.k.min(1), what)?;
+        let producer = match self.skip_constants(a.from) {
+            Source::Node(p) if self.layers[p].kind().is_linear() => Some(p),
+            _ => None,
         };
-        let v = c.floats("the bias")?;
+        let name = &node.inputs[a.k];
+        let readers = self.readers.get(name).copied().unwrap_or(0);
+        let Some(p) = producer.filter(|_| readers == 1) else {
+            return Err(Error::Unsupported(format!(
+                "{} of a constant is supported only as a {} of the MatMul, Gemm or Conv \
+                 producing the other operand, when nothing else reads that operand",
+                node.op_type,
+                if scale { "scale" } else { "bias" }
+            )));
+        };
+        let v = c.floats(if scale { "the factor" } else { "the bias" })?;
         let out = self.shape[0];
         let ok = match (self.layers[p].kind(), c.shape.as_slice()) {
             (_, [] | [1]) => true,
@@ -1508,23 +1513,35 @@ impl Importer {
             } else {
                 &[out, 1, 1]
             };
-            return Err(Error::shape("bias added by Add", want, &c.shape));
+            return Err(Error::shape(
+                format!("{what} of {}", node.op_type),
+                want,
+                &c.shape,
+            ));
         }
-        let shift = if v.len() == 1 {
+        let per_channel = if v.len() == 1 {
             vec![v[0]; out]
         } else {
             v.to_vec()
         };
-        let affine = ChannelAffine {
-            scale: vec![1.0; out],
-            shift,
+        let affine = if scale {
+            ChannelAffine {
+                scale: per_channel,
+                shift: vec![0.0; out],
+            }
+        } else {
+            ChannelAffine {
+                scale: vec![1.0; out],
+                shift: per_channel,
+            }
         };
         self.layers[p].fuse_channel_affine(&affine)?;
-        Ok((
-            Box::new(Identity),
-            Some(format!("bias of layer {p}")),
-            false,
-        ))
+        let note = if scale {
+            format!("scale of layer {p}")
+        } else {
+            format!("bias of layer {p}")
+        };
+        Ok((Box::new(Identity), Some(note)))
     }
 
     fn batch_norm(&self, node: &NodeProto) -> Result<BatchNorm2d> {
@@ -1610,23 +1627,37 @@ impl Importer {
                 )));
             }
         };
-        if let Some(p) = &self.pending_pad {
-            return Err(Error::Unsupported(format!(
-                "the Pad at node {} is not followed by a Conv (klrp folds a constant-zero Pad \
-                 into the next convolution's padding)",
-                p.node
-            )));
+        let last = self.layers.len().checked_sub(1);
+        match self.values.get(&output.name) {
+            Some(Value::Activation { pad: Some(p), .. }) => {
+                return Err(Error::Unsupported(format!(
+                    "the graph output is the output of the Pad at node {} (klrp folds a \
+                     constant-zero Pad into the Conv that reads it)",
+                    p.node
+                )));
+            }
+            Some(Value::Activation {
+                from: Source::Node(j),
+                ..
+            }) if Some(*j) == last => {}
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "the graph output '{}' is not the output of the last node (klrp's network \
+                     ends in its last node; nodes after the output would dangle)",
+                    output.name
+                )));
+            }
         }
-        if output.name != self.act {
-            return Err(Error::Unsupported(format!(
-                "the graph output '{}' is not the result of the chain of operations (which ends \
-                 in '{}')",
-                output.name, self.act
-            )));
-        }
-        let network = Network::new_with_max_elements(
+        let inputs: Vec<Vec<Source>> = self.nodes.iter().map(|n| n.inputs.clone()).collect();
+        let nodes: Vec<Node> = self
+            .layers
+            .into_iter()
+            .zip(inputs)
+            .map(|(layer, inputs)| Node::boxed(layer, inputs))
+            .collect();
+        let network = Network::graph_with_max_elements(
             &self.input_shape,
-            self.layers,
+            nodes,
             self.max_sample_elements
                 .max(crate::network::DEFAULT_MAX_ELEMENTS),
         )?;
