@@ -174,6 +174,21 @@ pub(super) fn eval(
             let full: Vec<i64> = c.shape.iter().map(|&d| d as i64).collect();
             one(Const::vector(Values::I64(shape_slice(node, &full)?)))
         }
+        "Expand" => {
+            let data = need(0)?;
+            let dims = need(1)?
+                .ints("the Expand shape")?
+                .iter()
+                .map(|&d| {
+                    usize::try_from(d)
+                        .map_err(|_| Error::Unsupported(format!("Expand to dimension {d}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let shape = broadcast(&data.shape, &dims)?;
+            count(&shape, "Expand output")?;
+            let picks = broadcast_picks(&data.shape, &shape);
+            one(data.take(&picks, shape))
+        }
         "Size" => one(Const {
             shape: vec![],
             values: Values::I64(vec![need(0)?.len() as i64]),
@@ -367,7 +382,7 @@ pub(super) fn eval(
         }
         op => Err(Error::Unsupported(format!(
             "operator {op} on constants (klrp evaluates at import only Constant, Identity, Cast, \
-             Shape, Size, Gather, Unsqueeze, Squeeze, Concat, Slice, Reshape, Flatten, \
+             CastLike, Shape, Size, Expand, Gather, Unsqueeze, Squeeze, Concat, Slice, Reshape, Flatten, \
              Transpose, ConstantOfShape, Range, Add, Sub, Mul, Div, Pow, Max, Min, Neg, Sqrt, \
              Reciprocal, Abs, Floor, Ceil)"
         ))),
@@ -384,7 +399,7 @@ pub(super) fn shape_slice(node: &NodeProto, full: &[i64]) -> Result<Vec<i64>> {
     Ok(full[start..end].to_vec())
 }
 
-fn cast(c: &Const, to: i64) -> Result<Const> {
+pub(super) fn cast(c: &Const, to: i64) -> Result<Const> {
     let float = matches!(
         to,
         dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 | dtype::BFLOAT16

@@ -360,8 +360,14 @@ fn check_graph(graph: &GraphProto) -> Result<BTreeMap<String, usize>> {
                 }
                 Some(None) => {}
             }
-            // Shape and Size read only the shape: they do not count as readers of the data.
-            if !matches!(node.op_type.as_str(), "Shape" | "Size") {
+            // Shape and Size read only the shape, CastLike's second input only the type: they
+            // do not count as readers of the data.
+            let metadata = match node.op_type.as_str() {
+                "Shape" | "Size" => true,
+                "CastLike" => node.inputs.get(1) == Some(name),
+                _ => false,
+            };
+            if !metadata {
                 *readers.entry(name.clone()).or_insert(0) += 1;
             }
         }
@@ -809,6 +815,19 @@ impl Importer {
                 node.domain
             )));
         }
+        if node.op_type == "CastLike" {
+            // Casts a constant to the type of input 1, which may be an activation (float).
+            let data = self.const_input(node, 0, "input")?;
+            let to = match node.inputs.get(1).map(|n| self.value(n)).transpose()? {
+                Some(Value::Const(c)) if matches!(c.values, Values::I64(_)) => dtype::INT64,
+                Some(_) => dtype::FLOAT,
+                None => return Err(Error::malformed("ONNX", "CastLike without a target")),
+            };
+            let c = fold::cast(&data, to)?;
+            self.define_outputs(i, node, vec![c])?;
+            self.splice(i, node, "constant")?;
+            return Ok(());
+        }
         // The activations the node reads: (input position, source, per-sample shape, pad).
         let mut acts: Vec<Act> = Vec::new();
         for (k, name) in node.inputs.iter().enumerate() {
@@ -882,7 +901,15 @@ impl Importer {
             .ok_or_else(|| Error::malformed("ONNX", "the node has no output"))?
             .clone();
         let inputs: Vec<Source> = acts.iter().map(|a| a.from).collect();
-        let (layer, note): (Box<dyn Layer>, Option<String>) = if acts.len() > 1 {
+        let single_merge = acts.len() == 1
+            && matches!(node.op_type.as_str(), "Concat" | "Sum")
+            && node.inputs.iter().filter(|n| !n.is_empty()).count() == 1;
+        let (layer, note): (Box<dyn Layer>, Option<String>) = if single_merge {
+            (
+                Box::new(Identity),
+                Some(format!("{} of one tensor", node.op_type)),
+            )
+        } else if acts.len() > 1 {
             (self.multi_input(node, &acts)?, None)
         } else {
             let a = &acts[0];
