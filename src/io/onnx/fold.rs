@@ -112,11 +112,17 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 /// `axis` (possibly negative) as an index into `rank` axes.
 fn norm_axis(axis: i64, rank: usize, what: &str) -> Result<usize> {
     let r = rank as i64;
-    let a = if axis < 0 { axis.saturating_add(r) } else { axis };
+    let a = if axis < 0 {
+        axis.saturating_add(r)
+    } else {
+        axis
+    };
     if (0..r).contains(&a) {
         Ok(a as usize)
     } else {
-        Err(bad(format!("{what} axis {axis} out of range for rank {rank}")))
+        Err(bad(format!(
+            "{what} axis {axis} out of range for rank {rank}"
+        )))
     }
 }
 
@@ -162,7 +168,9 @@ pub(super) fn eval(
         input(k)?.ok_or_else(|| bad(format!("{} without input {k}", node.op_type)))
     };
     let ints_of = |k: usize, what: &str| -> Result<Option<Vec<i64>>> {
-        input(k)?.map(|c| c.ints(what).map(<[i64]>::to_vec)).transpose()
+        input(k)?
+            .map(|c| c.ints(what).map(<[i64]>::to_vec))
+            .transpose()
     };
     let one = |c: Const| Ok(vec![c]);
     match node.op_type.as_str() {
@@ -198,8 +206,9 @@ pub(super) fn eval(
             let data = need(0)?;
             let axes = match attr_ints(node, "axes") {
                 Some(a) => a,
-                None => ints_of(1, "Unsqueeze axes")?
-                    .ok_or_else(|| bad("Unsqueeze without axes"))?,
+                None => {
+                    ints_of(1, "Unsqueeze axes")?.ok_or_else(|| bad("Unsqueeze without axes"))?
+                }
             };
             let rank = data.shape.len() + axes.len();
             let mut axes = axes
@@ -237,7 +246,9 @@ pub(super) fn eval(
                         if data.shape[k] == 1 {
                             Ok(k)
                         } else {
-                            Err(bad(format!("Squeeze axis {x} is not a dimension of size 1")))
+                            Err(bad(format!(
+                                "Squeeze axis {x} is not a dimension of size 1"
+                            )))
                         }
                     })
                     .collect::<Result<_>>()?,
@@ -276,7 +287,13 @@ pub(super) fn eval(
                     ints_of(4, "Slice steps")?,
                 ),
             };
-            one(slice(&data, &starts, &ends, axes.as_deref(), steps.as_deref())?)
+            one(slice(
+                &data,
+                &starts,
+                &ends,
+                axes.as_deref(),
+                steps.as_deref(),
+            )?)
         }
         "Reshape" => {
             let data = need(0)?;
@@ -479,8 +496,8 @@ fn concat(parts: &[std::rc::Rc<Const>], axis: i64) -> Result<Const> {
     let mut shape = first.shape.clone();
     shape[axis] = 0;
     for p in parts {
-        let same_rest = p.shape.len() == rank
-            && (0..rank).all(|k| k == axis || p.shape[k] == first.shape[k]);
+        let same_rest =
+            p.shape.len() == rank && (0..rank).all(|k| k == axis || p.shape[k] == first.shape[k]);
         if !same_rest {
             return Err(Error::shape("Concat input", &first.shape, &p.shape));
         }
@@ -592,7 +609,11 @@ pub(super) fn slice_range(len: usize, start: i64, end: i64, step: i64) -> Result
 }
 
 /// The output shape of `Reshape(data of shape, target)`.
-pub(super) fn reshape_target(shape: &[usize], target: &[i64], allowzero: bool) -> Result<Vec<usize>> {
+pub(super) fn reshape_target(
+    shape: &[usize],
+    target: &[i64],
+    allowzero: bool,
+) -> Result<Vec<usize>> {
     let total = count(shape, "Reshape input")?;
     let mut out = Vec::with_capacity(target.len());
     let mut infer = None;
@@ -626,7 +647,9 @@ pub(super) fn reshape_target(shape: &[usize], target: &[i64], allowzero: bool) -
         }
         out[k] = total / known;
     } else if known != total {
-        return Err(bad(format!("cannot reshape {total} elements to {target:?}")));
+        return Err(bad(format!(
+            "cannot reshape {total} elements to {target:?}"
+        )));
     }
     Ok(out)
 }
@@ -879,7 +902,10 @@ mod tests {
         assert_eq!(g.shape, [2]);
         assert_eq!(as_ints(&g), [2, 5]);
         assert!(gather(&c, &ints(&[], &[3]), 1).is_err());
-        let parts = [std::rc::Rc::new(c.clone()), std::rc::Rc::new(ints(&[2, 1], &[9, 8]))];
+        let parts = [
+            std::rc::Rc::new(c.clone()),
+            std::rc::Rc::new(ints(&[2, 1], &[9, 8])),
+        ];
         let k = concat(&parts, -1).unwrap();
         assert_eq!(k.shape, [2, 4]);
         assert_eq!(as_ints(&k), [0, 1, 2, 9, 3, 4, 5, 8]);

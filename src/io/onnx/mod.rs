@@ -1,44 +1,53 @@
-//! ONNX import: feed-forward (sequential) graphs as a [`Network`].
+//! ONNX import: feed-forward graphs (chains, residual networks, concatenations, gates) as a
+//! graph [`Network`].
 //!
 //! ```no_run
 //! use klrp::io::onnx::load_onnx_file;
 //! let model = load_onnx_file("model.onnx")?;
 //! for node in model.nodes() {
-//!     println!("{:>3} {} ({})", node.index, node.name, node.op_type);
+//!     println!("{:>3} {} ({}) reads {:?}", node.index, node.name, node.op_type, node.inputs);
 //! }
-//! let net = model.into_network().canonize()?; // fuses BatchNormalization into the layer before
+//! let net = model.into_network().canonize()?; // fuses BatchNormalization into its producer
 //! # Ok::<(), klrp::Error>(())
 //! ```
 //!
-//! # Index mapping: one ONNX node, one layer
+//! # Index mapping: one ONNX node, one network node
 //!
-//! Node `i` of the graph (in the file's order, which ONNX requires to be topological) becomes layer
-//! `i` of the [`Network`], **every node counted**, so the layer indices that
+//! Node `i` of the graph (in the file's order, which ONNX requires to be topological) becomes node
+//! (layer) `i` of the [`Network`], **every node counted**, so the layer indices that
 //! [`PerLayer`](crate::PerLayer) and [`Composite::with_layer`](crate::Composite::with_layer) take
-//! are the graph's node indices. Nodes that do not transform the running activation become an
-//! [`Identity`] layer at their index:
+//! are the graph's node indices. [`OnnxNode::inputs`] (= [`Network::inputs_of`]) are the node's
+//! inputs. Nodes that do not transform an activation become an [`Identity`] at their index:
 //!
-//! - `Constant` nodes and shape computations (`Shape`, `Gather`, `Unsqueeze`, `Squeeze`, `Concat`,
-//!   `Slice`, `Cast` and `Identity` on constants), which are evaluated at import;
-//! - an `Add` that adds a constant bias to the output of the `MatMul`, `Gemm` or `Conv` right
-//!   before it: the bias goes into that layer and the `Add` becomes an identity;
-//! - `Identity`, `Dropout` on the activation (`Dropout` stays a [`Dropout`] layer);
-//! - a trailing `Softmax`/`LogSoftmax`, ignored: LRP explains the logits.
+//! - constants and shape computations, evaluated at import by a small constant folder (`fold.rs`:
+//!   `Constant`, `Identity`, `Cast`, `CastLike`, `Shape`, `Size`, `Gather`, `Unsqueeze`,
+//!   `Squeeze`, `Concat`, `Slice`, `Reshape`, `Flatten`, `Transpose`, `Expand`,
+//!   `ConstantOfShape`, `Range` and element-wise arithmetic); each is spliced into the data path
+//!   on the latest activation before it (later readers of that activation read the identity), so
+//!   no node dangles and the values are unchanged;
+//! - an `Add` (`Mul`) of a constant after the `MatMul`, `Gemm` or `Conv` producing its operand,
+//!   when nothing else reads that operand: the constant becomes that layer's bias (scale);
+//! - a constant-zero `Pad`: its padding goes into the `Conv` reading it;
+//! - `Identity`, a `Concat`/`Sum` of one tensor, a trailing `Softmax`/`LogSoftmax` (ignored:
+//!   LRP explains the logits).
 //!
 //! [`OnnxModel::nodes`] lists the nodes with their role.
 //!
 //! # Supported subset
 //!
-//! `Conv` (2-D, symmetric padding, any stride, dilation and group count), `Gemm` (`transA = 0`),
-//! `MatMul` with a constant right operand, `Add` of a constant bias after them, `Relu`, `MaxPool`
-//! and `AveragePool` (2-D, symmetric padding, `ceil_mode = 0`, dilation 1), `GlobalAveragePool`,
+//! `Conv` (2-D, any padding incl. asymmetric and `auto_pad` `SAME_*`, stride, dilation and group
+//! count), `Gemm` (`transA = 0`), `MatMul` with a constant right operand, `Add`/`Sum` of
+//! activations of one shape ([`Add`]), `Concat` on channels ([`Concat`]), `Mul` of an activation
+//! by a `Sigmoid`/`HardSigmoid` gate ([`Mul`]), `Relu`, `Clip`, `Sigmoid`, `HardSigmoid`,
+//! `HardSwish`, `LeakyRelu`, `Tanh`, `Gelu`, `MaxPool` and `AveragePool` (2-D, symmetric padding,
+//! `ceil_mode = 0`, dilation 1), `GlobalAveragePool`, `ReduceMean` over H, W with `keepdims`,
 //! `Flatten` (axis 1), `Reshape` to `[N, -1]` (imported as [`Flatten`]), `BatchNormalization`
 //! (inference mode, kept as [`BatchNorm2d`] for [`Network::canonize`] to fuse), `Dropout`,
-//! `Identity`, a trailing `Softmax`/`LogSoftmax`. `auto_pad` may be `NOTSET` or `VALID`.
-//! Weights come from initializers (stored as `raw_data` or the typed fields, `float32`, `float64`,
-//! `float16` or `bfloat16`) or `Constant` nodes. Anything else is an [`Error::Unsupported`]
-//! naming the node and its op type; a malformed file is an [`Error::Malformed`]. Tensors in
-//! external data files are refused.
+//! `Identity`, a trailing `Softmax`/`LogSoftmax`.
+//! Weights come from initializers (stored as `raw_data`, the typed fields or an external data
+//! file next to the model; `float32`, `float64`, `float16` or `bfloat16`) or `Constant` nodes.
+//! Anything else is an [`Error::Unsupported`] naming the node and its op type; a malformed file
+//! (bad encoding, a cycle, a dangling input, a value defined twice) is an [`Error::Malformed`].
 //!
 //! The graph's single non-initializer input gives the sample shape (its first axis is the batch,
 //! fixed or symbolic; the others must be fixed). The network accepts any batch size.
@@ -57,15 +66,15 @@ mod fold;
 mod proto;
 
 use crate::error::{Error, Result};
+use crate::graph::{Node, Source};
 use crate::layers::{
     AdaptiveAvgPool2d, Add, AvgPool2d, BatchNorm2d, ChannelAffine, Clip, Concat, Conv2d, Dense,
     Dropout, Flatten, Gelu, HardSigmoid, HardSwish, Identity, Layer, LayerKind, LeakyReLU,
     MaxPool2d, Mul, ReLU, Sigmoid, Tanh,
 };
-use crate::graph::{Node, Source};
 use crate::network::Network;
-use ndarray::{Array1, Array2, Array4};
 use fold::{BATCH, Const};
+use ndarray::{Array1, Array2, Array4};
 use proto::{AttributeProto, Dim, GraphProto, NodeProto, Values, dtype};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -957,7 +966,10 @@ impl Importer {
     fn splice(&mut self, i: usize, node: &NodeProto, note: &str) -> Result<()> {
         let Some(Value::Activation { from, shape, pad }) = self.values.get(&self.act).cloned()
         else {
-            return Err(Error::malformed("ONNX", "the latest activation is not defined"));
+            return Err(Error::malformed(
+                "ONNX",
+                "the latest activation is not defined",
+            ));
         };
         self.values.insert(
             self.act.clone(),
@@ -1137,7 +1149,7 @@ impl Importer {
             )?)),
             "LeakyRelu" => plain(Box::new(LeakyReLU::new(attr_float(node, "alpha", 0.01)?)?)),
             "Gelu" => match attr_string(node, "approximate").as_deref() {
-                None | Some("none") => plain(Box::new(Gelu::default())),
+                None | Some("none") => plain(Box::<Gelu>::default()),
                 Some("tanh") => plain(Box::new(Gelu::tanh())),
                 Some(other) => Err(Error::Unsupported(format!("Gelu approximate = {other}"))),
             },
@@ -1197,10 +1209,7 @@ impl Importer {
                 if self.is_flatten(t, allowzero) {
                     Ok((Box::new(Flatten), Some("reshape to [N, -1]".into())))
                 } else if self.is_same_shape(t, allowzero) {
-                    Ok((
-                        Box::new(Identity),
-                        Some("reshape to the same shape".into()),
-                    ))
+                    Ok((Box::new(Identity), Some("reshape to the same shape".into())))
                 } else {
                     Err(Error::Unsupported(format!(
                         "Reshape of [N, {}] to [{}]: only a flatten to [N, -1] is supported",
@@ -1346,7 +1355,10 @@ impl Importer {
                 None => Vec::new(),
             },
         };
-        let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+        let mut axes: Vec<i64> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + 4 } else { a })
+            .collect();
         axes.sort_unstable();
         if self.shape.len() != 3 || axes != [2, 3] {
             return Err(Error::Unsupported(format!(
