@@ -600,11 +600,31 @@ fn batch_shape_str(s: &[usize]) -> String {
     )
 }
 
+/// A node's inputs for `klrp info`: `input` for the network input, else node indices, joined by
+/// commas (`3,7` for a residual sum of nodes 3 and 7).
+fn inputs_str(inputs: &[klrp::Source]) -> String {
+    inputs
+        .iter()
+        .map(|s| match s {
+            klrp::Source::Input => "input".to_string(),
+            klrp::Source::Node(j) => j.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn info(args: &ModelArgs) -> CliResult<()> {
     let m = load_model(args)?;
     let net = &m.network;
-    let header = ["layer", "from", "klrp layer", "output shape", "params"];
-    let mut rows: Vec<[String; 5]> = Vec::new();
+    let header = [
+        "layer",
+        "inputs",
+        "from",
+        "klrp layer",
+        "output shape",
+        "params",
+    ];
+    let mut rows: Vec<[String; 6]> = Vec::new();
     for (i, layer) in net.layers().iter().enumerate() {
         let (origin, note) = &m.origin[i];
         let mut name = layer.name();
@@ -612,15 +632,24 @@ fn info(args: &ModelArgs) -> CliResult<()> {
             name = format!("{name} — {n}");
         }
         if layer.kind() == LayerKind::Normalization {
-            let into = (0..i)
-                .rev()
-                .find(|&p| net.layers()[p].kind() != LayerKind::Identity);
+            // The producer of its input, behind identities (what canonize fuses it into).
+            let mut from = net.inputs_of(i).unwrap_or(&[]);
+            let into = loop {
+                match *from {
+                    [klrp::Source::Node(p)] if net.layers()[p].kind() == LayerKind::Identity => {
+                        from = net.inputs_of(p).unwrap_or(&[]);
+                    }
+                    [klrp::Source::Node(p)] => break Some(p),
+                    _ => break None,
+                }
+            };
             if let Some(p) = into {
                 name = format!("{name} — fused into layer {p} before propagation");
             }
         }
         rows.push([
             i.to_string(),
+            inputs_str(net.inputs_of(i).unwrap_or(&[])),
             origin.clone(),
             name,
             shape_str(net.layer_output_shape(i).unwrap_or(&[])),
@@ -634,7 +663,7 @@ fn info(args: &ModelArgs) -> CliResult<()> {
             .max()
             .unwrap_or(0)
     };
-    let w: Vec<usize> = (0..5).map(width).collect();
+    let w: Vec<usize> = (0..6).map(width).collect();
     let mut text = format!(
         "model: {}\ninput: [N, {}] {}\n",
         m.description,
@@ -648,14 +677,15 @@ fn info(args: &ModelArgs) -> CliResult<()> {
     let line = |r: &[String]| {
         let pad = |s: &str, n: usize| format!("{s}{}", " ".repeat(n - s.chars().count()));
         format!(
-            "{:>w0$}  {}  {}  {}  {:>w4$}\n",
+            "{:>w0$}  {}  {}  {}  {}  {:>w5$}\n",
             r[0],
             pad(&r[1], w[1]),
             pad(&r[2], w[2]),
             pad(&r[3], w[3]),
-            r[4],
+            pad(&r[4], w[4]),
+            r[5],
             w0 = w[0],
-            w4 = w[4]
+            w5 = w[5]
         )
     };
     let h: Vec<String> = header.iter().map(|s| s.to_string()).collect();

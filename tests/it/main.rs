@@ -19,6 +19,7 @@ mod kernels;
 mod mnist_example;
 mod models;
 mod network_figure;
+mod onnx_graph;
 mod onnx_import;
 mod reliability;
 mod semiring_laws;

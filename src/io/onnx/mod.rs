@@ -1,44 +1,53 @@
-//! ONNX import: feed-forward (sequential) graphs as a [`Network`].
+//! ONNX import: feed-forward graphs (chains, residual networks, concatenations, gates) as a
+//! graph [`Network`].
 //!
 //! ```no_run
 //! use klrp::io::onnx::load_onnx_file;
 //! let model = load_onnx_file("model.onnx")?;
 //! for node in model.nodes() {
-//!     println!("{:>3} {} ({})", node.index, node.name, node.op_type);
+//!     println!("{:>3} {} ({}) reads {:?}", node.index, node.name, node.op_type, node.inputs);
 //! }
-//! let net = model.into_network().canonize()?; // fuses BatchNormalization into the layer before
+//! let net = model.into_network().canonize()?; // fuses BatchNormalization into its producer
 //! # Ok::<(), klrp::Error>(())
 //! ```
 //!
-//! # Index mapping: one ONNX node, one layer
+//! # Index mapping: one ONNX node, one network node
 //!
-//! Node `i` of the graph (in the file's order, which ONNX requires to be topological) becomes layer
-//! `i` of the [`Network`], **every node counted**, so the layer indices that
+//! Node `i` of the graph (in the file's order, which ONNX requires to be topological) becomes node
+//! (layer) `i` of the [`Network`], **every node counted**, so the layer indices that
 //! [`PerLayer`](crate::PerLayer) and [`Composite::with_layer`](crate::Composite::with_layer) take
-//! are the graph's node indices. Nodes that do not transform the running activation become an
-//! [`IdentityLayer`] at their index:
+//! are the graph's node indices. [`OnnxNode::inputs`] (= [`Network::inputs_of`]) are the node's
+//! inputs. Nodes that do not transform an activation become an [`IdentityLayer`] at their index:
 //!
-//! - `Constant` nodes and shape computations (`Shape`, `Gather`, `Unsqueeze`, `Squeeze`, `Concat`,
-//!   `Slice`, `Cast` and `Identity` on constants), which are evaluated at import;
-//! - an `Add` that adds a constant bias to the output of the `MatMul`, `Gemm` or `Conv` right
-//!   before it: the bias goes into that layer and the `Add` becomes an identity;
-//! - `Identity`, `Dropout` on the activation (`Dropout` stays a [`Dropout`] layer);
-//! - a trailing `Softmax`/`LogSoftmax`, ignored: LRP explains the logits.
+//! - constants and shape computations, evaluated at import by a small constant folder (`fold.rs`:
+//!   `Constant`, `Identity`, `Cast`, `CastLike`, `Shape`, `Size`, `Gather`, `Unsqueeze`,
+//!   `Squeeze`, `Concat`, `Slice`, `Reshape`, `Flatten`, `Transpose`, `Expand`,
+//!   `ConstantOfShape`, `Range` and element-wise arithmetic); each is spliced into the data path
+//!   on the latest activation before it (later readers of that activation read the identity), so
+//!   no node dangles and the values are unchanged;
+//! - an `Add` (`Mul`) of a constant after the `MatMul`, `Gemm` or `Conv` producing its operand,
+//!   when nothing else reads that operand: the constant becomes that layer's bias (scale);
+//! - a constant-zero `Pad`: its padding goes into the `Conv` reading it;
+//! - `Identity`, a `Concat`/`Sum` of one tensor, a trailing `Softmax`/`LogSoftmax` (ignored:
+//!   LRP explains the logits).
 //!
 //! [`OnnxModel::nodes`] lists the nodes with their role.
 //!
 //! # Supported subset
 //!
-//! `Conv` (2-D, symmetric padding, any stride, dilation and group count), `Gemm` (`transA = 0`),
-//! `MatMul` with a constant right operand, `Add` of a constant bias after them, `Relu`, `MaxPool`
-//! and `AveragePool` (2-D, symmetric padding, `ceil_mode = 0`, dilation 1), `GlobalAveragePool`,
+//! `Conv` (2-D, any padding incl. asymmetric and `auto_pad` `SAME_*`, stride, dilation and group
+//! count), `Gemm` (`transA = 0`), `MatMul` with a constant right operand, `Add`/`Sum` of
+//! activations of one shape ([`Add`]), `Concat` on channels ([`Concat`]), `Mul` of an activation
+//! by a `Sigmoid`/`HardSigmoid` gate ([`Mul`]), `Relu`, `Clip`, `Sigmoid`, `HardSigmoid`,
+//! `HardSwish`, `LeakyRelu`, `Tanh`, `Gelu`, `MaxPool` and `AveragePool` (2-D, symmetric padding,
+//! `ceil_mode = 0`, dilation 1), `GlobalAveragePool`, `ReduceMean` over H, W with `keepdims`,
 //! `Flatten` (axis 1), `Reshape` to `[N, -1]` (imported as [`Flatten`]), `BatchNormalization`
 //! (inference mode, kept as [`BatchNorm2d`] for [`Network::canonize`] to fuse), `Dropout`,
-//! `Identity`, a trailing `Softmax`/`LogSoftmax`. `auto_pad` may be `NOTSET` or `VALID`.
-//! Weights come from initializers (stored as `raw_data` or the typed fields, `float32`, `float64`,
-//! `float16` or `bfloat16`) or `Constant` nodes. Anything else is an [`Error::Unsupported`]
-//! naming the node and its op type; a malformed file is an [`Error::Malformed`]. Tensors in
-//! external data files are refused.
+//! `Identity`, a trailing `Softmax`/`LogSoftmax`.
+//! Weights come from initializers (stored as `raw_data`, the typed fields or an external data
+//! file next to the model; `float32`, `float64`, `float16` or `bfloat16`) or `Constant` nodes.
+//! Anything else is an [`Error::Unsupported`] naming the node and its op type; a malformed file
+//! (bad encoding, a cycle, a dangling input, a value defined twice) is an [`Error::Malformed`].
 //!
 //! The graph's single non-initializer input gives the sample shape (its first axis is the batch,
 //! fixed or symbolic; the others must be fixed). The network accepts any batch size.
@@ -52,25 +61,27 @@
 //! from the file, bounds-checks every varint and length, and is easy to fuzz: [`parse_onnx`]
 //! takes any byte slice and returns an error, never panics.
 
+mod external;
+mod fold;
 mod proto;
 
 use crate::error::{Error, Result};
+use crate::graph::{Node, Source};
 use crate::layers::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, ChannelAffine, Conv2d, Dense, Dropout, Flatten,
-    IdentityLayer, Layer, LayerKind, MaxPool2d, ReLU,
+    AdaptiveAvgPool2d, Add, AvgPool2d, BatchNorm2d, ChannelAffine, Clip, Concat, Conv2d, Dense,
+    Dropout, Flatten, Gelu, HardSigmoid, HardSwish, IdentityLayer, Layer, LayerKind, LeakyReLU,
+    MaxPool2d, Mul, ReLU, Sigmoid, Tanh,
 };
 use crate::network::Network;
+use fold::{BATCH, Const};
 use ndarray::{Array1, Array2, Array4};
 use proto::{AttributeProto, Dim, GraphProto, NodeProto, Values, dtype};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
 pub use proto::MAX_TENSOR_ELEMENTS;
 pub(crate) use proto::f16_to_f32;
-
-/// The batch dimension inside constant shape tensors (from `Shape` of the activation).
-const BATCH: i64 = i64::MIN;
 
 /// An imported ONNX model: the [`Network`] and how the graph's nodes map to its layers.
 #[derive(Debug)]
@@ -96,6 +107,9 @@ pub struct OnnxNode {
     /// Why the node became an identity layer (`"constant"`, `"shape computation"`,
     /// `"bias of layer 3"`, …); `None` for nodes that are layers in their own right.
     pub note: Option<String>,
+    /// The activations the node reads (the graph input or earlier nodes' outputs), in the order
+    /// of its ONNX inputs; empty for nodes evaluated at import (constants, shape arithmetic).
+    pub inputs: Vec<Source>,
 }
 
 impl OnnxModel {
@@ -157,8 +171,15 @@ pub fn load_onnx_file_with_max_elements(
     path: impl AsRef<Path>,
     max_sample_elements: u64,
 ) -> Result<OnnxModel> {
-    crate::io::parse_file(path.as_ref(), |bytes| {
-        import(proto::decode_model_owned(bytes)?, max_sample_elements)
+    let path = path.as_ref();
+    let dir = path.parent().unwrap_or_else(|| Path::new(""));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    crate::io::parse_file(path, |bytes| {
+        import(proto::decode_model_owned(bytes)?, max_sample_elements, Some(dir))
     })
 }
 
@@ -199,11 +220,17 @@ pub fn parse_onnx(bytes: &[u8]) -> Result<OnnxModel> {
 /// # Errors
 /// As [`parse_onnx`], with [`Error::TooLarge`] against `max_sample_elements`.
 pub fn parse_onnx_with_max_elements(bytes: &[u8], max_sample_elements: u64) -> Result<OnnxModel> {
-    import(proto::decode_model(bytes)?, max_sample_elements)
+    import(proto::decode_model(bytes)?, max_sample_elements, None)
 }
 
-/// Builds the model from its decoded messages.
-fn import(model: proto::ModelProto, max_sample_elements: u64) -> Result<OnnxModel> {
+/// Imports a model whose external data files, if any, are in `dir` (`None`: refuse them).
+/// Builds the model from its decoded messages; `dir` is where external data files are looked
+/// up (`None`: refused).
+fn import(
+    model: proto::ModelProto,
+    max_sample_elements: u64,
+    dir: Option<&Path>,
+) -> Result<OnnxModel> {
     let graph = model
         .graph
         .as_ref()
@@ -216,7 +243,7 @@ fn import(model: proto::ModelProto, max_sample_elements: u64) -> Result<OnnxMode
     let producer = format!("{} {}", model.producer_name, model.producer_version)
         .trim()
         .to_string();
-    let mut imp = Importer::new(graph, max_sample_elements)?;
+    let mut imp = Importer::new(graph, max_sample_elements, dir)?;
     for (i, node) in graph.nodes.iter().enumerate() {
         imp.node(i, node)?;
     }
@@ -224,41 +251,15 @@ fn import(model: proto::ModelProto, max_sample_elements: u64) -> Result<OnnxMode
 }
 
 #[derive(Clone, Debug)]
-struct Const {
-    shape: Vec<usize>,
-    values: Values,
-}
-
-impl Const {
-    fn ints(&self, what: &str) -> Result<&[i64]> {
-        match &self.values {
-            Values::I64(v) => Ok(v),
-            Values::F32(_) => Err(Error::Unsupported(format!(
-                "{what} must be an integer tensor"
-            ))),
-        }
-    }
-
-    fn floats(&self, what: &str) -> Result<&[f32]> {
-        match &self.values {
-            Values::F32(v) => Ok(v),
-            Values::I64(_) => Err(Error::Unsupported(format!("{what} must be a float tensor"))),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match &self.values {
-            Values::F32(v) => v.len(),
-            Values::I64(v) => v.len(),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
 enum Value {
     Const(Rc<Const>),
-    /// An activation (the running one, or an earlier one).
-    Activation,
+    /// An activation: the graph input or a node's output, with its per-sample shape (for the
+    /// output of a `Pad` not yet folded, the shape before padding, and the padding).
+    Activation {
+        from: Source,
+        shape: Vec<usize>,
+        pad: Option<PendingPad>,
+    },
     /// An output klrp does not compute (MaxPool indices, BatchNorm statistics…).
     Unavailable(String),
 }
@@ -277,12 +278,32 @@ struct Importer {
     input_name: String,
     layers: Vec<Box<dyn Layer>>,
     nodes: Vec<OnnxNode>,
-    /// The dense or convolution layer that produced the running activation, while a following
-    /// `Add` may still give it a bias.
-    producer: Option<usize>,
     softmax_at: Option<usize>,
     /// The limit on one sample's activation.
     max_sample_elements: u64,
+    /// The padding of the `Pad` node being imported, for its output's value.
+    pending_pad: Option<PendingPad>,
+    /// How many node inputs and graph outputs read each value.
+    readers: BTreeMap<String, usize>,
+}
+
+/// A `Pad` node whose padding goes into the convolution reading its output.
+#[derive(Clone, Debug)]
+struct PendingPad {
+    /// The `Pad` node's index.
+    node: usize,
+    /// Padding (top, left, bottom, right).
+    pads: [usize; 4],
+}
+
+/// An activation a node reads.
+struct Act {
+    /// The node input's position.
+    k: usize,
+    from: Source,
+    /// Per-sample shape.
+    shape: Vec<usize>,
+    pad: Option<PendingPad>,
 }
 
 fn node_label(i: usize, node: &NodeProto) -> String {
@@ -291,6 +312,147 @@ fn node_label(i: usize, node: &NodeProto) -> String {
     } else {
         format!("ONNX node {i} '{}' ({})", node.name, node.op_type)
     }
+}
+
+/// Checks the graph's wiring before import: every value defined once, every input defined, no
+/// cycle, nodes in topological order. Returns how many node inputs and graph outputs read each
+/// value.
+///
+/// # Errors
+/// [`Error::Malformed`] for a value two nodes (or a node and an initializer or the graph input)
+/// define, an input nothing defines, a cycle (its nodes named), or a node reading a later
+/// node's output.
+fn check_graph(graph: &GraphProto) -> Result<BTreeMap<String, usize>> {
+    // Who defines each value: None for initializers and graph inputs, Some(node) for outputs.
+    let mut defined: BTreeMap<&str, Option<usize>> = BTreeMap::new();
+    for t in &graph.initializers {
+        defined.insert(t.name.as_str(), None);
+    }
+    for v in &graph.inputs {
+        defined.insert(v.name.as_str(), None);
+    }
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for out in node.outputs.iter().filter(|o| !o.is_empty()) {
+            if let Some(prev) = defined.insert(out.as_str(), Some(i)) {
+                let by = match prev {
+                    Some(j) => node_label(j, &graph.nodes[j]),
+                    None => "an initializer or the graph input".into(),
+                };
+                return Err(Error::malformed(
+                    "ONNX",
+                    format!(
+                        "{} defines '{out}', which {by} already defines (each value must have \
+                         one producer)",
+                        node_label(i, node)
+                    ),
+                ));
+            }
+        }
+    }
+    let mut readers: BTreeMap<String, usize> = BTreeMap::new();
+    // deps[i]: the nodes whose outputs node i reads.
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); graph.nodes.len()];
+    let mut later: Option<(usize, usize, &str)> = None;
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for name in node.inputs.iter().filter(|n| !n.is_empty()) {
+            match defined.get(name.as_str()) {
+                None => {
+                    return Err(Error::malformed(
+                        "ONNX",
+                        format!(
+                            "{} reads '{name}', which no node, initializer or graph input \
+                             defines (a dangling input)",
+                            node_label(i, node)
+                        ),
+                    ));
+                }
+                Some(Some(j)) => {
+                    deps[i].push(*j);
+                    if *j >= i && later.is_none() {
+                        later = Some((i, *j, name.as_str()));
+                    }
+                }
+                Some(None) => {}
+            }
+            // Shape and Size read only the shape, CastLike's second input only the type: they
+            // do not count as readers of the data.
+            let metadata = match node.op_type.as_str() {
+                "Shape" | "Size" => true,
+                "CastLike" => node.inputs.get(1) == Some(name),
+                _ => false,
+            };
+            if !metadata {
+                *readers.entry(name.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    for v in &graph.outputs {
+        if !defined.contains_key(v.name.as_str()) {
+            return Err(Error::malformed(
+                "ONNX",
+                format!("the graph output '{}' is not defined by any node", v.name),
+            ));
+        }
+        *readers.entry(v.name.clone()).or_insert(0) += 1;
+    }
+    if let Some((i, j, name)) = later {
+        if let Some(cycle) = find_cycle(&deps) {
+            let path = cycle
+                .iter()
+                .map(|&k| node_label(k, &graph.nodes[k]))
+                .collect::<Vec<_>>()
+                .join(" → ");
+            return Err(Error::malformed(
+                "ONNX",
+                format!("the graph has a cycle: {path} → back to the first"),
+            ));
+        }
+        return Err(Error::malformed(
+            "ONNX",
+            format!(
+                "{} reads '{name}', the output of the later {}: ONNX requires the nodes in \
+                 topological order",
+                node_label(i, &graph.nodes[i]),
+                node_label(j, &graph.nodes[j])
+            ),
+        ));
+    }
+    Ok(readers)
+}
+
+/// A cycle in the dependency lists (each node's predecessors), as the nodes along it.
+fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // Iterative depth-first search: 0 unvisited, 1 on the stack, 2 done.
+    let mut state = vec![0u8; deps.len()];
+    for start in 0..deps.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (v, ref mut next)) = stack.last_mut() {
+            if let Some(&w) = deps[v].get(*next) {
+                *next += 1;
+                match state[w] {
+                    0 => {
+                        state[w] = 1;
+                        stack.push((w, 0));
+                    }
+                    1 => {
+                        let from = stack.iter().position(|&(u, _)| u == w).unwrap_or(0);
+                        let mut cycle: Vec<usize> = stack[from..].iter().map(|&(u, _)| u).collect();
+                        cycle.reverse(); // dependencies point backwards: print data flow order
+                        return Some(cycle);
+                    }
+                    _ => {}
+                }
+            } else {
+                state[v] = 2;
+                stack.pop();
+            }
+        }
+    }
+    None
 }
 
 /// Puts the node's label on an error.
@@ -414,6 +576,53 @@ fn pads(node: &NodeProto) -> Result<(usize, usize)> {
     }
 }
 
+/// A convolution's (top, left, bottom, right) padding, honouring `auto_pad` (`SAME_UPPER` and
+/// `SAME_LOWER` computed from the input size as ONNX defines them).
+fn conv_pads(
+    node: &NodeProto,
+    (h, w): (usize, usize),
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    dilation: (usize, usize),
+) -> Result<[usize; 4]> {
+    let auto = attr_string(node, "auto_pad").unwrap_or_else(|| "NOTSET".into());
+    let same = |input: usize, k: usize, s: usize, d: usize| -> usize {
+        let s = s.max(1);
+        let out = input.div_ceil(s);
+        let reach = k.saturating_sub(1).saturating_mul(d).saturating_add(1);
+        out.saturating_sub(1)
+            .saturating_mul(s)
+            .saturating_add(reach)
+            .saturating_sub(input)
+    };
+    match auto.as_str() {
+        "NOTSET" | "" => match attr_ints(node, "pads") {
+            None => Ok([0; 4]),
+            Some(p) if p.len() == 4 => Ok([
+                to_usize(p[0], "pads")?,
+                to_usize(p[1], "pads")?,
+                to_usize(p[2], "pads")?,
+                to_usize(p[3], "pads")?,
+            ]),
+            Some(p) => Err(Error::Unsupported(format!(
+                "pads = {p:?}: only 2-D operations are supported"
+            ))),
+        },
+        "VALID" => Ok([0; 4]),
+        "SAME_UPPER" | "SAME_LOWER" => {
+            let th = same(h, kernel.0, stride.0, dilation.0);
+            let tw = same(w, kernel.1, stride.1, dilation.1);
+            let (small_h, small_w) = (th / 2, tw / 2);
+            Ok(if auto == "SAME_UPPER" {
+                [small_h, small_w, th - small_h, tw - small_w]
+            } else {
+                [th - small_h, tw - small_w, small_h, small_w]
+            })
+        }
+        other => Err(Error::Unsupported(format!("auto_pad = {other}"))),
+    }
+}
+
 fn show_dims(v: &[i64]) -> String {
     v.iter()
         .map(|&d| {
@@ -428,7 +637,7 @@ fn show_dims(v: &[i64]) -> String {
 }
 
 impl Importer {
-    fn new(graph: &GraphProto, max_sample_elements: u64) -> Result<Self> {
+    fn new(graph: &GraphProto, max_sample_elements: u64, dir: Option<&Path>) -> Result<Self> {
         if graph.sparse_initializers > 0 {
             return Err(Error::Unsupported(
                 "ONNX sparse initializers are not supported".into(),
@@ -437,12 +646,17 @@ impl Importer {
         if graph.nodes.is_empty() {
             return Err(Error::malformed("ONNX", "the graph has no nodes"));
         }
+        let readers = check_graph(graph)?;
         let mut values = BTreeMap::new();
+        let mut external = external::ExternalFiles::default();
         for t in &graph.initializers {
             if t.name.is_empty() {
                 return Err(Error::malformed("ONNX", "an initializer has no name"));
             }
-            let (shape, v) = t.values()?;
+            let (shape, v) = match (t.external, dir) {
+                (true, Some(dir)) => t.values_from(Some(external.bytes(t, dir)?))?,
+                _ => t.values()?,
+            };
             values.insert(
                 t.name.clone(),
                 Value::Const(Rc::new(Const { shape, values: v })),
@@ -529,7 +743,14 @@ impl Importer {
                 }
             }
         }
-        values.insert(input.name.clone(), Value::Activation);
+        values.insert(
+            input.name.clone(),
+            Value::Activation {
+                from: Source::Input,
+                shape: shape.clone(),
+                pad: None,
+            },
+        );
         Ok(Importer {
             values,
             act: input.name.clone(),
@@ -539,9 +760,10 @@ impl Importer {
             input_name: input.name.clone(),
             layers: Vec::with_capacity(graph.nodes.len()),
             nodes: Vec::with_capacity(graph.nodes.len()),
-            producer: None,
             softmax_at: None,
             max_sample_elements,
+            pending_pad: None,
+            readers,
         })
     }
 
@@ -565,7 +787,7 @@ impl Importer {
             .ok_or_else(|| Error::malformed("ONNX", format!("no {what} (input {k})")))?;
         match self.value(name)? {
             Value::Const(c) => Ok(c.clone()),
-            Value::Activation => Err(Error::Unsupported(format!(
+            Value::Activation { .. } => Err(Error::Unsupported(format!(
                 "{what} '{name}' is computed from the input; klrp needs an initializer or constant"
             ))),
             Value::Unavailable(why) => Err(Error::Unsupported(format!("{what} '{name}' is {why}"))),
@@ -579,13 +801,21 @@ impl Importer {
         }
     }
 
-    fn push(&mut self, i: usize, node: &NodeProto, layer: Box<dyn Layer>, note: Option<String>) {
+    fn push(
+        &mut self,
+        i: usize,
+        node: &NodeProto,
+        layer: Box<dyn Layer>,
+        note: Option<String>,
+        inputs: Vec<Source>,
+    ) {
         self.layers.push(layer);
         self.nodes.push(OnnxNode {
             index: i,
             name: node.name.clone(),
             op_type: node.op_type.clone(),
             note,
+            inputs,
         });
     }
 
@@ -600,57 +830,78 @@ impl Importer {
                 node.domain
             )));
         }
-        let mut act_inputs = Vec::new();
+        if node.op_type == "CastLike" {
+            // Casts a constant to the type of input 1, which may be an activation (float).
+            let data = self.const_input(node, 0, "input")?;
+            let to = match node.inputs.get(1).map(|n| self.value(n)).transpose()? {
+                Some(Value::Const(c)) if matches!(c.values, Values::I64(_)) => dtype::INT64,
+                Some(_) => dtype::FLOAT,
+                None => return Err(Error::malformed("ONNX", "CastLike without a target")),
+            };
+            let c = fold::cast(&data, to)?;
+            self.define_outputs(i, node, vec![c])?;
+            self.splice(i, node, "constant")?;
+            return Ok(());
+        }
+        // The activations the node reads: (input position, source, per-sample shape, pad).
+        let mut acts: Vec<Act> = Vec::new();
         for (k, name) in node.inputs.iter().enumerate() {
             if name.is_empty() {
                 continue;
             }
             match self.value(name)? {
-                Value::Activation => act_inputs.push(k),
+                Value::Activation { from, shape, pad } => acts.push(Act {
+                    k,
+                    from: *from,
+                    shape: shape.clone(),
+                    pad: pad.clone(),
+                }),
                 Value::Unavailable(why) => {
                     return Err(Error::Unsupported(format!("input '{name}' is {why}")));
                 }
                 Value::Const(_) => {}
             }
         }
-        if act_inputs.is_empty() {
-            // Constants and shape arithmetic: evaluated now, an identity layer in the network.
-            let outs = self.eval_const(node)?;
+        if acts.is_empty() {
+            // Constants and shape arithmetic: evaluated now; an identity spliced into the
+            // graph on the latest activation (see `splice`).
+            let outs = fold::eval(node, &|k| self.opt_const_input(node, k, "input"))?;
             let note = if matches!(node.op_type.as_str(), "Constant" | "Identity") {
                 "constant"
             } else {
                 "shape computation"
             };
-            for (name, c) in node.outputs.iter().zip(outs) {
-                self.values.insert(name.clone(), Value::Const(Rc::new(c)));
-            }
-            self.push(i, node, Box::new(IdentityLayer), Some(note.into()));
+            self.define_outputs(i, node, outs)?;
+            self.splice(i, node, note)?;
             return Ok(());
-        }
-        if let Some(&k) = act_inputs.iter().find(|&&k| node.inputs[k] != self.act) {
-            return Err(Error::Unsupported(format!(
-                "reads '{}', an earlier activation: only sequential graphs are supported (no \
-                 branches or skip connections)",
-                node.inputs[k]
-            )));
-        }
-        if act_inputs.len() > 1 {
-            return Err(Error::Unsupported(
-                "combines the activation with itself; only sequential graphs are supported".into(),
-            ));
         }
         if node.op_type == "Shape" {
-            let c = self.shape_of_activation(node)?;
-            if let Some(out) = node.outputs.first() {
-                self.values.insert(out.clone(), Value::Const(Rc::new(c)));
+            // Only the shape is read: the ONNX shape, with a pending Pad's padding.
+            let a = &acts[0];
+            let mut dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+            if let (Some(p), 3) = (&a.pad, dims.len()) {
+                dims[1] += (p.pads[0] + p.pads[2]) as i64;
+                dims[2] += (p.pads[1] + p.pads[3]) as i64;
             }
-            self.push(
-                i,
-                node,
-                Box::new(IdentityLayer),
-                Some("shape computation".into()),
-            );
+            let full: Vec<i64> = std::iter::once(BATCH).chain(dims).collect();
+            let v = fold::shape_slice(node, &full)?;
+            let c = Const {
+                shape: vec![v.len()],
+                values: Values::I64(v),
+            };
+            self.define_outputs(i, node, vec![c])?;
+            self.splice(i, node, "shape computation")?;
             return Ok(());
+        }
+        if let Some(a) = acts.iter().find(|a| a.pad.is_some())
+            && !(node.op_type == "Conv" && a.k == 0 && acts.len() == 1)
+        {
+            let p = a.pad.as_ref().map_or(0, |p| p.node);
+            return Err(Error::Unsupported(format!(
+                "reads the output of the Pad at node {p}: klrp folds a constant-zero Pad only \
+                 into the Conv that reads it, and this is a {}",
+                node.op_type
+            )));
         }
         if let Some(s) = self.softmax_at {
             return Err(Error::Unsupported(format!(
@@ -658,20 +909,36 @@ impl Importer {
                 self.nodes[s].op_type
             )));
         }
-        let act_k = act_inputs[0];
-        if act_k != 0 && node.op_type != "Add" {
-            return Err(Error::Unsupported(
-                "the activation must be the first input".into(),
-            ));
-        }
         let out = node
             .outputs
             .first()
             .filter(|o| !o.is_empty())
             .ok_or_else(|| Error::malformed("ONNX", "the node has no output"))?
             .clone();
-        let (layer, note, fresh_linear) = self.layer(i, node, act_k)?;
-        let shape = layer.output_shape(&self.shape)?;
+        let inputs: Vec<Source> = acts.iter().map(|a| a.from).collect();
+        let single_merge = acts.len() == 1
+            && matches!(node.op_type.as_str(), "Concat" | "Sum")
+            && node.inputs.iter().filter(|n| !n.is_empty()).count() == 1;
+        let (layer, note): (Box<dyn Layer>, Option<String>) = if single_merge {
+            (
+                Box::new(IdentityLayer),
+                Some(format!("{} of one tensor", node.op_type)),
+            )
+        } else if acts.len() > 1 {
+            (self.multi_input(node, &acts)?, None)
+        } else {
+            let a = &acts[0];
+            if a.k != 0 && !matches!(node.op_type.as_str(), "Add" | "Mul") {
+                return Err(Error::Unsupported(
+                    "the activation must be the first input".into(),
+                ));
+            }
+            self.shape = a.shape.clone();
+            let (layer, note) = self.layer(i, node, a)?;
+            (layer, note)
+        };
+        let in_shapes: Vec<&[usize]> = acts.iter().map(|a| a.shape.as_slice()).collect();
+        let shape = layer.output_shape_multi(&in_shapes)?;
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::invalid(format!("output shape {shape:?} is empty")));
         }
@@ -685,42 +952,146 @@ impl Importer {
                 )),
             );
         }
-        self.shape = shape;
-        self.values.insert(out.clone(), Value::Activation);
+        let pad = self.pending_pad.take();
+        self.values.insert(
+            out.clone(),
+            Value::Activation {
+                from: Source::Node(i),
+                shape,
+                pad,
+            },
+        );
         self.act = out;
-        self.push(i, node, layer, note);
-        if fresh_linear {
-            self.producer = Some(i);
-        } else if node.op_type != "Add" {
-            self.producer = None;
+        self.push(i, node, layer, note, inputs);
+        Ok(())
+    }
+
+    /// Adds node `i`, evaluated at import, as an identity reading the latest activation; later
+    /// readers of that activation read the identity instead (the same values), so every node
+    /// of the file is a node of the network and none dangles.
+    fn splice(&mut self, i: usize, node: &NodeProto, note: &str) -> Result<()> {
+        let Some(Value::Activation { from, shape, pad }) = self.values.get(&self.act).cloned()
+        else {
+            return Err(Error::malformed(
+                "ONNX",
+                "the latest activation is not defined",
+            ));
+        };
+        self.values.insert(
+            self.act.clone(),
+            Value::Activation {
+                from: Source::Node(i),
+                shape,
+                pad,
+            },
+        );
+        self.push(i, node, Box::new(IdentityLayer), Some(note.into()), vec![from]);
+        Ok(())
+    }
+
+    /// The source behind the identities spliced in for constants (see [`splice`](Self::splice)).
+    fn skip_constants(&self, mut from: Source) -> Source {
+        while let Source::Node(p) = from
+            && self.nodes[p].inputs.len() == 1
+            && self.layers[p].kind() == LayerKind::Identity
+            && matches!(
+                self.nodes[p].note.as_deref(),
+                Some("constant" | "shape computation")
+            )
+        {
+            from = self.nodes[p].inputs[0];
+        }
+        from
+    }
+
+    /// Records the values a constant node computed under its output names.
+    fn define_outputs(&mut self, i: usize, node: &NodeProto, outs: Vec<Const>) -> Result<()> {
+        let label = node_label(i, node);
+        let mut outs = outs.into_iter();
+        for name in &node.outputs {
+            let value = match outs.next() {
+                Some(c) => Value::Const(Rc::new(c)),
+                None => Value::Unavailable(format!(
+                    "an extra output of {label}, which klrp does not compute"
+                )),
+            };
+            if !name.is_empty() {
+                self.values.insert(name.clone(), value);
+            }
         }
         Ok(())
     }
 
-    fn shape_of_activation(&self, node: &NodeProto) -> Result<Const> {
-        let mut full = vec![BATCH];
-        full.extend(self.shape.iter().map(|&d| d as i64));
-        let r = full.len() as i64;
-        let clampi = |v: i64| -> usize {
-            (if v < 0 { v.saturating_add(r) } else { v }).clamp(0, r) as usize
-        };
-        let start = clampi(attr_int(node, "start", 0)?);
-        let end = clampi(attr_int(node, "end", r)?).max(start);
-        let v = full[start..end].to_vec();
-        Ok(Const {
-            shape: vec![v.len()],
-            values: Values::I64(v),
-        })
+    /// The layer of a node combining two or more activations: a residual `Add`/`Sum`, a
+    /// channel `Concat`, a `Mul` by a gate. Shapes are checked here, with the ONNX names.
+    fn multi_input(&self, node: &NodeProto, acts: &[Act]) -> Result<Box<dyn Layer>> {
+        let first = &acts[0].shape;
+        match node.op_type.as_str() {
+            "Add" | "Sum" => {
+                if let Some(a) = acts.iter().find(|a| a.shape != *first) {
+                    return Err(Error::shape(
+                        format!("{} of activations (a residual sum)", node.op_type),
+                        first,
+                        &a.shape,
+                    ));
+                }
+                Ok(Box::new(Add))
+            }
+            "Concat" => {
+                let axis = attr_int(node, "axis", 0)?;
+                let rank = first.len() as i64 + 1;
+                let axis = if axis < 0 { axis + rank } else { axis };
+                if axis != 1 {
+                    return Err(Error::Unsupported(format!(
+                        "Concat of activations along axis {axis} (only the channel axis 1 is \
+                         supported)"
+                    )));
+                }
+                if let Some(a) = acts
+                    .iter()
+                    .find(|a| a.shape.len() != first.len() || a.shape[1..] != first[1..])
+                {
+                    return Err(Error::shape(
+                        "Concat input (all but the channel axis must agree)",
+                        first,
+                        &a.shape,
+                    ));
+                }
+                Ok(Box::new(Concat))
+            }
+            "Mul" if acts.len() == 2 => {
+                let gates: Vec<usize> = (0..2)
+                    .filter(|&k| match self.skip_constants(acts[k].from) {
+                        Source::Node(p) => self.layers[p].is_gate(),
+                        Source::Input => false,
+                    })
+                    .collect();
+                match gates.as_slice() {
+                    [g] => Ok(Box::new(Mul::gate(*g))),
+                    _ => Err(Error::Unsupported(format!(
+                        "Mul of two activations needs exactly one gate operand (the output of a \
+                         Sigmoid or HardSigmoid); here {} of the two are",
+                        gates.len()
+                    ))),
+                }
+            }
+            op => Err(Error::Unsupported(format!(
+                "{op} of {} activations (supported: Add/Sum of activations of one shape, \
+                 Concat on channels, Mul of an activation by a gate)",
+                acts.len()
+            ))),
+        }
     }
 
-    /// The layer for an activation-consuming node: (layer, note, is a fresh dense/conv layer).
+    /// The layer of a node reading one activation `a` (`self.shape` is its shape): the layer
+    /// and a note for nodes that are not layers in their own right.
     fn layer(
         &mut self,
         i: usize,
         node: &NodeProto,
-        act_k: usize,
-    ) -> Result<(Box<dyn Layer>, Option<String>, bool)> {
-        let plain = |l: Box<dyn Layer>| Ok((l, None, false));
+        a: &Act,
+    ) -> Result<(Box<dyn Layer>, Option<String>)> {
+        let plain = |l: Box<dyn Layer>| Ok((l, None));
         match node.op_type.as_str() {
             "Relu" => plain(Box::new(ReLU)),
             "Identity" => plain(Box::new(IdentityLayer)),
@@ -737,13 +1108,68 @@ impl Importer {
                 Ok((
                     Box::new(IdentityLayer),
                     Some("ignored: LRP explains the logits".into()),
-                    false,
                 ))
             }
-            "Conv" => Ok((Box::new(self.conv(node)?), None, true)),
-            "Gemm" => Ok((Box::new(self.gemm(node)?), None, true)),
-            "MatMul" => Ok((Box::new(self.matmul(node)?), None, true)),
-            "Add" => self.add_bias(node, act_k),
+            "Conv" => {
+                let conv = self.conv(node, a.pad.as_ref().map(|p| p.pads))?;
+                if let Some(p) = &a.pad {
+                    self.nodes[p.node].note = Some(format!(
+                        "zero padding {:?} (top, left, bottom, right) folded into the Conv at \
+                         node {i}",
+                        p.pads
+                    ));
+                }
+                plain(Box::new(conv))
+            }
+            "Pad" => {
+                let pads = self.pad_amounts(node)?;
+                let out = node.outputs.first().map_or("", String::as_str);
+                let readers = self.readers.get(out).copied().unwrap_or(0);
+                if readers != 1 {
+                    return Err(Error::Unsupported(format!(
+                        "the Pad's output is read {readers} times; klrp folds a constant-zero \
+                         Pad into the one Conv that reads it"
+                    )));
+                }
+                self.pending_pad = Some(PendingPad { node: i, pads });
+                Ok((
+                    Box::new(IdentityLayer),
+                    Some("zero padding, folded into the Conv that reads it".into()),
+                ))
+            }
+            "Clip" => {
+                let (lo, hi) = self.clip_bounds(node)?;
+                let (lo, hi) = (lo.unwrap_or(f32::NEG_INFINITY), hi.unwrap_or(f32::INFINITY));
+                if lo == 0.0 && hi == f32::INFINITY {
+                    Ok((Box::new(ReLU), Some("Clip(0, ∞) = ReLU".into())))
+                } else {
+                    plain(Box::new(Clip::new(lo, hi)?))
+                }
+            }
+            "Sigmoid" => plain(Box::new(Sigmoid)),
+            "Tanh" => plain(Box::new(Tanh)),
+            "HardSwish" => plain(Box::new(HardSwish)),
+            "HardSigmoid" => plain(Box::new(HardSigmoid::new(
+                attr_float(node, "alpha", 0.2)?,
+                attr_float(node, "beta", 0.5)?,
+            )?)),
+            "LeakyRelu" => plain(Box::new(LeakyReLU::new(attr_float(node, "alpha", 0.01)?)?)),
+            "Gelu" => match attr_string(node, "approximate").as_deref() {
+                None | Some("none") => plain(Box::<Gelu>::default()),
+                Some("tanh") => plain(Box::new(Gelu::tanh())),
+                Some(other) => Err(Error::Unsupported(format!("Gelu approximate = {other}"))),
+            },
+            "ReduceMean" => {
+                self.global_mean(node)?;
+                Ok((
+                    Box::new(AdaptiveAvgPool2d::new((1, 1))?),
+                    Some("mean over H, W = global average pooling".into()),
+                ))
+            }
+            "Gemm" => plain(Box::new(self.gemm(node)?)),
+            "MatMul" => plain(Box::new(self.matmul(node)?)),
+            "Add" => self.fuse_constant(node, a, false),
+            "Mul" => self.fuse_constant(node, a, true),
             "MaxPool" => {
                 if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
                     return Err(Error::Unsupported("MaxPool with an Indices output".into()));
@@ -787,13 +1213,9 @@ impl Importer {
                 let t = target.ints("the Reshape target shape")?;
                 let allowzero = attr_int(node, "allowzero", 0)? != 0;
                 if self.is_flatten(t, allowzero) {
-                    Ok((Box::new(Flatten), Some("reshape to [N, -1]".into()), false))
+                    Ok((Box::new(Flatten), Some("reshape to [N, -1]".into())))
                 } else if self.is_same_shape(t, allowzero) {
-                    Ok((
-                        Box::new(IdentityLayer),
-                        Some("reshape to the same shape".into()),
-                        false,
-                    ))
+                    Ok((Box::new(IdentityLayer), Some("reshape to the same shape".into())))
                 } else {
                     Err(Error::Unsupported(format!(
                         "Reshape of [N, {}] to [{}]: only a flatten to [N, -1] is supported",
@@ -808,9 +1230,12 @@ impl Importer {
             }
             "BatchNormalization" => plain(Box::new(self.batch_norm(node)?)),
             op => Err(Error::Unsupported(format!(
-                "operator {op} is not supported (supported: Conv, Gemm, MatMul, Add (as a bias), \
-                 Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape (as a flatten), \
-                 BatchNormalization, Dropout, Identity, a trailing Softmax)"
+                "operator {op} is not supported (supported: Conv, Gemm, MatMul, Add, Sum, Mul, \
+                 Concat, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Tanh, Gelu, Pad \
+                 (folded into the Conv after it), MaxPool, AveragePool, GlobalAveragePool, \
+                 ReduceMean (over H, W), Flatten, Reshape (as a flatten), BatchNormalization, \
+                 Dropout, Identity, a trailing Softmax, and the constant operators of the module \
+                 docs)"
             ))),
         }
     }
@@ -838,7 +1263,128 @@ impl Importer {
         Ok((kernel, stride, pads(node)?))
     }
 
-    fn conv(&self, node: &NodeProto) -> Result<Conv2d> {
+    /// The (top, left, bottom, right) padding of a constant-zero `Pad` on `[N, C, H, W]`.
+    fn pad_amounts(&self, node: &NodeProto) -> Result<[usize; 4]> {
+        let mode = attr_string(node, "mode").unwrap_or_else(|| "constant".into());
+        if mode != "constant" {
+            return Err(Error::Unsupported(format!(
+                "Pad with mode '{mode}' (only constant zero padding, folded into the next Conv, \
+                 is supported)"
+            )));
+        }
+        if self.shape.len() != 3 {
+            return Err(Error::Unsupported(format!(
+                "Pad on sample shape {:?} (need [C, H, W] before a Conv)",
+                self.shape
+            )));
+        }
+        // opset ≥ 11: pads, constant_value, axes as inputs; before: attributes.
+        let (pads, value) = match attr_ints(node, "pads") {
+            Some(p) => (p, attr_float(node, "value", 0.0)?),
+            None => {
+                let p = self.const_input(node, 1, "pads")?;
+                let value = match self.opt_const_input(node, 2, "constant_value")? {
+                    Some(v) => v.scalar_f32("the Pad constant_value")?,
+                    None => 0.0,
+                };
+                (p.ints("Pad pads")?.to_vec(), value)
+            }
+        };
+        if value != 0.0 {
+            return Err(Error::Unsupported(format!(
+                "Pad with value {value}: only zero padding can be folded into a convolution"
+            )));
+        }
+        // pads per axis of [N, C, H, W], restricted to the given axes if any.
+        let axes: Vec<usize> = match self.opt_const_input(node, 3, "axes")? {
+            Some(a) => a
+                .ints("Pad axes")?
+                .iter()
+                .map(|&x| {
+                    let x2 = if x < 0 { x + 4 } else { x };
+                    usize::try_from(x2)
+                        .ok()
+                        .filter(|&x2| x2 < 4)
+                        .ok_or_else(|| Error::malformed("ONNX", format!("Pad axis {x}")))
+                })
+                .collect::<Result<_>>()?,
+            None => (0..4).collect(),
+        };
+        if pads.len() != 2 * axes.len() {
+            return Err(Error::malformed(
+                "ONNX",
+                format!(
+                    "Pad pads {pads:?} need 2 × {} values for the padded axes",
+                    axes.len()
+                ),
+            ));
+        }
+        let mut full = [0i64; 8];
+        for (k, &a) in axes.iter().enumerate() {
+            full[a] = pads[k];
+            full[a + 4] = pads[k + axes.len()];
+        }
+        if full[0] != 0 || full[1] != 0 || full[4] != 0 || full[5] != 0 {
+            return Err(Error::Unsupported(format!(
+                "Pad of the batch or channel axis (pads {pads:?})"
+            )));
+        }
+        Ok([
+            to_usize(full[2], "pads")?,
+            to_usize(full[3], "pads")?,
+            to_usize(full[6], "pads")?,
+            to_usize(full[7], "pads")?,
+        ])
+    }
+
+    /// `Clip`'s (min, max), from constant inputs (opset ≥ 11) or attributes.
+    fn clip_bounds(&self, node: &NodeProto) -> Result<(Option<f32>, Option<f32>)> {
+        let bound = |k: usize, name: &str| -> Result<Option<f32>> {
+            if let Some(a) = attr(node, name) {
+                return a.f.map(Some).ok_or_else(|| {
+                    Error::malformed("ONNX", format!("attribute {name} has no float value"))
+                });
+            }
+            self.opt_const_input(node, k, name)?
+                .map(|c| c.scalar_f32(&format!("the Clip {name}")))
+                .transpose()
+        };
+        Ok((bound(1, "min")?, bound(2, "max")?))
+    }
+
+    /// Checks that a `ReduceMean` averages `[N, C, H, W]` over H and W, keeping the axes.
+    fn global_mean(&self, node: &NodeProto) -> Result<()> {
+        let axes = match attr_ints(node, "axes") {
+            Some(a) => a,
+            None => match self.opt_const_input(node, 1, "axes")? {
+                Some(a) => a.ints("ReduceMean axes")?.to_vec(),
+                None => Vec::new(),
+            },
+        };
+        let mut axes: Vec<i64> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + 4 } else { a })
+            .collect();
+        axes.sort_unstable();
+        if self.shape.len() != 3 || axes != [2, 3] {
+            return Err(Error::Unsupported(format!(
+                "ReduceMean over axes {axes:?} of sample shape {:?} (only the mean over H and W \
+                 of [N, C, H, W], a global average pooling, is supported)",
+                self.shape
+            )));
+        }
+        if attr_int(node, "keepdims", 1)? != 1 {
+            return Err(Error::Unsupported(
+                "ReduceMean with keepdims = 0 (only keepdims = 1, a global average pooling, is \
+                 supported)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A convolution; `extra` is the (top, left, bottom, right) padding of a `Pad` before it.
+    fn conv(&self, node: &NodeProto, extra: Option<[usize; 4]>) -> Result<Conv2d> {
         let w = self.const_input(node, 1, "weight W")?;
         let &[co, ci, kh, kw] = w.shape.as_slice() else {
             return Err(Error::Unsupported(format!(
@@ -855,6 +1401,13 @@ impl Importer {
                 format!("Conv kernel_shape {k:?} differs from the weight's {kh}×{kw}"),
             ));
         }
+        if self.shape.len() != 3 {
+            return Err(Error::shape(
+                "Conv input [C, H, W]",
+                &[ci, 0, 0],
+                &self.shape,
+            ));
+        }
         let weight =
             Array4::from_shape_vec((co, ci, kh, kw), w.floats("the Conv weight")?.to_vec())
                 .map_err(|e| Error::malformed("ONNX", e.to_string()))?;
@@ -868,12 +1421,28 @@ impl Importer {
             None => None,
         };
         let groups = to_usize(attr_int(node, "group", 1)?, "group")?;
+        let stride = pair(node, "strides", (1, 1))?;
+        let dilation = pair(node, "dilations", (1, 1))?;
+        let own = conv_pads(
+            node,
+            (self.shape[1], self.shape[2]),
+            (kh, kw),
+            stride,
+            dilation,
+        )?;
+        let p = extra.unwrap_or([0; 4]);
+        let total = [
+            own[0].saturating_add(p[0]),
+            own[1].saturating_add(p[1]),
+            own[2].saturating_add(p[2]),
+            own[3].saturating_add(p[3]),
+        ];
         let conv = Conv2d::new(weight, bias)?
-            .with_stride(pair(node, "strides", (1, 1))?)?
-            .with_padding(pads(node)?)?
-            .with_dilation(pair(node, "dilations", (1, 1))?)?
+            .with_stride(stride)?
+            .with_padding_asym((total[0], total[1]), (total[2], total[3]))?
+            .with_dilation(dilation)?
             .with_groups(groups)?;
-        if self.shape.len() != 3 || self.shape[0] != conv.in_channels() {
+        if self.shape[0] != conv.in_channels() {
             return Err(Error::shape(
                 "Conv input [C, H, W]",
                 &[conv.in_channels(), 0, 0],
@@ -950,21 +1519,32 @@ impl Importer {
         Dense::new(w, bias)
     }
 
-    /// `Add(activation, constant)` right after a dense or convolution layer: that layer's bias.
-    fn add_bias(
+    /// `Add` or `Mul` of the activation `a` and a constant: a bias (`Add`) or a scale (`Mul`)
+    /// fused into the dense or convolution layer producing `a`, which nothing else may read;
+    /// the node becomes an identity.
+    fn fuse_constant(
         &mut self,
         node: &NodeProto,
-        act_k: usize,
-    ) -> Result<(Box<dyn Layer>, Option<String>, bool)> {
-        let c = self.const_input(node, 1 - act_k.min(1), "addend")?;
-        let Some(p) = self.producer else {
-            return Err(Error::Unsupported(
-                "Add of a constant is supported only as the bias of the MatMul, Gemm or Conv \
-                 right before it"
-                    .into(),
-            ));
+        a: &Act,
+        scale: bool,
+    ) -> Result<(Box<dyn Layer>, Option<String>)> {
+        let what = if scale { "factor" } else { "addend" };
+        let c = self.const_input(node, 1 - a.k.min(1), what)?;
+        let producer = match self.skip_constants(a.from) {
+            Source::Node(p) if self.layers[p].kind().is_linear() => Some(p),
+            _ => None,
         };
-        let v = c.floats("the bias")?;
+        let name = &node.inputs[a.k];
+        let readers = self.readers.get(name).copied().unwrap_or(0);
+        let Some(p) = producer.filter(|_| readers == 1) else {
+            return Err(Error::Unsupported(format!(
+                "{} of a constant is supported only as a {} of the MatMul, Gemm or Conv \
+                 producing the other operand, when nothing else reads that operand",
+                node.op_type,
+                if scale { "scale" } else { "bias" }
+            )));
+        };
+        let v = c.floats(if scale { "the factor" } else { "the bias" })?;
         let out = self.shape[0];
         let ok = match (self.layers[p].kind(), c.shape.as_slice()) {
             (_, [] | [1]) => true,
@@ -978,23 +1558,35 @@ impl Importer {
             } else {
                 &[out, 1, 1]
             };
-            return Err(Error::shape("bias added by Add", want, &c.shape));
+            return Err(Error::shape(
+                format!("{what} of {}", node.op_type),
+                want,
+                &c.shape,
+            ));
         }
-        let shift = if v.len() == 1 {
+        let per_channel = if v.len() == 1 {
             vec![v[0]; out]
         } else {
             v.to_vec()
         };
-        let affine = ChannelAffine {
-            scale: vec![1.0; out],
-            shift,
+        let affine = if scale {
+            ChannelAffine {
+                scale: per_channel,
+                shift: vec![0.0; out],
+            }
+        } else {
+            ChannelAffine {
+                scale: vec![1.0; out],
+                shift: per_channel,
+            }
         };
         self.layers[p].fuse_channel_affine(&affine)?;
-        Ok((
-            Box::new(IdentityLayer),
-            Some(format!("bias of layer {p}")),
-            false,
-        ))
+        let note = if scale {
+            format!("scale of layer {p}")
+        } else {
+            format!("bias of layer {p}")
+        };
+        Ok((Box::new(IdentityLayer), Some(note)))
     }
 
     fn batch_norm(&self, node: &NodeProto) -> Result<BatchNorm2d> {
@@ -1069,240 +1661,6 @@ impl Importer {
                 .all(|(&v, &d)| usize::try_from(v).ok() == Some(d) || (v == 0 && !allowzero))
     }
 
-    /// Evaluates a node whose inputs are all constants.
-    fn eval_const(&self, node: &NodeProto) -> Result<Vec<Const>> {
-        let input = |k: usize| self.const_input(node, k, &format!("input {k}"));
-        let ints = |c: &Const| -> Result<Vec<i64>> { Ok(c.ints("a shape input")?.to_vec()) };
-        let one = |c: Const| Ok(vec![c]);
-        match node.op_type.as_str() {
-            "Constant" => one(constant_value(node)?),
-            "Identity" => one((*input(0)?).clone()),
-            "Cast" => {
-                let c = input(0)?;
-                let to = attr_int(node, "to", 0)?;
-                let values = match (to, &c.values) {
-                    (
-                        dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 | dtype::BFLOAT16,
-                        Values::I64(v),
-                    ) => {
-                        if v.contains(&BATCH) {
-                            return Err(Error::Unsupported(
-                                "Cast of the batch size to a float".into(),
-                            ));
-                        }
-                        Values::F32(v.iter().map(|&x| x as f32).collect())
-                    }
-                    (dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 | dtype::BFLOAT16, v) => {
-                        v.clone()
-                    }
-                    (dtype::BOOL, Values::F32(v)) => {
-                        Values::I64(v.iter().map(|&x| i64::from(x != 0.0)).collect())
-                    }
-                    (dtype::BOOL, Values::I64(v)) => {
-                        Values::I64(v.iter().map(|&x| i64::from(x != 0)).collect())
-                    }
-                    (_, Values::F32(v)) => Values::I64(v.iter().map(|&x| x as i64).collect()),
-                    (_, v) => v.clone(),
-                };
-                one(Const {
-                    shape: c.shape.clone(),
-                    values,
-                })
-            }
-            "Gather" => {
-                let data = input(0)?;
-                let idx = input(1)?;
-                let axis = attr_int(node, "axis", 0)?;
-                if data.shape.len() != 1 || !(axis == 0 || axis == -1) {
-                    return Err(Error::Unsupported(format!(
-                        "Gather on constants of shape {:?} along axis {axis} (only 1-D)",
-                        data.shape
-                    )));
-                }
-                let n = data.len() as i64;
-                let picks = idx
-                    .ints("Gather indices")?
-                    .iter()
-                    .map(|&k| {
-                        let k2 = if k < 0 { k + n } else { k };
-                        if (0..n).contains(&k2) {
-                            Ok(k2 as usize)
-                        } else {
-                            Err(Error::malformed(
-                                "ONNX",
-                                format!("Gather index {k} out of range for {n} elements"),
-                            ))
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let values = match &data.values {
-                    Values::I64(v) => Values::I64(picks.iter().map(|&k| v[k]).collect()),
-                    Values::F32(v) => Values::F32(picks.iter().map(|&k| v[k]).collect()),
-                };
-                one(Const {
-                    shape: idx.shape.clone(),
-                    values,
-                })
-            }
-            "Unsqueeze" => {
-                let data = input(0)?;
-                let axes = match attr_ints(node, "axes") {
-                    Some(a) => a,
-                    None => ints(&*input(1)?)?,
-                };
-                let rank = (data.shape.len() + axes.len()) as i64;
-                let mut axes = axes
-                    .iter()
-                    .map(|&a| {
-                        let a2 = if a < 0 { a + rank } else { a };
-                        if (0..rank).contains(&a2) {
-                            Ok(a2 as usize)
-                        } else {
-                            Err(Error::malformed(
-                                "ONNX",
-                                format!("Unsqueeze axis {a} out of range"),
-                            ))
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                axes.sort_unstable();
-                let mut shape = data.shape.clone();
-                for a in axes {
-                    if a > shape.len() {
-                        return Err(Error::malformed("ONNX", "Unsqueeze axes out of range"));
-                    }
-                    shape.insert(a, 1);
-                }
-                one(Const {
-                    shape,
-                    values: data.values.clone(),
-                })
-            }
-            "Squeeze" => {
-                let data = input(0)?;
-                let axes = match attr_ints(node, "axes") {
-                    Some(a) => Some(a),
-                    None => self
-                        .opt_const_input(node, 1, "axes")?
-                        .map(|c| ints(&c))
-                        .transpose()?,
-                };
-                let rank = data.shape.len() as i64;
-                let drop: BTreeSet<usize> = match axes {
-                    None => (0..data.shape.len())
-                        .filter(|&k| data.shape[k] == 1)
-                        .collect(),
-                    Some(a) => a
-                        .iter()
-                        .map(|&x| {
-                            let x2 = if x < 0 { x + rank } else { x };
-                            match usize::try_from(x2)
-                                .ok()
-                                .filter(|&k| data.shape.get(k) == Some(&1))
-                            {
-                                Some(k) => Ok(k),
-                                None => Err(Error::malformed(
-                                    "ONNX",
-                                    format!("Squeeze axis {x} is not a dimension of size 1"),
-                                )),
-                            }
-                        })
-                        .collect::<Result<_>>()?,
-                };
-                let shape = (0..data.shape.len())
-                    .filter(|k| !drop.contains(k))
-                    .map(|k| data.shape[k])
-                    .collect();
-                one(Const {
-                    shape,
-                    values: data.values.clone(),
-                })
-            }
-            "Concat" => {
-                let parts = (0..node.inputs.len())
-                    .filter(|&k| !node.inputs[k].is_empty())
-                    .map(input)
-                    .collect::<Result<Vec<_>>>()?;
-                if parts.iter().any(|p| p.shape.len() != 1) {
-                    return Err(Error::Unsupported(
-                        "Concat of constants that are not vectors".into(),
-                    ));
-                }
-                let values = if parts.iter().all(|p| matches!(p.values, Values::I64(_))) {
-                    let mut v = Vec::new();
-                    for p in &parts {
-                        v.extend_from_slice(p.ints("Concat input")?);
-                    }
-                    Values::I64(v)
-                } else {
-                    let mut v = Vec::new();
-                    for p in &parts {
-                        v.extend_from_slice(p.floats("Concat input")?);
-                    }
-                    Values::F32(v)
-                };
-                let n = match &values {
-                    Values::I64(v) => v.len(),
-                    Values::F32(v) => v.len(),
-                };
-                one(Const {
-                    shape: vec![n],
-                    values,
-                })
-            }
-            "Slice" => {
-                let data = input(0)?;
-                if data.shape.len() != 1 {
-                    return Err(Error::Unsupported(
-                        "Slice of constants that are not vectors".into(),
-                    ));
-                }
-                let (starts, ends, axes, steps) = match attr_ints(node, "starts") {
-                    Some(s) => (
-                        s,
-                        attr_ints(node, "ends").unwrap_or_default(),
-                        attr_ints(node, "axes"),
-                        None,
-                    ),
-                    None => (
-                        ints(&*input(1)?)?,
-                        ints(&*input(2)?)?,
-                        self.opt_const_input(node, 3, "axes")?
-                            .map(|c| ints(&c))
-                            .transpose()?,
-                        self.opt_const_input(node, 4, "steps")?
-                            .map(|c| ints(&c))
-                            .transpose()?,
-                    ),
-                };
-                if starts.len() != 1
-                    || ends.len() != 1
-                    || axes.as_ref().is_some_and(|a| a != &[0] && a != &[-1])
-                {
-                    return Err(Error::Unsupported(
-                        "Slice of a vector along more than one axis".into(),
-                    ));
-                }
-                let step = steps
-                    .as_ref()
-                    .map_or(1, |s| s.first().copied().unwrap_or(1));
-                let picks = slice_indices(data.len(), starts[0], ends[0], step)?;
-                let values = match &data.values {
-                    Values::I64(v) => Values::I64(picks.iter().map(|&k| v[k]).collect()),
-                    Values::F32(v) => Values::F32(picks.iter().map(|&k| v[k]).collect()),
-                };
-                one(Const {
-                    shape: vec![picks.len()],
-                    values,
-                })
-            }
-            op => Err(Error::Unsupported(format!(
-                "operator {op} on constants (klrp evaluates only Constant, Shape, Gather, \
-                 Unsqueeze, Squeeze, Concat, Slice, Cast and Identity at import)"
-            ))),
-        }
-    }
-
     fn finish(self, graph: &GraphProto, opset: Option<i64>, producer: String) -> Result<OnnxModel> {
         let output = match graph.outputs.as_slice() {
             [one] => one,
@@ -1314,16 +1672,37 @@ impl Importer {
                 )));
             }
         };
-        if output.name != self.act {
-            return Err(Error::Unsupported(format!(
-                "the graph output '{}' is not the result of the chain of operations (which ends \
-                 in '{}')",
-                output.name, self.act
-            )));
+        let last = self.layers.len().checked_sub(1);
+        match self.values.get(&output.name) {
+            Some(Value::Activation { pad: Some(p), .. }) => {
+                return Err(Error::Unsupported(format!(
+                    "the graph output is the output of the Pad at node {} (klrp folds a \
+                     constant-zero Pad into the Conv that reads it)",
+                    p.node
+                )));
+            }
+            Some(Value::Activation {
+                from: Source::Node(j),
+                ..
+            }) if Some(*j) == last => {}
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "the graph output '{}' is not the output of the last node (klrp's network \
+                     ends in its last node; nodes after the output would dangle)",
+                    output.name
+                )));
+            }
         }
-        let network = Network::new_with_max_elements(
+        let inputs: Vec<Vec<Source>> = self.nodes.iter().map(|n| n.inputs.clone()).collect();
+        let nodes: Vec<Node> = self
+            .layers
+            .into_iter()
+            .zip(inputs)
+            .map(|(layer, inputs)| Node::boxed(layer, inputs))
+            .collect();
+        let network = Network::graph_with_max_elements(
             &self.input_shape,
-            self.layers,
+            nodes,
             self.max_sample_elements
                 .max(crate::network::DEFAULT_MAX_ELEMENTS),
         )?;
@@ -1339,83 +1718,9 @@ impl Importer {
     }
 }
 
-/// The value of a `Constant` node.
-fn constant_value(node: &NodeProto) -> Result<Const> {
-    let a = node
-        .attributes
-        .first()
-        .ok_or_else(|| Error::malformed("ONNX", "Constant without a value"))?;
-    match a.name.as_str() {
-        "value" => {
-            let t =
-                a.t.as_ref()
-                    .ok_or_else(|| Error::malformed("ONNX", "Constant value is not a tensor"))?;
-            let (shape, values) = t.values()?;
-            Ok(Const { shape, values })
-        }
-        "value_float" => Ok(Const {
-            shape: vec![],
-            values: Values::F32(vec![a.f.ok_or_else(|| {
-                Error::malformed("ONNX", "Constant value_float has no value")
-            })?]),
-        }),
-        "value_floats" => Ok(Const {
-            shape: vec![a.floats.len()],
-            values: Values::F32(a.floats.clone()),
-        }),
-        "value_int" => Ok(Const {
-            shape: vec![],
-            values: Values::I64(vec![a.i.ok_or_else(|| {
-                Error::malformed("ONNX", "Constant value_int has no value")
-            })?]),
-        }),
-        "value_ints" => Ok(Const {
-            shape: vec![a.ints.len()],
-            values: Values::I64(a.ints.clone()),
-        }),
-        other => Err(Error::Unsupported(format!("Constant with {other}"))),
-    }
-}
-
-/// The indices `data[start:end:step]` selects (ONNX `Slice` semantics, one axis).
-fn slice_indices(len: usize, start: i64, end: i64, step: i64) -> Result<Vec<usize>> {
-    if step == 0 {
-        return Err(Error::malformed("ONNX", "Slice with step 0"));
-    }
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    let n = len as i64;
-    let norm = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
-    let (mut s, e) = if step > 0 {
-        (norm(start).clamp(0, n), norm(end).clamp(0, n))
-    } else {
-        (norm(start).clamp(0, n - 1), norm(end).clamp(-1, n - 1))
-    };
-    let mut out = Vec::new();
-    while (step > 0 && s < e) || (step < 0 && s > e) {
-        out.push(s as usize);
-        let Some(next) = s.checked_add(step) else {
-            break;
-        };
-        s = next;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slices_follow_onnx_semantics() {
-        assert_eq!(slice_indices(4, 1, i64::MAX, 1).unwrap(), [1, 2, 3]);
-        assert_eq!(slice_indices(4, -1, i64::MIN, -1).unwrap(), [3, 2, 1, 0]);
-        assert_eq!(slice_indices(4, 0, 4, 2).unwrap(), [0, 2]);
-        assert_eq!(slice_indices(4, 0, 4, i64::MAX).unwrap(), [0]);
-        assert!(slice_indices(0, 0, -1, -1).unwrap().is_empty());
-        assert!(slice_indices(3, 0, 3, 0).is_err());
-    }
 
     #[test]
     fn absurd_attributes_are_refused() {

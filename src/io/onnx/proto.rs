@@ -123,6 +123,8 @@ pub(crate) struct TensorProto {
     pub double_data: Vec<f64>,
     pub uint64_data: Vec<i64>,
     pub external: bool,
+    /// The `external_data` entries (`location`, `offset`, `length`, …) as key-value pairs.
+    pub external_data: Vec<(String, String)>,
     pub segmented: bool,
     #[allow(dead_code)] // gathered for the importer, which does not read it (yet)
     pub has_string_data: bool,
@@ -230,6 +232,11 @@ impl From<pb::TensorProto> for TensorProto {
             // Reinterpreted, as the hand-written decoder did (shape computations take i64).
             uint64_data: t.uint64_data.into_iter().map(|x| x as i64).collect(),
             external: !t.external_data.is_empty() || t.data_location == Some(1),
+            external_data: t
+                .external_data
+                .into_iter()
+                .map(|e| (e.key.unwrap_or_default(), e.value.unwrap_or_default()))
+                .collect(),
             segmented: t.segment.is_some(),
             has_string_data: !t.string_data.is_empty(),
         }
@@ -368,12 +375,18 @@ impl TensorProto {
     /// Decodes the tensor's values (from `raw_data` or the typed fields), checking that their
     /// count matches the dims.
     pub(crate) fn values(&self) -> Result<(Vec<usize>, Values)> {
+        self.values_from(None)
+    }
+
+    /// [`values`](Self::values), with `external` as the tensor's bytes read from its external
+    /// data file (`None`: refuse external data).
+    pub(crate) fn values_from(&self, external: Option<&[u8]>) -> Result<(Vec<usize>, Values)> {
         let name = &self.name;
-        if self.external {
+        if self.external && external.is_none() {
             return Err(Error::Unsupported(format!(
-                "ONNX tensor '{name}' keeps its data in an external file; save the model with \
-                 everything in one file (onnx.save_model(model, path, save_as_external_data=False), \
-                 or torch.onnx.export(..., external_data=False))"
+                "ONNX tensor '{name}' keeps its data in an external file, which only a model \
+                 loaded from a file (load_onnx_file) can read; or save the model with everything \
+                 in one file (onnx.save_model(model, path, save_as_external_data=False))"
             )));
         }
         if self.segmented {
@@ -383,7 +396,7 @@ impl TensorProto {
         }
         let shape = self.shape()?;
         let count: usize = shape.iter().product();
-        let values = if let Some(raw) = self.raw_data.as_deref() {
+        let values = if let Some(raw) = external.or(self.raw_data.as_deref()) {
             let width = match self.data_type {
                 dtype::FLOAT | dtype::INT32 | dtype::UINT32 => 4,
                 dtype::DOUBLE | dtype::INT64 | dtype::UINT64 => 8,
