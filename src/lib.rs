@@ -124,8 +124,8 @@ pub mod calibrate;
 pub mod composite;
 pub mod conversion;
 pub mod error;
-pub mod graph;
 pub mod explain;
+pub mod graph;
 pub mod io;
 pub mod kernels;
 #[cfg(feature = "laws")]
@@ -142,8 +142,8 @@ pub mod viz;
 pub use composite::Composite;
 pub use conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, Threshold};
 pub use error::{Error, Result};
-pub use graph::{GraphBuilder, Node, Source};
 pub use explain::{Explainer, Init, LayerRelevance, Targets};
+pub use graph::{GraphBuilder, Node, Source};
 pub use network::{DEFAULT_MAX_ELEMENTS, Network, Relevance, Trace, one_hot};
 pub use semiring::Semiring;
 

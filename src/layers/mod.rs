@@ -17,7 +17,8 @@ mod merge;
 mod pool;
 
 pub use activation::{
-    Clip, Dropout, Gelu, HardSigmoid, HardSwish, IdentityLayer, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh,
+    Clip, Dropout, Gelu, HardSigmoid, HardSwish, IdentityLayer, LeakyReLU, ReLU, SiLU, Sigmoid,
+    Tanh,
 };
 pub use batchnorm::BatchNorm2d;
 pub use conv::{Conv2d, ConvGeometry};

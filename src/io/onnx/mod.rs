@@ -179,7 +179,11 @@ pub fn load_onnx_file_with_max_elements(
         dir
     };
     crate::io::parse_file(path, |bytes| {
-        import(proto::decode_model_owned(bytes)?, max_sample_elements, Some(dir))
+        import(
+            proto::decode_model_owned(bytes)?,
+            max_sample_elements,
+            Some(dir),
+        )
     })
 }
 
@@ -985,7 +989,13 @@ impl Importer {
                 pad,
             },
         );
-        self.push(i, node, Box::new(IdentityLayer), Some(note.into()), vec![from]);
+        self.push(
+            i,
+            node,
+            Box::new(IdentityLayer),
+            Some(note.into()),
+            vec![from],
+        );
         Ok(())
     }
 
@@ -1215,7 +1225,10 @@ impl Importer {
                 if self.is_flatten(t, allowzero) {
                     Ok((Box::new(Flatten), Some("reshape to [N, -1]".into())))
                 } else if self.is_same_shape(t, allowzero) {
-                    Ok((Box::new(IdentityLayer), Some("reshape to the same shape".into())))
+                    Ok((
+                        Box::new(IdentityLayer),
+                        Some("reshape to the same shape".into()),
+                    ))
                 } else {
                     Err(Error::Unsupported(format!(
                         "Reshape of [N, {}] to [{}]: only a flatten to [N, -1] is supported",
