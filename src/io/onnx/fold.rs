@@ -154,7 +154,7 @@ fn walk(shape: &[usize], src_strides: &[usize], offset: usize, mut f: impl FnMut
 }
 
 /// The input names a node reads, by position (`""` for an omitted optional input).
-fn inputs<'n>(node: &'n NodeProto) -> &'n [String] {
+fn inputs(node: &NodeProto) -> &[String] {
     &node.inputs
 }
 
