@@ -51,7 +51,8 @@ def main() -> None:
                              rule="epsilon=0.25", layer=2, **kw)
     total = sum(n * r for n, r in neurons.values()) / len(images)
     order = np.argsort(total)
-    print("hidden neurons of layer 0 by mean relevance, lowest (prune first):", order[:10].tolist())
+    print("the 64 first-layer hidden neurons (input of layer 2) by mean relevance, lowest (prune first):",
+          order[:10].tolist())
     print(f"{4 * len(images)} explanations in {time.perf_counter() - start:.1f} s; "
           "heatmaps mean_relevance_C.png written")
 
