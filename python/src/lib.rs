@@ -1,0 +1,415 @@
+//! `klrp._klrp`: the compiled half of the `klrp` Python package (PyO3).
+//!
+//! Every option is handed to `klrp::spec` as the command line's strings, so the meanings,
+//! defaults and error messages are those of `klrp explain` / `klrp predict`. The Python half
+//! (`python/klrp/__init__.py`) checks dtypes, documents the API and adds the pure-Python helpers.
+
+use klrp::io::idx::Mnist;
+use klrp::io::onnx::load_onnx_file;
+use klrp::spec::{ExplainArgs, ExplainSpec, RelevanceArray, Targets};
+use klrp::viz::{Colormap, RgbImage, Scale};
+use klrp::{Error, Network};
+use ndarray::{Array3, ArrayD, Axis, Ix2, Ix3};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyReadonlyArray3, PyReadonlyArrayDyn};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::collections::BTreeMap;
+
+/// klrp's error → a Python exception carrying the message: a missing file is
+/// `FileNotFoundError`, another I/O failure `OSError`, everything else (bad input) `ValueError`.
+fn to_py(e: Error) -> PyErr {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(e.to_string())
+        }
+        Error::Io { .. } => PyOSError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// A network loaded from ONNX: the network as imported (forward pass, `info`) and canonized
+/// (batch norms fused, as `klrp explain` propagates it).
+#[pyclass(module = "klrp._klrp", frozen)]
+struct Model {
+    raw: Network,
+    canonized: Network,
+    origin: Vec<String>,
+    description: String,
+}
+
+/// The input as a batch: `x` itself if it has the batch axis, else `x` with one added.
+fn as_batch(net: &Network, x: ArrayD<f32>) -> PyResult<(ArrayD<f32>, bool)> {
+    let sample = net.input_shape();
+    if x.ndim() == sample.len() + 1 {
+        Ok((x, true))
+    } else if x.shape() == sample {
+        Ok((x.insert_axis(Axis(0)), false))
+    } else {
+        Err(PyValueError::new_err(format!(
+            "x has shape {:?}; the model takes [N, {}] or one sample {:?}",
+            x.shape(),
+            sample
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            sample
+        )))
+    }
+}
+
+fn strip<T>(a: ArrayD<T>, had_batch: bool) -> ArrayD<T> {
+    if had_batch {
+        a
+    } else {
+        a.index_axis_move(Axis(0), 0)
+    }
+}
+
+fn to_numpy(py: Python<'_>, r: RelevanceArray, had_batch: bool) -> Py<PyAny> {
+    match r {
+        RelevanceArray::Real(a) | RelevanceArray::Viterbi(a) => {
+            strip(a, had_batch).into_pyarray(py).into_any().unbind()
+        }
+        RelevanceArray::Boolean(a) => strip(a, had_batch).into_pyarray(py).into_any().unbind(),
+        RelevanceArray::Counting(a) => strip(a, had_batch).into_pyarray(py).into_any().unbind(),
+    }
+}
+
+/// The explanation options as `klrp explain` receives them (strings), owned.
+#[derive(Default)]
+struct Options {
+    semiring: Option<String>,
+    rule: Option<String>,
+    first_rule: Option<String>,
+    composite: Option<String>,
+    low: Option<String>,
+    high: Option<String>,
+    theta: Option<String>,
+    theta_at: Vec<String>,
+    theta_abs: bool,
+    init: Option<String>,
+    maxpool: Option<String>,
+}
+
+impl Options {
+    fn spec(&self) -> klrp::Result<ExplainSpec> {
+        ExplainSpec::from_args(&ExplainArgs {
+            semiring: self.semiring.as_deref(),
+            rule: self.rule.as_deref(),
+            first_rule: self.first_rule.as_deref(),
+            composite: self.composite.as_deref(),
+            low: self.low.as_deref(),
+            high: self.high.as_deref(),
+            theta: self.theta.as_deref(),
+            theta_at: self.theta_at.iter().map(String::as_str).collect(),
+            theta_abs: self.theta_abs,
+            init: self.init.as_deref(),
+            maxpool: self.maxpool.as_deref(),
+        })
+    }
+}
+
+/// A Python float as the command line would spell it (`{}` of an `f64` is its shortest exact
+/// decimal, so parsing it as `f32` rounds the float once, as numpy's `float32(x)` does).
+fn number(v: Option<f64>) -> Option<String> {
+    v.map(|v| format!("{v}"))
+}
+
+#[pymethods]
+impl Model {
+    /// Loads an ONNX file (as `klrp explain --model PATH`).
+    #[staticmethod]
+    fn from_onnx(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Model> {
+        py.detach(|| {
+            let m = load_onnx_file(&path)?;
+            let origin = m
+                .nodes()
+                .iter()
+                .map(|n| {
+                    if n.name.is_empty() {
+                        n.op_type.clone()
+                    } else {
+                        format!("{} ({})", n.name, n.op_type)
+                    }
+                })
+                .collect();
+            let description = format!(
+                "{} (ONNX{}{})",
+                path.display(),
+                m.opset().map(|v| format!(" opset {v}")).unwrap_or_default(),
+                if m.producer().is_empty() {
+                    String::new()
+                } else {
+                    format!(", from {}", m.producer())
+                }
+            );
+            let raw = m.into_network();
+            // Network is not Clone: the canonized copy is imported again (parsing is cheap).
+            let canonized = load_onnx_file(&path)?.into_network().canonize()?;
+            Ok(Model {
+                raw,
+                canonized,
+                origin,
+                description,
+            })
+        })
+        .map_err(to_py)
+    }
+
+    /// The model's layers and shapes as a dict.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let net = &self.raw;
+        let d = PyDict::new(py);
+        d.set_item("model", &self.description)?;
+        d.set_item("input_shape", net.input_shape().to_vec())?;
+        d.set_item("output_shape", net.output_shape().to_vec())?;
+        let layers = PyList::empty(py);
+        for (i, layer) in net.layers().iter().enumerate() {
+            let l = PyDict::new(py);
+            l.set_item("index", i)?;
+            l.set_item("from", self.origin.get(i).cloned().unwrap_or_default())?;
+            l.set_item("layer", layer.name())?;
+            l.set_item(
+                "output_shape",
+                net.layer_output_shape(i).unwrap_or(&[]).to_vec(),
+            )?;
+            l.set_item("params", layer.param_count())?;
+            layers.append(l)?;
+        }
+        d.set_item("layers", layers)?;
+        d.set_item("params", net.param_count())?;
+        Ok(d)
+    }
+
+    /// The number of layers (the range of `theta_at`'s indices).
+    fn num_layers(&self) -> usize {
+        self.canonized.layers().len()
+    }
+
+    /// Explains `x` (float32, `[N, …]` or one sample). `target`: a list of classes (one, or one
+    /// per sample) or None for "predicted". Returns the input relevance, or every layer's.
+    #[pyo3(signature = (x, target, semiring=None, rule=None, first_rule=None, composite=None,
+        low=None, high=None, theta=None, theta_at=None, theta_abs=false, init=None,
+        maxpool=None, keep_layers=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        x: PyReadonlyArrayDyn<'_, f32>,
+        target: Option<Vec<usize>>,
+        semiring: Option<String>,
+        rule: Option<String>,
+        first_rule: Option<String>,
+        composite: Option<String>,
+        low: Option<f64>,
+        high: Option<f64>,
+        theta: Option<f64>,
+        theta_at: Option<BTreeMap<usize, f64>>,
+        theta_abs: bool,
+        init: Option<String>,
+        maxpool: Option<String>,
+        keep_layers: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let options = Options {
+            semiring,
+            rule,
+            first_rule,
+            composite,
+            low: number(low),
+            high: number(high),
+            theta: number(theta),
+            theta_at: theta_at
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(i, t)| format!("{i}={t}"))
+                .collect(),
+            theta_abs,
+            init,
+            maxpool,
+        };
+        let targets = match target {
+            None => Targets::Predicted,
+            Some(c) if c.is_empty() => {
+                return Err(PyValueError::new_err("target: give at least one class"));
+            }
+            Some(c) => Targets::Classes(c),
+        };
+        let spec = options.spec().map_err(to_py)?;
+        let (x, had_batch) = as_batch(&self.canonized, x.as_array().to_owned())?;
+        let net = &self.canonized;
+        let e = py
+            .detach(|| spec.run(net, &x, &targets, keep_layers))
+            .map_err(to_py)?;
+        if keep_layers {
+            let layers = e.layers.unwrap_or_default();
+            let list = PyList::empty(py);
+            for r in layers {
+                list.append(to_numpy(py, r, had_batch))?;
+            }
+            Ok(list.into_any().unbind())
+        } else {
+            Ok(to_numpy(py, e.input, had_batch))
+        }
+    }
+
+    /// The `top` most probable classes per sample: `[[(class, probability), …], …]`.
+    fn predict(
+        &self,
+        py: Python<'_>,
+        x: PyReadonlyArrayDyn<'_, f32>,
+        top: usize,
+    ) -> PyResult<Vec<Vec<(usize, f64)>>> {
+        let (x, _) = as_batch(&self.raw, x.as_array().to_owned())?;
+        let net = &self.raw;
+        let p = py
+            .detach(|| klrp::spec::predict(net, &x, top))
+            .map_err(to_py)?;
+        Ok(p.into_iter()
+            .map(|s| s.into_iter().map(|c| (c.class, c.probability)).collect())
+            .collect())
+    }
+
+    /// Seconds per `ExplainSpec::run` call measured inside Rust (`repeats` calls, no Python in
+    /// the loop, the median): the reference for the binding's overhead (docs/benchmarks.md).
+    #[pyo3(signature = (x, target, semiring, repeats))]
+    fn _time_explain_in_rust(
+        &self,
+        py: Python<'_>,
+        x: PyReadonlyArrayDyn<'_, f32>,
+        target: Vec<usize>,
+        semiring: String,
+        repeats: usize,
+    ) -> PyResult<Vec<f64>> {
+        let spec = Options {
+            semiring: Some(semiring),
+            ..Options::default()
+        }
+        .spec()
+        .map_err(to_py)?;
+        let (x, _) = as_batch(&self.canonized, x.as_array().to_owned())?;
+        let targets = Targets::Classes(target);
+        let net = &self.canonized;
+        py.detach(|| {
+            (0..repeats)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    spec.run(net, &x, &targets, false)?;
+                    Ok(start.elapsed().as_secs_f64())
+                })
+                .collect::<klrp::Result<Vec<f64>>>()
+        })
+        .map_err(to_py)
+    }
+
+    /// The raw outputs (logits) of the network for a batch.
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArrayDyn<'py, f32>,
+    ) -> PyResult<Py<PyAny>> {
+        let (x, had_batch) = as_batch(&self.raw, x.as_array().to_owned())?;
+        let net = &self.raw;
+        let out = py.detach(|| net.forward(&x)).map_err(to_py)?;
+        Ok(strip(out, had_batch).into_pyarray(py).into_any().unbind())
+    }
+}
+
+fn colormap(name: &str) -> PyResult<Colormap> {
+    Ok(match name {
+        "bwr" => Colormap::Bwr,
+        "gray" => Colormap::Gray,
+        "gray_r" => Colormap::GrayR,
+        "viridis" => Colormap::Viridis,
+        "hot" => Colormap::Hot,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "cmap: '{other}' is not bwr, gray, gray_r, viridis or hot"
+            )));
+        }
+    })
+}
+
+fn scale(name: &str) -> PyResult<Scale> {
+    Ok(match name {
+        "symmetric" => Scale::Symmetric,
+        "minmax" => Scale::MinMax,
+        "log1p" => Scale::Log1p,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "scale: '{other}' is not symmetric, minmax or log1p"
+            )));
+        }
+    })
+}
+
+fn rgb_to_numpy(img: &RgbImage) -> Array3<u8> {
+    Array3::from_shape_vec((img.height(), img.width(), 3), img.as_raw().to_vec())
+        .expect("an RgbImage holds height × width × 3 bytes")
+}
+
+/// A relevance map (`[H, W]`, or `[C, H, W]` summed over channels, as float64) → RGB `[H, W, 3]`.
+#[pyfunction]
+fn heatmap<'py>(
+    py: Python<'py>,
+    relevance: PyReadonlyArrayDyn<'py, f64>,
+    cmap: &str,
+    scale_name: &str,
+) -> PyResult<Bound<'py, PyArray3<u8>>> {
+    let (cmap, scale) = (colormap(cmap)?, scale(scale_name)?);
+    let r = relevance.as_array();
+    let map = match r.ndim() {
+        2 => r.into_dimensionality::<Ix2>().expect("2-D").to_owned(),
+        3 => r
+            .into_dimensionality::<Ix3>()
+            .expect("3-D")
+            .sum_axis(Axis(0)),
+        n => {
+            return Err(PyValueError::new_err(format!(
+                "heatmap: relevance must be [H, W] or [C, H, W], got {n} dimensions"
+            )));
+        }
+    };
+    let img = klrp::viz::heatmap_rgb(map.view(), cmap, scale);
+    Ok(rgb_to_numpy(&img).into_pyarray(py))
+}
+
+/// Writes an RGB uint8 array `[H, W, 3]` as a PNG file.
+#[pyfunction]
+fn write_png(path: std::path::PathBuf, rgb: PyReadonlyArray3<'_, u8>) -> PyResult<()> {
+    let a = rgb.as_array();
+    let (h, w, c) = a.dim();
+    if c != 3 {
+        return Err(PyValueError::new_err(format!(
+            "write_png: the array must be [H, W, 3], got [{h}, {w}, {c}]"
+        )));
+    }
+    let img = RgbImage::from_raw(w, h, a.iter().copied().collect()).map_err(to_py)?;
+    klrp::viz::save_png(&path, &img).map_err(to_py)
+}
+
+/// Reads MNIST-style IDX files: images `[N, rows·cols]` float32 in [0, 1] and labels uint8.
+#[pyfunction]
+fn load_mnist<'py>(
+    py: Python<'py>,
+    images: std::path::PathBuf,
+    labels: std::path::PathBuf,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, Py<PyAny>)> {
+    let m = py
+        .detach(|| Mnist::from_files(&images, &labels))
+        .map_err(to_py)?;
+    let labels = m.labels.into_pyarray(py).into_any().unbind();
+    Ok((m.images.into_pyarray(py), labels))
+}
+
+#[pymodule]
+fn _klrp(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Model>()?;
+    m.add_function(wrap_pyfunction!(heatmap, m)?)?;
+    m.add_function(wrap_pyfunction!(write_png, m)?)?;
+    m.add_function(wrap_pyfunction!(load_mnist, m)?)?;
+    m.add("DEFAULT_THETA", klrp::spec::DEFAULT_THETA)?;
+    m.add("DEFAULT_TOP", klrp::spec::DEFAULT_TOP)?;
+    Ok(())
+}
