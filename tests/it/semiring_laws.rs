@@ -151,7 +151,10 @@ fn floats_are_not_exact() {
     assert!(
         matches!(
             err.law,
-            Law::AddAssociative | Law::MulAssociative | Law::LeftDistributive
+            Law::AddAssociative
+                | Law::MulAssociative
+                | Law::LeftDistributive
+                | Law::RightDistributive
         ),
         "{err}"
     );
@@ -295,8 +298,20 @@ impl Semiring for NonDistributive {
 
 #[test]
 fn non_distributive_mul_fails_left_distributivity() {
-    // With a ≥ 1 every triple breaks left distributivity, the first law that fails.
+    // Drawn values (0 and 1 are always mixed in) break a distributive law.
     let err = check_laws_exact((1u64..=100).prop_map(NonDistributive), CASES).unwrap_err();
+    assert!(
+        matches!(err.law, Law::LeftDistributive | Law::RightDistributive),
+        "{err}"
+    );
+    // With a ≥ 1 every triple breaks left distributivity, the first law that fails.
+    let err = check_laws_at(
+        NonDistributive(1),
+        NonDistributive(1),
+        NonDistributive(1),
+        |x, y| x == y,
+    )
+    .unwrap_err();
     assert_eq!(err.law, Law::LeftDistributive, "{err}");
     assert_eq!(
         err.values,
@@ -525,9 +540,14 @@ impl Semiring for PanickyCounting {
 
 #[test]
 fn panics_are_reported_with_the_law_being_checked() {
-    // a·b ≥ 2⁶⁴ for every pair: the first ⊗ is in MulAssociative.
+    // A panic in a drawn case is reported as a violation of the law being checked (0 and 1 are
+    // mixed into the drawn values, so which law meets the first overflow depends on the draw).
     let err =
         check_laws_exact(((1u64 << 32)..=(1u64 << 40)).prop_map(PanickyCounting), 50).unwrap_err();
+    assert!(err.values.contains("⊗ overflowed"), "{err}");
+    // a·b ≥ 2⁶⁴ for every pair of these: the first ⊗ is in MulAssociative.
+    let big = || PanickyCounting(1 << 32);
+    let err = check_laws_at(big(), big(), big(), |x, y| x.0 == y.0).unwrap_err();
     assert_eq!(err.law, Law::MulAssociative, "{err}");
     assert!(err.values.contains("⊗ overflowed"), "{err}");
 }
