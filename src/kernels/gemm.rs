@@ -1,6 +1,6 @@
-//! A bounds-checked wrapper around the `gemm` crate's f32 matrix product.
+//! A bounds-checked wrapper around the f32 matrix product of the `gemm` crate family (`gemm-f32`).
 //!
-//! `gemm` dispatches on CPU features at run time (AVX-512, AVX2+FMA, SSE) and parallelises with
+//! `gemm-f32` dispatches on CPU features at run time (AVX-512, AVX2+FMA, SSE) and parallelises with
 //! rayon, so a plain `cargo build --release` gets the fast path.
 
 use crate::error::{Error, Result};
@@ -91,27 +91,33 @@ pub(crate) fn gemm_with_threads(
         return Ok(());
     }
     let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
+        gemm_common::Parallelism::Rayon(threads)
     } else {
-        gemm::Parallelism::None
+        gemm_common::Parallelism::None
     };
+    // The micro-kernels prefer a column-major destination: a row-major C = A·B is computed as the
+    // column-major Cᵀ = Bᵀ·Aᵀ (the same swap the umbrella `gemm::gemm` makes; all strides here are
+    // non-negative, so none of its sign flips apply).
+    let (m, n, dst_cs, dst_rs) = (n, m, ldc as isize, 1isize);
+    let (lhs, lhs_cs, lhs_rs) = (&b, b.rs as isize, b.cs as isize);
+    let (rhs, rhs_cs, rhs_rs) = (&a, a.rs as isize, a.cs as isize);
     // SAFETY: every element the product reads or writes lies inside its slice (checked above);
     // `c` is borrowed mutably, so nothing else aliases it.
     unsafe {
-        gemm::gemm(
+        gemm_f32::gemm::f32::get_gemm_fn()(
             m,
             n,
             k,
             c.as_mut_ptr().add(c_off),
-            1,
-            ldc as isize,
+            dst_cs,
+            dst_rs,
             accumulate,
-            a.data.as_ptr().add(a.offset),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr().add(b.offset),
-            b.cs as isize,
-            b.rs as isize,
+            lhs.data.as_ptr().add(lhs.offset),
+            lhs_cs,
+            lhs_rs,
+            rhs.data.as_ptr().add(rhs.offset),
+            rhs_cs,
+            rhs_rs,
             1.0f32,
             1.0f32,
             false,
