@@ -132,11 +132,7 @@ pub fn active_inputs(net: &Network, trace: &Trace) -> Result<Vec<ActiveInputs>> 
         if !layer.kind().is_linear() {
             continue;
         }
-        let (Some(a_in), Some(a_out)) = (trace.activation(i), trace.activation(i + 1)) else {
-            return Err(Error::invalid(
-                "the trace was not made by this network (too few activations)",
-            ));
-        };
+        let (a_in, a_out) = linear_io(net, trace, i)?;
         let wrap = |e: Error| e.in_layer(i, layer.name());
         let Shares::Linear { connectivity, .. } = layer.shares(a_in, a_out, &rule).map_err(wrap)?
         else {
@@ -151,6 +147,21 @@ pub fn active_inputs(net: &Network, trace: &Trace) -> Result<Vec<ActiveInputs>> 
         });
     }
     Ok(out)
+}
+
+/// The input and output of dense or convolution node `i` in `trace` (its one input may be any
+/// earlier node's output in a graph).
+fn linear_io<'t>(net: &Network, trace: &'t Trace, i: usize) -> Result<(&'t Tensor, &'t Tensor)> {
+    let source = net.inputs_of(i).and_then(|s| s.first());
+    match (
+        source.and_then(|s| trace.activation(s.activation_index())),
+        trace.activation(i + 1),
+    ) {
+        (Some(a_in), Some(a_out)) => Ok((a_in, a_out)),
+        _ => Err(Error::invalid(
+            "the trace was not made by this network (too few activations)",
+        )),
+    }
 }
 
 fn thetas(active: &[ActiveInputs], kappa: f32) -> Result<PerLayer<Threshold>> {
@@ -267,11 +278,7 @@ pub fn for_connection_fraction(
             continue;
         }
         let wrap = |e: Error| e.in_layer(i, layer.name());
-        let (Some(a_in), Some(a_out)) = (trace.activation(i), trace.activation(i + 1)) else {
-            return Err(Error::invalid(
-                "the trace was not made by this network (too few activations)",
-            ));
-        };
+        let (a_in, a_out) = linear_io(net, trace, i)?;
         let shares = layer.shares(a_in, a_out, &rules[i]).map_err(wrap)?;
         let ones = ArrayD::from_elem(IxDyn(a_out.shape()), Counting(1));
         // Σ_j #{k : d_jk ≥ θ}: the number of connections that pass.
@@ -350,6 +357,27 @@ mod tests {
 
     fn x() -> Tensor {
         array![[1.0_f32, 2.0, 0.5, 0.0], [0.5, 1.0, 2.0, 1.5]].into_dyn()
+    }
+
+    #[test]
+    fn graph_nodes_are_calibrated_on_their_own_inputs() {
+        // Node 2 reads the network input, not node 1's output: its n̄ comes from x.
+        use crate::graph::GraphBuilder;
+        use crate::layers::Add;
+        let w = || Dense::new(array![[1.0, 0.5, -1.0, 0.2], [0.2, 1.0, 0.3, 0.7]], None).unwrap();
+        let mut g = GraphBuilder::new([4]);
+        let x0 = g.input();
+        let a = g.add(w(), [x0]).unwrap();
+        let a = g.add(ReLU, [a]).unwrap();
+        let b = g.add(w(), [x0]).unwrap();
+        g.add(Add, [a, b]).unwrap();
+        let net = g.build().unwrap();
+        let t = fair_share(&net, &x(), 1.0).unwrap();
+        // x has 3 and 4 non-zero entries of 4: n̄ = 4 · 7/8 = 3.5 for both dense nodes.
+        assert!((t.at(0).theta() - 1.0 / 3.5).abs() < 1e-6);
+        assert!((t.at(2).theta() - 1.0 / 3.5).abs() < 1e-6);
+        let c = for_connection_fraction(&net, &x(), &Composite::k_lrp(), 0.5).unwrap();
+        assert!(c.at(2).theta() > DEFAULT_OTHER_THETA);
     }
 
     #[test]

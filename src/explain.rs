@@ -61,7 +61,7 @@ use crate::conversion::{Clamp01, Conversion, Identity, PerLayer, Threshold};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::layers::{Layer, Shares, Tensor};
-use crate::network::{Network, Relevance, one_hot};
+use crate::network::{Network, Relevance, Trace, one_hot};
 use crate::rules::{EpsilonRule, Rule};
 use crate::semiring::{
     Boolean, Counting, FloatCounting, Fuzzy, LogCounting, Lukasiewicz, MaxPlus, Product, Real,
@@ -72,6 +72,7 @@ use num_traits::Float;
 use std::any::{Any, TypeId};
 use std::fmt::Debug;
 use std::marker::PhantomData;
+use std::str::FromStr;
 
 /// Where the propagation starts: the relevance `R^(L)` of the output at the target.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,6 +85,29 @@ pub enum Init {
     /// ([`Trace::output_init`](crate::Trace::output_init)): classical LRP as Zennit computes it.
     /// Real semirings only (`Real<f32>`, `Real<f64>`).
     Logit,
+}
+
+/// Reads what `--init` takes: `one` ([`Init::One`]) or `output` ([`Init::Logit`]; `logit` is
+/// read too).
+///
+/// ```
+/// use klrp::explain::Init;
+/// assert_eq!("output".parse::<Init>()?, Init::Logit);
+/// assert_eq!("one".parse::<Init>()?, Init::One);
+/// # Ok::<(), klrp::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for any other text.
+impl FromStr for Init {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "output" | "logit" => Ok(Init::Logit),
+            "one" => Ok(Init::One),
+            other => Err(Error::invalid(format!("'{other}' is not one or output"))),
+        }
+    }
 }
 
 /// Which output each sample is explained for.
@@ -136,14 +160,63 @@ impl<const N: usize> From<&[usize; N]> for Targets {
     }
 }
 
+/// Reads what `--target` takes: `predicted`, one class `C` (every sample) or `C0,C1,…` (one per
+/// sample).
+///
+/// ```
+/// use klrp::explain::Targets;
+/// assert_eq!("predicted".parse::<Targets>()?, Targets::Predicted);
+/// assert_eq!("7".parse::<Targets>()?, Targets::Class(7));
+/// assert_eq!("2,0".parse::<Targets>()?, Targets::PerSample(vec![2, 0]));
+/// assert!("-1".parse::<Targets>().is_err());
+/// # Ok::<(), klrp::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if a class is not a non-negative integer.
+impl FromStr for Targets {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let class = |c: &str| {
+            c.trim().parse::<usize>().map_err(|_| {
+                Error::invalid(format!(
+                    "'{c}' is not a class index (a non-negative integer) or 'predicted'"
+                ))
+            })
+        };
+        if s.trim() == "predicted" {
+            return Ok(Targets::Predicted);
+        }
+        let classes = s.split(',').map(class).collect::<Result<Vec<_>>>()?;
+        Ok(match classes.as_slice() {
+            [one] => Targets::Class(*one),
+            _ => Targets::PerSample(classes),
+        })
+    }
+}
+
 impl Targets {
-    /// One class per sample of a batch of `batch` samples whose outputs are `output`.
-    fn resolve(self, output: &Tensor) -> Vec<usize> {
+    /// One class per sample of `trace`'s batch (for [`Targets::Predicted`], each sample's largest
+    /// output, the first on ties).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if [`Targets::PerSample`] lists a number of classes other than
+    /// the batch size.
+    pub fn resolve(&self, trace: &Trace) -> Result<Vec<usize>> {
+        self.resolve_output(trace.output())
+    }
+
+    fn resolve_output(&self, output: &Tensor) -> Result<Vec<usize>> {
         let batch = output.shape().first().copied().unwrap_or(0);
         match self {
-            Targets::Predicted => predictions(output),
-            Targets::Class(c) => vec![c; batch],
-            Targets::PerSample(v) => v,
+            Targets::Predicted => Ok(predictions(output)),
+            Targets::Class(c) => Ok(vec![*c; batch]),
+            Targets::PerSample(v) if v.len() == batch => Ok(v.clone()),
+            Targets::PerSample(v) => Err(Error::invalid(format!(
+                "the targets list {} classes for a batch of {batch} samples (give one class for \
+                 every sample, or one per sample)",
+                v.len()
+            ))),
         }
     }
 }
@@ -361,7 +434,7 @@ impl Network {
         explainer.check_fits(self)?;
         let x = x.view().into_dyn().to_owned();
         let trace = self.trace(&x)?;
-        let targets = targets.into().resolve(trace.output());
+        let targets = targets.into().resolve_output(trace.output())?;
         let init = match explainer.init {
             Init::One => one_hot::<K>(trace.output().shape(), &targets)?,
             Init::Logit => logit_init::<K>(&trace, &targets)?,

@@ -34,6 +34,7 @@
 //! # Ok::<(), klrp::Error>(())
 //! ```
 
+use crate::calibrate;
 use crate::composite::Composite;
 use crate::conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, Threshold};
 use crate::error::{Error, Result};
@@ -41,6 +42,10 @@ use crate::layers::Tensor;
 use crate::network::{Network, Relevance, Trace, one_hot};
 use crate::rules::{Bound, EpsilonRule, Rule};
 use crate::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
+
+/// Shared with the library's common path ([`crate::explain`]): `--target` and `--init` read into
+/// these.
+pub use crate::explain::{Init, Targets};
 use ndarray::ArrayD;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -95,30 +100,6 @@ impl FromStr for SemiringKind {
     }
 }
 
-/// Where propagation starts (`--init`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Init {
-    /// `output`: the target's logit at the target, 0 elsewhere (classical LRP; real only).
-    Output,
-    /// `one`: 1 at the target, 0 elsewhere (the K-LRP convention).
-    One,
-}
-
-/// Reads `output` or `one`.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] for any other text.
-impl FromStr for Init {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim() {
-            "output" => Ok(Init::Output),
-            "one" => Ok(Init::One),
-            other => Err(Error::invalid(format!("'{other}' is not one or output"))),
-        }
-    }
-}
-
 /// How max pooling passes relevance (`--maxpool`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MaxPool {
@@ -169,49 +150,52 @@ impl FromStr for FirstRule {
     }
 }
 
-/// Which class to explain per sample (`--target`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Targets {
-    /// `C` (every sample) or `C0,C1,…` (one per sample).
-    Classes(Vec<usize>),
-    /// `predicted`: each sample's top-1 class.
-    Predicted,
+/// `--theta-auto`: per-layer thresholds calibrated on the explained batch itself
+/// ([`crate::calibrate`], docs/semantics.md §9); `--theta-at` still overrides single layers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ThetaAuto {
+    /// `fair-share:K`: `θ_l = K / n̄_l` on every dense and convolution layer
+    /// ([`calibrate::fair_share`](crate::calibrate::fair_share)).
+    FairShare(f32),
+    /// `inputs:F`: the fair-share θ whose Boolean masks keep a fraction `F` of each sample's
+    /// non-zero inputs, on average over the batch
+    /// ([`calibrate::for_input_fraction`](crate::calibrate::for_input_fraction)).
+    Inputs(f64),
+    /// `connections:F`: per dense and convolution layer, the θ that keeps a fraction `F` of the
+    /// connections with a positive share
+    /// ([`calibrate::for_connection_fraction`](crate::calibrate::for_connection_fraction)).
+    Connections(f64),
 }
 
-/// Reads `predicted`, `C` or `C0,C1,…`.
+/// Reads `fair-share:K` (K finite and positive), `inputs:F` or `connections:F` (F in (0, 1]).
+///
+/// ```
+/// use klrp::spec::ThetaAuto;
+/// assert_eq!("inputs:0.2".parse::<ThetaAuto>()?, ThetaAuto::Inputs(0.2));
+/// assert!("inputs:2".parse::<ThetaAuto>().is_err());
+/// # Ok::<(), klrp::Error>(())
+/// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if a class is not a non-negative integer.
-impl FromStr for Targets {
+/// [`Error::InvalidArgument`] for any other text or a value out of range.
+impl FromStr for ThetaAuto {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        if s.trim() == "predicted" {
-            return Ok(Targets::Predicted);
-        }
-        s.split(',')
-            .map(parse_index)
-            .collect::<Result<Vec<_>>>()
-            .map(Targets::Classes)
-    }
-}
-
-impl Targets {
-    /// One class per sample of `trace`'s batch.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if a list of classes is neither one long nor one per sample.
-    pub fn resolve(&self, trace: &Trace) -> Result<Vec<usize>> {
-        let n = trace.batch_size();
-        match self {
-            Targets::Predicted => Ok(trace.predictions()),
-            Targets::Classes(c) => match c.as_slice() {
-                [one] => Ok(vec![*one; n]),
-                many if many.len() == n => Ok(many.to_vec()),
-                many => Err(Error::invalid(format!(
-                    "--target lists {} classes for a batch of {n} samples",
-                    many.len()
-                ))),
-            },
+        let usage = || {
+            Error::invalid(format!(
+                "'{s}' is not fair-share:K, inputs:F or connections:F (K > 0, 0 < F ≤ 1)"
+            ))
+        };
+        let (kind, value) = s.trim().split_once(':').ok_or_else(usage)?;
+        let v: f64 = value.trim().parse().map_err(|_| usage())?;
+        let fraction = v.is_finite() && v > 0.0 && v <= 1.0;
+        match kind.trim() {
+            "fair-share" if v.is_finite() && v > 0.0 && v as f32 > 0.0 => {
+                Ok(ThetaAuto::FairShare(v as f32))
+            }
+            "inputs" if fraction => Ok(ThetaAuto::Inputs(v)),
+            "connections" if fraction => Ok(ThetaAuto::Connections(v)),
+            _ => Err(usage()),
         }
     }
 }
@@ -238,6 +222,8 @@ pub struct ExplainArgs<'a> {
     pub theta_at: Vec<&'a str>,
     /// `--theta-abs` was given.
     pub theta_abs: bool,
+    /// `--theta-auto`.
+    pub theta_auto: Option<&'a str>,
     /// `--init`.
     pub init: Option<&'a str>,
     /// `--maxpool`.
@@ -270,12 +256,17 @@ pub struct ExplainSpec {
     pub theta_at: Vec<(usize, f32)>,
     /// `--theta-abs`: pass a share if `|d| > T` instead of `d ≥ T`.
     pub theta_abs: bool,
-    /// `--init`: where propagation starts; default [`Init::Output`] for real, [`Init::One`]
+    /// `--theta-auto`: thresholds calibrated on the explained batch instead of `theta`.
+    pub theta_auto: Option<ThetaAuto>,
+    /// `--init`: where propagation starts; default [`Init::Logit`] for real, [`Init::One`]
     /// for the others (which only take `One`).
     pub init: Option<Init>,
     /// `--maxpool`: winner-take-all (default) or average.
     pub maxpool: MaxPool,
 }
+
+const THETA_ONLY_THRESHOLDED: &str =
+    "--theta, --theta-at, --theta-abs and --theta-auto apply to the boolean and counting semirings";
 
 /// Prefixes `flag: ` to an error's message (the message without "invalid argument: ").
 fn flagged(flag: &str, e: Error) -> Error {
@@ -314,12 +305,20 @@ impl ExplainSpec {
             None => SemiringKind::Real,
         };
         if !semiring.is_thresholded()
-            && (args.theta.is_some() || !args.theta_at.is_empty() || args.theta_abs)
+            && (args.theta.is_some()
+                || !args.theta_at.is_empty()
+                || args.theta_abs
+                || args.theta_auto.is_some())
         {
-            return Err(Error::invalid(
-                "--theta, --theta-at and --theta-abs apply to the boolean and counting semirings",
-            ));
+            return Err(Error::invalid(THETA_ONLY_THRESHOLDED));
         }
+        let theta_auto = args
+            .theta_auto
+            .map(|s| {
+                s.parse::<ThetaAuto>()
+                    .map_err(|e| flagged("--theta-auto", e))
+            })
+            .transpose()?;
         let init = args
             .init
             .map(|s| s.parse::<Init>().map_err(|e| flagged("--init", e)))
@@ -362,6 +361,7 @@ impl ExplainSpec {
             theta,
             theta_at,
             theta_abs: args.theta_abs,
+            theta_auto,
             init,
             maxpool,
         };
@@ -398,13 +398,19 @@ impl ExplainSpec {
     /// composite, an invalid threshold.
     pub fn check(&self) -> Result<()> {
         if !self.semiring.is_thresholded()
-            && (self.theta.is_some() || !self.theta_at.is_empty() || self.theta_abs)
+            && (self.theta.is_some()
+                || !self.theta_at.is_empty()
+                || self.theta_abs
+                || self.theta_auto.is_some())
         {
+            return Err(Error::invalid(THETA_ONLY_THRESHOLDED));
+        }
+        if self.theta_auto.is_some() && (self.theta.is_some() || self.theta_abs) {
             return Err(Error::invalid(
-                "--theta, --theta-at and --theta-abs apply to the boolean and counting semirings",
+                "--theta-auto chooses the thresholds: give it without --theta and --theta-abs",
             ));
         }
-        if self.init == Some(Init::Output) && self.semiring != SemiringKind::Real {
+        if self.init == Some(Init::Logit) && self.semiring != SemiringKind::Real {
             return Err(Error::invalid(
                 "--init output is defined for the real semiring only",
             ));
@@ -508,18 +514,22 @@ impl ExplainSpec {
         let trace = net.trace(x)?;
         let forward = start.elapsed();
         let start = Instant::now();
-        let targets = targets.resolve(&trace)?;
+        let targets = targets
+            .resolve(&trace)
+            .map_err(|e| flagged("--target", e))?;
         let run = Run {
             net,
+            x,
             trace: &trace,
             targets: &targets,
             composite: &composite,
             keep_layers,
         };
         let init_output = match self.init {
-            Some(i) => i == Init::Output,
+            Some(i) => i == Init::Logit,
             None => self.semiring == SemiringKind::Real,
         };
+        let mut thetas = Vec::new();
         let (input, layers, overflowed) = match self.semiring {
             SemiringKind::Real => {
                 let init = if init_output {
@@ -535,11 +545,13 @@ impl ExplainSpec {
                 collect(&r, |v: &Viterbi| v.0 as f32, RelevanceArray::Viterbi)
             }
             SemiringKind::Boolean => {
-                let r: Relevance<Boolean> = self.with_theta(&run)?;
+                let r: Relevance<Boolean>;
+                (r, thetas) = self.with_theta(&run)?;
                 collect(&r, |v: &Boolean| v.0, RelevanceArray::Boolean)
             }
             SemiringKind::Counting => {
-                let r: Relevance<Counting> = self.with_theta(&run)?;
+                let r: Relevance<Counting>;
+                (r, thetas) = self.with_theta(&run)?;
                 collect(&r, |v: &Counting| v.0, RelevanceArray::Counting)
             }
         };
@@ -547,30 +559,52 @@ impl ExplainSpec {
             input,
             layers,
             targets,
+            thetas,
             overflowed,
             forward,
             relevance: start.elapsed(),
         })
     }
 
-    fn with_theta<K: Semiring>(&self, run: &Run<'_>) -> Result<Relevance<K>>
+    fn with_theta<K: Semiring>(&self, run: &Run<'_>) -> Result<(Relevance<K>, Vec<f32>)>
     where
         Threshold: Conversion<K>,
         AbsThreshold: Conversion<K>,
     {
+        let layers = run.net.layers().len();
         let base = self.theta.unwrap_or(DEFAULT_THETA);
+        let listed = |p: &PerLayer<Threshold>| (0..layers).map(|i| p.at(i).theta()).collect();
+        if let Some(auto) = self.theta_auto {
+            let flag = |e: Error| flagged("--theta-auto", e);
+            let mut p = match auto {
+                ThetaAuto::FairShare(k) => calibrate::fair_share(run.net, run.x, k),
+                ThetaAuto::Inputs(f) => {
+                    calibrate::for_input_fraction(run.net, run.x, run.targets, run.composite, f)
+                        .map(|c| c.theta)
+                }
+                ThetaAuto::Connections(f) => {
+                    calibrate::for_connection_fraction(run.net, run.x, run.composite, f)
+                }
+            }
+            .map_err(flag)?;
+            for &(i, t) in &self.theta_at {
+                p.set(i, Threshold::new(t)?);
+            }
+            return Ok((run.propagate_one_hot(&p)?, listed(&p)));
+        }
         if self.theta_abs {
             let mut p = PerLayer::new(AbsThreshold::new(base)?);
             for &(i, t) in &self.theta_at {
                 p.set(i, AbsThreshold::new(t)?);
             }
-            run.propagate_one_hot(&p)
+            let thetas = (0..layers).map(|i| p.at(i).theta()).collect();
+            Ok((run.propagate_one_hot(&p)?, thetas))
         } else {
             let mut p = PerLayer::new(Threshold::new(base)?);
             for &(i, t) in &self.theta_at {
                 p.set(i, Threshold::new(t)?);
             }
-            run.propagate_one_hot(&p)
+            Ok((run.propagate_one_hot(&p)?, listed(&p)))
         }
     }
 }
@@ -578,6 +612,7 @@ impl ExplainSpec {
 /// One propagation's fixed inputs.
 struct Run<'a> {
     net: &'a Network,
+    x: &'a Tensor,
     trace: &'a Trace,
     targets: &'a [usize],
     composite: &'a Composite,
@@ -662,6 +697,9 @@ pub struct Explanation {
     pub layers: Option<Vec<RelevanceArray>>,
     /// The class explained for each sample.
     pub targets: Vec<usize>,
+    /// Boolean and counting: Θ's threshold at every layer (index = layer; `--theta`, `--theta-at`
+    /// or what `--theta-auto` chose). Empty for real and viterbi.
+    pub thetas: Vec<f32>,
     /// How many input relevance values overflowed (non-finite reals, saturated counts).
     pub overflowed: usize,
     /// Time of the forward pass.
@@ -908,9 +946,7 @@ mod tests {
             ..args()
         })
         .unwrap();
-        let e = spec
-            .run(&net, &x, &Targets::Classes(vec![1]), false)
-            .unwrap();
+        let e = spec.run(&net, &x, &Targets::Class(1), false).unwrap();
         let theta = PerLayer::new(AbsThreshold::new(0.05).unwrap())
             .with(2, AbsThreshold::new(0.2).unwrap());
         let lib = net
@@ -926,7 +962,7 @@ mod tests {
             ..ExplainSpec::default()
         };
         let e = spec
-            .run(&net, &x, &Targets::Classes(vec![0, 1]), true)
+            .run(&net, &x, &Targets::PerSample(vec![0, 1]), true)
             .unwrap();
         let lib = net
             .explain::<Real<f32>, _>(
@@ -962,10 +998,10 @@ mod tests {
         assert_eq!("predicted".parse::<Targets>().unwrap(), Targets::Predicted);
         assert_eq!(
             "2,0".parse::<Targets>().unwrap(),
-            Targets::Classes(vec![2, 0])
+            Targets::PerSample(vec![2, 0])
         );
         assert!("1,,2".parse::<Targets>().is_err());
-        let three = spec.run(&net, &x, &Targets::Classes(vec![0, 1, 0]), false);
+        let three = spec.run(&net, &x, &Targets::PerSample(vec![0, 1, 0]), false);
         assert!(three.unwrap_err().to_string().contains("3 classes"));
     }
 

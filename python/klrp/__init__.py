@@ -126,6 +126,7 @@ class Model:
         theta: Optional[float] = None,
         theta_at: Optional[Mapping[int, float]] = None,
         theta_abs: bool = False,
+        theta_auto: Optional[str] = None,
         init: Optional[str] = None,
         maxpool: str = "wta",
         keep_layers: bool = False,
@@ -139,6 +140,8 @@ class Model:
         ``first_rule`` a rule or ``"zbox"``; ``composite`` e.g. ``"epsilon-gamma-box"``;
         ``low``/``high`` the z^B bounds (default ±3); ``theta`` Θ (default 0.01) and
         ``theta_at`` ``{layer index: θ}`` for boolean/counting, ``theta_abs`` for ``|d| > θ``;
+        ``theta_auto`` per-layer θ calibrated on ``x``: ``"fair-share:K"``, ``"inputs:F"`` or
+        ``"connections:F"`` (docs/semantics.md §9);
         ``init`` output | one; ``maxpool`` wta | average.
 
         Returns the input relevance shaped like ``x``: float32 (real, viterbi), bool (boolean)
@@ -164,6 +167,7 @@ class Model:
             theta=theta,
             theta_at=theta_at,
             theta_abs=theta_abs,
+            theta_auto=theta_auto,
             init=init,
             maxpool=maxpool,
             keep_layers=keep_layers,

@@ -32,6 +32,7 @@ class Model:
         theta: Optional[float] = None,
         theta_at: Optional[Mapping[int, float]] = None,
         theta_abs: bool = False,
+        theta_auto: Optional[str] = None,
         init: Optional[str] = None,
         maxpool: str = "wta",
         keep_layers: bool = False,

@@ -89,6 +89,7 @@ struct Options {
     theta: Option<String>,
     theta_at: Vec<String>,
     theta_abs: bool,
+    theta_auto: Option<String>,
     init: Option<String>,
     maxpool: Option<String>,
 }
@@ -105,6 +106,7 @@ impl Options {
             theta: self.theta.as_deref(),
             theta_at: self.theta_at.iter().map(String::as_str).collect(),
             theta_abs: self.theta_abs,
+            theta_auto: self.theta_auto.as_deref(),
             init: self.init.as_deref(),
             maxpool: self.maxpool.as_deref(),
         })
@@ -191,8 +193,8 @@ impl Model {
     /// Explains `x` (float32, `[N, …]` or one sample). `target`: a list of classes (one, or one
     /// per sample) or None for "predicted". Returns the input relevance, or every layer's.
     #[pyo3(signature = (x, target, semiring=None, rule=None, first_rule=None, composite=None,
-        low=None, high=None, theta=None, theta_at=None, theta_abs=false, init=None,
-        maxpool=None, keep_layers=false))]
+        low=None, high=None, theta=None, theta_at=None, theta_abs=false, theta_auto=None,
+        init=None, maxpool=None, keep_layers=false))]
     #[allow(clippy::too_many_arguments)]
     fn explain(
         &self,
@@ -208,6 +210,7 @@ impl Model {
         theta: Option<f64>,
         theta_at: Option<BTreeMap<usize, f64>>,
         theta_abs: bool,
+        theta_auto: Option<String>,
         init: Option<String>,
         maxpool: Option<String>,
         keep_layers: bool,
@@ -226,6 +229,7 @@ impl Model {
                 .map(|(i, t)| format!("{i}={t}"))
                 .collect(),
             theta_abs,
+            theta_auto,
             init,
             maxpool,
         };
@@ -234,7 +238,7 @@ impl Model {
             Some(c) if c.is_empty() => {
                 return Err(PyValueError::new_err("target: give at least one class"));
             }
-            Some(c) => Targets::Classes(c),
+            Some(c) => classes(c),
         };
         let spec = options.spec().map_err(to_py)?;
         let (x, had_batch) = as_batch(&self.canonized, x.as_array().to_owned())?;
@@ -289,7 +293,7 @@ impl Model {
         .spec()
         .map_err(to_py)?;
         let (x, _) = as_batch(&self.canonized, x.as_array().to_owned())?;
-        let targets = Targets::Classes(target);
+        let targets = classes(target);
         let net = &self.canonized;
         py.detach(|| {
             (0..repeats)
@@ -412,4 +416,12 @@ fn _klrp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_THETA", klrp::spec::DEFAULT_THETA)?;
     m.add("DEFAULT_TOP", klrp::spec::DEFAULT_TOP)?;
     Ok(())
+}
+
+/// One class for every sample (a list of one) or one class per sample.
+fn classes(c: Vec<usize>) -> Targets {
+    match c.as_slice() {
+        [one] => Targets::Class(*one),
+        _ => Targets::PerSample(c),
+    }
 }

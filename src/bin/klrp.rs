@@ -279,6 +279,12 @@ struct ExplainCli {
     /// Pass a share if |d| > T instead of d ≥ T.
     #[arg(long, help_heading = "Θ (boolean, counting)")]
     theta_abs: bool,
+    /// Per-layer thresholds calibrated on the input batch: fair-share:K (θ = K / n̄ on every
+    /// dense/conv layer), inputs:F (masks keep a fraction F of the non-zero inputs) or
+    /// connections:F (each layer keeps a fraction F of its positive shares); --theta-at still
+    /// overrides single layers. The chosen θ are printed.
+    #[arg(long, value_name = "KIND:V", help_heading = "Θ (boolean, counting)")]
+    theta_auto: Option<String>,
 }
 
 enum CliError {
@@ -850,6 +856,7 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
         theta: a.theta.as_deref(),
         theta_at: a.theta_at.iter().map(String::as_str).collect(),
         theta_abs: a.theta_abs,
+        theta_auto: a.theta_auto.as_deref(),
         init: a.init.as_deref(),
         maxpool: a.maxpool.as_deref(),
     })
@@ -881,6 +888,17 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
 
     let e = spec.run(&net, &input.x, &targets, false)?;
+    if spec.theta_auto.is_some() {
+        let chosen: Vec<String> = net
+            .layers()
+            .iter()
+            .zip(&e.thetas)
+            .enumerate()
+            .filter(|(_, (layer, _))| layer.kind().is_linear())
+            .map(|(i, (_, t))| format!("{i}={t}"))
+            .collect();
+        eprintln!("theta-auto: {}", chosen.join(" "));
+    }
     if targets == Targets::Predicted {
         let classes: Vec<String> = e.targets.iter().map(|t| t.to_string()).collect();
         eprintln!("predicted: {}", classes.join(","));

@@ -2,6 +2,7 @@
 //! non-real semirings against the library API, options, and error handling.
 #![cfg(feature = "cli")]
 
+use klrp::calibrate;
 use klrp::composite::Composite;
 use klrp::io::npy::{NpyData, read_npy_file};
 use klrp::io::onnx::load_onnx_file;
@@ -303,6 +304,145 @@ fn theta_at_uses_graph_node_indices() {
     // and it differs from not overriding layer 14
     let plain = cli_run(&onnx, &input, "1", &["--semiring", "counting"], &tmp);
     assert_ne!(cli, plain);
+}
+
+/// `--theta-auto`: the CLI's thresholds are the library's calibration on the explained batch,
+/// printed per dense/conv layer, and its masks are the library's masks with those thresholds.
+#[test]
+fn theta_auto_calibrates_on_the_explained_batch() {
+    let tmp = TempDir::new("theta-auto");
+    let onnx = fixtures().join("cnn_pool/legacy.onnx");
+    let input = fixtures().join("cnn_pool/input.npy");
+    let x = load_f32(&input);
+    let net = library_net(&onnx);
+    let n = net.layers().len();
+    let targets = [1, 1, 1];
+    let run = |extra: &[&str]| -> (NpyData, Vec<(usize, f32)>) {
+        let out = tmp.file("auto.npy");
+        let mut argv = vec![
+            "explain",
+            "--model",
+            path_str(&onnx),
+            "--input",
+            path_str(&input),
+            "--target",
+            "1",
+            "--out",
+            path_str(&out),
+        ];
+        argv.extend_from_slice(extra);
+        let o = ok(&argv);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        let line = err
+            .lines()
+            .find_map(|l| l.strip_prefix("theta-auto: "))
+            .unwrap_or_else(|| panic!("no theta-auto line in {err:?}"));
+        let chosen = line
+            .split(' ')
+            .map(|it| {
+                let (i, t) = it.split_once('=').unwrap();
+                (i.parse().unwrap(), t.parse().unwrap())
+            })
+            .collect();
+        (read_npy_file(&out).unwrap().data, chosen)
+    };
+    let linear: Vec<usize> = (0..n)
+        .filter(|&i| net.layers()[i].kind().is_linear())
+        .collect();
+    let listed = |p: &PerLayer<Threshold>| -> Vec<(usize, f32)> {
+        linear.iter().map(|&i| (i, p.at(i).theta())).collect()
+    };
+
+    // inputs:F — κ searched so the Boolean masks keep about F of the non-zero inputs.
+    let cal = calibrate::for_input_fraction(&net, &x, &targets, &Composite::k_lrp(), 0.3).unwrap();
+    let (cli, chosen) = run(&["--semiring", "boolean", "--theta-auto", "inputs:0.3"]);
+    assert_eq!(chosen, listed(&cal.theta));
+    let lib = net
+        .explain::<Boolean, _>(&x, &targets, &Composite::k_lrp(), &cal.theta)
+        .unwrap();
+    let want: Vec<bool> = lib.input().iter().map(|b| b.0).collect();
+    let on = want.iter().filter(|&&b| b).count();
+    assert!(
+        on > 0 && on < want.len(),
+        "an informative mask: {on} of {}",
+        want.len()
+    );
+    assert_eq!(cli, NpyData::Bool(want));
+
+    // connections:F with a --theta-at override on the last layer, in Counting.
+    let mut theta = calibrate::for_connection_fraction(&net, &x, &Composite::k_lrp(), 0.5).unwrap();
+    theta.set(n - 1, Threshold::new(0.2).unwrap());
+    let at = format!("{}=0.2", n - 1);
+    let (cli, chosen) = run(&[
+        "--semiring",
+        "counting",
+        "--theta-auto",
+        "connections:0.5",
+        "--theta-at",
+        &at,
+    ]);
+    assert_eq!(chosen, listed(&theta));
+    let lib = net
+        .explain::<Counting, _>(&x, &targets, &Composite::k_lrp(), &theta)
+        .unwrap();
+    assert_eq!(cli, NpyData::U64(lib.input().iter().map(|c| c.0).collect()));
+
+    // fair-share:K
+    let theta = calibrate::fair_share(&net, &x, 2.0).unwrap();
+    let (cli, chosen) = run(&["--semiring", "boolean", "--theta-auto", "fair-share:2"]);
+    assert_eq!(chosen, listed(&theta));
+    let lib = net
+        .explain::<Boolean, _>(&x, &targets, &Composite::k_lrp(), &theta)
+        .unwrap();
+    assert_eq!(
+        cli,
+        NpyData::Bool(lib.input().iter().map(|b| b.0).collect())
+    );
+
+    // Usage errors: exit 2, one line naming the flag.
+    let base = [
+        "explain",
+        "--model",
+        path_str(&onnx),
+        "--input",
+        path_str(&input),
+        "--target",
+        "1",
+        "--out",
+        "unused.npy",
+    ];
+    let with = |extra: &[&str]| [&base[..], extra].concat();
+    for bad in [
+        "inputs:0",
+        "inputs:1.5",
+        "connections:-1",
+        "fair-share:0",
+        "kappa:2",
+        "inputs",
+    ] {
+        fails(
+            &with(&["--semiring", "boolean", "--theta-auto", bad]),
+            2,
+            "--theta-auto",
+        );
+    }
+    fails(
+        &with(&[
+            "--semiring",
+            "boolean",
+            "--theta-auto",
+            "inputs:0.3",
+            "--theta",
+            "0.1",
+        ]),
+        2,
+        "without --theta",
+    );
+    fails(
+        &with(&["--theta-auto", "inputs:0.3"]),
+        2,
+        "boolean and counting",
+    );
 }
 
 #[test]
