@@ -278,7 +278,7 @@ pub fn for_connection_fraction(
             continue;
         }
         let wrap = |e: Error| e.in_layer(i, layer.name());
-        let (a_in, a_out) = linear_io(net, trace, i)?;
+        let (a_in, a_out) = linear_io(net, &trace, i)?;
         let shares = layer.shares(a_in, a_out, &rules[i]).map_err(wrap)?;
         let ones = ArrayD::from_elem(IxDyn(a_out.shape()), Counting(1));
         // Σ_j #{k : d_jk ≥ θ}: the number of connections that pass.

@@ -411,7 +411,11 @@ fn theta_auto_calibrates_on_the_explained_batch() {
         "--out",
         "unused.npy",
     ];
-    let with = |extra: &[&str]| [&base[..], extra].concat();
+    let with = |extra: &[&'static str]| {
+        let mut argv = base.to_vec();
+        argv.extend_from_slice(extra);
+        argv
+    };
     for bad in [
         "inputs:0",
         "inputs:1.5",
