@@ -21,7 +21,26 @@ pub const LABELS: &str = "models/imagenet_classes.txt";
 /// The photos explained without `--image`.
 pub const PHOTOS: &str = "data/photos";
 /// The fraction of the input's entries the calibrated Boolean mask keeps by default.
-pub const DEFAULT_THETA_FRACTION: f64 = 0.15;
+pub const DEFAULT_THETA_FRACTION: f64 = 0.1;
+
+/// The shares `d_jk` of the Boolean and Counting relevance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskRules {
+    /// The real panel's rules (z^B, γ = 0.25, ε): the semirings differ only in ⊕, ⊗ and Θ.
+    EpsilonGammaBox,
+    /// LRP-0 everywhere ([`Composite::k_lrp`], the K-LRP default).
+    KLrp,
+}
+
+impl MaskRules {
+    /// The composite's name, as `--mask-rules` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MaskRules::EpsilonGammaBox => "epsilon-gamma-box",
+            MaskRules::KLrp => "k-lrp",
+        }
+    }
+}
 
 /// The network, its preprocessing (from the ONNX file's metadata) and the class names.
 pub struct Model {
@@ -94,6 +113,8 @@ pub struct Config {
     pub theta_fraction: f64,
     /// Classes printed per photo.
     pub top: usize,
+    /// The shares of the Boolean and Counting relevance.
+    pub mask_rules: MaskRules,
 }
 
 impl Default for Config {
@@ -103,6 +124,7 @@ impl Default for Config {
             target: None,
             theta_fraction: DEFAULT_THETA_FRACTION,
             top: 5,
+            mask_rules: MaskRules::EpsilonGammaBox,
         }
     }
 }
@@ -288,20 +310,23 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
 
     // Θ for Boolean and Counting: fair-share thresholds θ_l = κ / n̄_l, κ calibrated so that the
     // Boolean mask keeps `theta_fraction` of the input's entries.
+    let mask_rules = match cfg.mask_rules {
+        MaskRules::EpsilonGammaBox => egb.clone(),
+        MaskRules::KLrp => Composite::k_lrp(),
+    };
     let t = Instant::now();
-    let cal =
-        calibrate::for_input_fraction(net, &x, &[target], &Composite::k_lrp(), cfg.theta_fraction)?;
+    let cal = calibrate::for_input_fraction(net, &x, &[target], &mask_rules, cfg.theta_fraction)?;
     times.calibration = t.elapsed().as_secs_f64();
 
     let init_b = one_hot::<Boolean>(trace.output().shape(), &[target])?;
     let t = Instant::now();
     let boolean: Relevance<Boolean> =
-        net.propagate(&trace, init_b, &Composite::k_lrp(), &cal.theta, false)?;
+        net.propagate(&trace, init_b, &mask_rules, &cal.theta, false)?;
     times.boolean = t.elapsed().as_secs_f64();
     let init_c = one_hot::<FloatCounting>(trace.output().shape(), &[target])?;
     let t = Instant::now();
     let counting: Relevance<FloatCounting> =
-        net.propagate(&trace, init_c, &Composite::k_lrp(), &cal.theta, false)?;
+        net.propagate(&trace, init_c, &mask_rules, &cal.theta, false)?;
     times.counting = t.elapsed().as_secs_f64();
     let init_v = one_hot::<Viterbi>(trace.output().shape(), &[target])?;
     let t = Instant::now();
@@ -343,18 +368,18 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
             &heatmap_rgb(
                 bool_map.view(),
                 Colormap::GrayR,
-                Scale::Range { min: 0.0, max: 3.0 },
+                Scale::Range { min: 0.0, max: 1.0 }, // black: on in any channel
             ),
             [
                 &format!("boolean: {on} of {inputs} on"),
-                &format!("Θ: d ≥ {}/n per layer", cal.kappa),
+                &format!("{} d ≥ {}/n", cfg.mask_rules.name(), cal.kappa),
             ],
         ),
         panel(
             &log_image(&count_map, Colormap::Hot),
             [
                 &format!("counting, log: {counted} > 0"),
-                &format!("Θ: d ≥ {}/n, max {max_count:.1e}", cal.kappa),
+                &format!("same Θ; max {max_count:.1e}"),
             ],
         ),
         panel(

@@ -3,20 +3,21 @@
 //!
 //! ```sh
 //! cargo run --release --example imagenet -- [--image PATH] [--target C]
-//!     [--theta-fraction F] [--out DIR]
+//!     [--theta-fraction F] [--mask-rules epsilon-gamma-box|k-lrp] [--out DIR]
 //! ```
 //!
 //! For each photo in `data/photos/` (or `--image PATH`, any PNG/JPEG) prints the top-5 classes
 //! (rank, class index, probability, name), explains the top-1 class (or `--target C`) and writes
 //! `out/imagenet/<photo>.png`: the photo (resized and cropped as the network sees it), classical
 //! LRP with ε-γ-box (blue-white-red), the Boolean mask, the Counting map (log scale) and the
-//! Viterbi map. θ of Boolean and Counting: fair-share thresholds `θ_l = κ / n̄_l`, κ calibrated
-//! so the Boolean mask keeps `--theta-fraction` of the input (default 0.15). Prints the time of
-//! each explanation. Run it from the repository root (docs/imagenet.md).
+//! Viterbi map. Boolean and Counting use the shares of the real panel's rules (`--mask-rules
+//! k-lrp`: LRP-0) and fair-share thresholds `θ_l = κ / n̄_l`, κ calibrated so the Boolean mask
+//! keeps `--theta-fraction` of the input (default 0.1). Prints the time of each explanation. Run
+//! it from the repository root (docs/imagenet.md).
 
 mod lite0;
 
-use lite0::{Config, PHOTOS};
+use lite0::{Config, MaskRules, PHOTOS};
 use std::path::{Path, PathBuf};
 
 fn parse_args() -> Result<(Config, Option<PathBuf>), String> {
@@ -40,9 +41,21 @@ fn parse_args() -> Result<(Config, Option<PathBuf>), String> {
                 cfg.theta_fraction = f;
             }
             "--out" => cfg.out = PathBuf::from(value()?),
+            "--mask-rules" => {
+                cfg.mask_rules = match value()?.as_str() {
+                    "epsilon-gamma-box" => MaskRules::EpsilonGammaBox,
+                    "k-lrp" => MaskRules::KLrp,
+                    other => {
+                        return Err(format!(
+                            "--mask-rules: '{other}' is not epsilon-gamma-box or k-lrp"
+                        ));
+                    }
+                }
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: imagenet [--image PATH] [--target C] [--theta-fraction F] [--out DIR]"
+                    "usage: imagenet [--image PATH] [--target C] [--theta-fraction F] \
+                     [--mask-rules epsilon-gamma-box|k-lrp] [--out DIR]"
                 );
                 std::process::exit(0);
             }
@@ -86,9 +99,10 @@ fn run() -> klrp::Result<()> {
             e.target, model.labels[e.target], e.real_sum, e.logit
         );
         println!(
-            "  θ = {} / n̄ per layer (calibrated in {:.2} s): boolean {} of {} inputs on ({:.1}%), \
-             counting {} > 0, largest count {:.2e}",
+            "  θ = {} / n̄ per layer, {} shares (calibrated in {:.2} s): boolean {} of {} inputs \
+             on ({:.1}%), counting {} > 0, largest count {:.2e}",
             e.kappa,
+            cfg.mask_rules.name(),
             e.times.calibration,
             e.on,
             e.inputs,

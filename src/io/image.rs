@@ -172,7 +172,9 @@ impl Preprocess {
                 .split(',')
                 .map(|v| v.trim().parse::<f32>())
                 .collect::<std::result::Result<Vec<f32>, _>>()
-                .map_err(|e| invalid(key, format!("not a comma-separated list of numbers ({e})")))?;
+                .map_err(|e| {
+                    invalid(key, format!("not a comma-separated list of numbers ({e})"))
+                })?;
             match values.len() {
                 1 => Ok(Some(vec![values[0]; channels])),
                 n if n == channels => Ok(Some(values)),
@@ -581,7 +583,10 @@ mod tests {
         let pre = Preprocess::from_metadata(&meta(&[("klrp.resize", "none")]), 3, 32, 48)
             .unwrap()
             .unwrap();
-        assert_eq!((pre.resize, pre.crop, pre.normalize), (None, Some((32, 48)), None));
+        assert_eq!(
+            (pre.resize, pre.crop, pre.normalize),
+            (None, Some((32, 48)), None)
+        );
         // Unrelated keys only: no preprocessing declared.
         assert!(
             Preprocess::from_metadata(&meta(&[("license", "MIT")]), 3, 8, 8)
@@ -590,7 +595,11 @@ mod tests {
         );
         // Grayscale, one value for the single channel; crop given as one size.
         let pre = Preprocess::from_metadata(
-            &meta(&[("klrp.mean", "0.1"), ("klrp.std", "0.3"), ("klrp.crop", "28")]),
+            &meta(&[
+                ("klrp.mean", "0.1"),
+                ("klrp.std", "0.3"),
+                ("klrp.crop", "28"),
+            ]),
             1,
             28,
             28,
