@@ -65,10 +65,12 @@ fn metadata_declares_the_lite0_preprocessing() {
 }
 
 /// PNG photos decode to the same bytes as in PIL, so klrp's input equals PyTorch's up to the
-/// resize's rounding (about 1e-7) and the logits differ only by float32 summation order over
-/// 50 layers: measured ≤ 2e-5 of the largest logit. JPEG decoders differ (jpeg-decoder and
-/// libjpeg round the IDCT and the chroma upsampling differently, a few of 255 levels on some
-/// pixels), so the JPEG photo gets a looser bound (measured 1.2e-2).
+/// resize's float rounding, and the logits differ only by float32 summation order over 50
+/// layers: measured 5.5e-7 … 1.6e-6 of the largest logit, bound 1e-5. JPEG decoders differ
+/// (jpeg-decoder and PIL's libjpeg round the IDCT and the chroma upsampling differently, a few
+/// of 255 levels on some pixels): measured 4.9e-3 on rocket.jpg, bound 2e-2. (PIL's decoding of
+/// rocket.jpg saved as PNG gives PyTorch's probabilities to 4 decimals in `klrp predict`, so
+/// the gap is the decoder's, not the network's.)
 #[test]
 fn logits_match_pytorch_and_top1_classes_are_the_expected_ones() {
     let (net, pre) = model();
@@ -94,7 +96,7 @@ fn logits_match_pytorch_and_top1_classes_are_the_expected_ones() {
         let jpeg = Path::new(photo)
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("jpg"));
-        let tol = if jpeg { 3e-2 } else { 1e-4 };
+        let tol = if jpeg { 2e-2 } else { 1e-5 };
         println!("{photo}: max |klrp − PyTorch| / max |logit| = {rel:.2e} (tolerance {tol:.0e})");
         assert!(
             rel <= tol,
