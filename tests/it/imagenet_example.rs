@@ -24,7 +24,11 @@ fn explains_a_photo_and_writes_the_figure() {
 
     assert_eq!(e.top.len(), 5);
     assert_eq!((e.top[0].class, e.target), (282, 282)); // tiger cat
-    assert!(e.top.windows(2).all(|w| w[0].probability >= w[1].probability));
+    assert!(
+        e.top
+            .windows(2)
+            .all(|w| w[0].probability >= w[1].probability)
+    );
     assert_eq!(e.inputs, 3 * 224 * 224);
     // The mask keeps about the calibrated fraction; Counting has a path exactly where the mask
     // is on (same shares, same Θ).
