@@ -139,8 +139,8 @@ struct InputArgs {
         help_heading = "Input"
     )]
     input: String,
-    /// Images: resize the shorter side to S first (default ⌊256/224 · H⌋, i.e. 256 for
-    /// 224 × 224 models).
+    /// Images: resize the shorter side to S first (default: the model's `klrp.resize` metadata,
+    /// else ⌊256/224 · H⌋, i.e. 256 for 224 × 224 models).
     #[arg(
         long,
         value_name = "S",
@@ -148,7 +148,8 @@ struct InputArgs {
         help_heading = "Input"
     )]
     resize: Option<String>,
-    /// Images: imagenet (default for 3 channels) or none.
+    /// Images: imagenet or none (default: the model's `klrp.mean`/`klrp.std` metadata if it
+    /// declares preprocessing, else imagenet for 3 channels).
     #[arg(long, value_name = "N", value_parser = ["imagenet", "none"], help_heading = "Input")]
     normalize: Option<String>,
     /// Images: refuse images of more than N pixels (default 67108864 = 2^26).
@@ -508,6 +509,8 @@ struct Loaded {
     origin: Vec<(String, Option<String>)>,
     description: String,
     input_label: String,
+    /// The ONNX model's `metadata_props` (empty for built-in models).
+    metadata: std::collections::BTreeMap<String, String>,
 }
 
 fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
@@ -544,6 +547,7 @@ fn load_model_with(args: &ModelArgs, model: &str, max_elements: Option<u64>) -> 
             origin,
             description,
             input_label: "built-in".into(),
+            metadata: Default::default(),
         });
     }
     if args.weights.is_some() {
@@ -578,11 +582,13 @@ fn load_model_with(args: &ModelArgs, model: &str, max_elements: Option<u64>) -> 
             .map(|b| format!(", declared batch {b}, any batch accepted"))
             .unwrap_or_default()
     );
+    let metadata = m.metadata().clone();
     Ok(Loaded {
         network: m.into_network(),
         origin,
         description,
         input_label,
+        metadata,
     })
 }
 
@@ -715,7 +721,10 @@ struct Input {
     pixel_range: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-fn load_input(args: &InputArgs, net: &Network) -> CliResult<Input> {
+/// Reads the input; image preprocessing follows the model's metadata (`klrp.mean`, `klrp.std`,
+/// `klrp.resize`, `klrp.crop`) unless flags override it.
+fn load_input(args: &InputArgs, loaded: &Loaded) -> CliResult<Input> {
+    let net = &loaded.network;
     let path = args.input.as_str();
     let bytes = std::fs::read(path).map_err(|e| klrp::Error::Io {
         path: path.into(),
@@ -775,7 +784,9 @@ fn load_input(args: &InputArgs, net: &Network) -> CliResult<Input> {
              file (give the input as .npy)"
         )));
     }
+    let declared = Preprocess::from_metadata(&loaded.metadata, c, h, w)?;
     let normalize = match (args.normalize.as_deref(), c) {
+        (None, _) if declared.is_some() => declared.as_ref().and_then(|p| p.normalize.clone()),
         (None | Some("imagenet"), 3) => Some(Normalization::imagenet()),
         (Some("imagenet"), _) => {
             return usage("--normalize imagenet needs a 3-channel model");
@@ -785,7 +796,8 @@ fn load_input(args: &InputArgs, net: &Network) -> CliResult<Input> {
             return usage(format!("--normalize: '{other}' is not imagenet or none"));
         }
     };
-    let mut pre = Preprocess::for_input(c, h, w, normalize.clone());
+    let mut pre = declared.unwrap_or_else(|| Preprocess::for_input(c, h, w, None));
+    pre.normalize = normalize.clone();
     if let Some(r) = &args.resize {
         pre.resize = Some(parse_usize("--resize", r)?);
     }
@@ -865,7 +877,7 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
 
     let t_load = Instant::now();
     let loaded = load_model(&a.model)?;
-    let input = load_input(&a.input, &loaded.network)?;
+    let input = load_input(&a.input, &loaded)?;
     let net = loaded.network.canonize()?;
     if let Some(h) = &heatmap {
         let s = net.input_shape();
@@ -964,7 +976,7 @@ fn predict(a: &PredictArgs) -> CliResult<()> {
         None => klrp::spec::DEFAULT_TOP,
     };
     let loaded = load_model(&a.model)?;
-    let input = load_input(&a.input, &loaded.network)?;
+    let input = load_input(&a.input, &loaded)?;
     let net = loaded.network;
     let classes: usize = net.output_shape().iter().product();
     let labels = match &a.labels {

@@ -108,6 +108,137 @@ impl Preprocess {
     }
 }
 
+/// The `metadata_props` keys that describe a model's image preprocessing
+/// ([`Preprocess::from_metadata`]).
+pub const METADATA_KEYS: [&str; 4] = ["klrp.mean", "klrp.std", "klrp.resize", "klrp.crop"];
+
+impl Preprocess {
+    /// The preprocessing a model declares in its ONNX `metadata_props`
+    /// ([`OnnxModel::metadata`](crate::io::onnx::OnnxModel::metadata)), for a network input of
+    /// `channels × height × width`; `None` if it declares none of [`METADATA_KEYS`].
+    ///
+    /// | key | value | when missing |
+    /// |---|---|---|
+    /// | `klrp.mean` | channel means on `[0, 1]` pixels, comma-separated: one per channel, or one for all | no normalisation (with `klrp.std` also missing) |
+    /// | `klrp.std` | channel standard deviations, the same way | as `klrp.mean` |
+    /// | `klrp.resize` | the shorter side after resizing, in pixels, or `none` | `⌊256/224 · max(height, width)⌋` |
+    /// | `klrp.crop` | the center crop `H,W` (or one size for both); must be the input's `height × width` | `height × width` |
+    ///
+    /// The input becomes `(x − mean) / std` after resize and crop ([module docs](self)). For
+    /// EfficientNet-Lite0 (`models/efficientnet_lite0.onnx`) the file says mean `127/255`,
+    /// std `128/255` (TensorFlow's `(x − 127) / 128` on 0‥255 pixels), resize 256, crop 224.
+    ///
+    /// ```
+    /// use klrp::io::image::Preprocess;
+    /// use std::collections::BTreeMap;
+    /// let meta = BTreeMap::from([
+    ///     ("klrp.mean".to_string(), "0.5".to_string()),
+    ///     ("klrp.std".to_string(), "0.25,0.5,1".to_string()),
+    ///     ("klrp.resize".to_string(), "256".to_string()),
+    /// ]);
+    /// let pre = Preprocess::from_metadata(&meta, 3, 224, 224)?.unwrap();
+    /// assert_eq!(pre.resize, Some(256));
+    /// assert_eq!(pre.crop, Some((224, 224)));
+    /// let n = pre.normalize.unwrap();
+    /// assert_eq!((n.mean, n.std), (vec![0.5; 3], vec![0.25, 0.5, 1.0]));
+    /// assert!(Preprocess::from_metadata(&BTreeMap::new(), 3, 224, 224)?.is_none());
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the key if a value does not parse, a count of channel
+    /// values is neither 1 nor `channels`, a standard deviation is zero or not finite, only one
+    /// of `klrp.mean` and `klrp.std` is given, or the crop is not the input's size.
+    pub fn from_metadata(
+        metadata: &std::collections::BTreeMap<String, String>,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Option<Self>> {
+        if !METADATA_KEYS.iter().any(|k| metadata.contains_key(*k)) {
+            return Ok(None);
+        }
+        let invalid = |key: &str, why: String| {
+            Error::invalid(format!(
+                "model metadata {key} = '{}': {why}",
+                metadata.get(key).map_or("", String::as_str)
+            ))
+        };
+        let per_channel = |key: &str| -> Result<Option<Vec<f32>>> {
+            let Some(text) = metadata.get(key) else {
+                return Ok(None);
+            };
+            let values = text
+                .split(',')
+                .map(|v| v.trim().parse::<f32>())
+                .collect::<std::result::Result<Vec<f32>, _>>()
+                .map_err(|e| {
+                    invalid(key, format!("not a comma-separated list of numbers ({e})"))
+                })?;
+            match values.len() {
+                1 => Ok(Some(vec![values[0]; channels])),
+                n if n == channels => Ok(Some(values)),
+                n => Err(invalid(
+                    key,
+                    format!("{n} values for a {channels}-channel input (give 1 or {channels})"),
+                )),
+            }
+        };
+        let normalize = match (per_channel("klrp.mean")?, per_channel("klrp.std")?) {
+            (Some(mean), Some(std)) => {
+                if mean.iter().any(|m| !m.is_finite()) {
+                    return Err(invalid("klrp.mean", "a mean is not finite".into()));
+                }
+                if std.iter().any(|&s| !(s.is_finite() && s != 0.0)) {
+                    return Err(invalid(
+                        "klrp.std",
+                        "standard deviations must be finite and non-zero".into(),
+                    ));
+                }
+                Some(Normalization { mean, std })
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid("klrp.mean", "klrp.std is missing".into()));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("klrp.std", "klrp.mean is missing".into()));
+            }
+        };
+        let mut pre = Preprocess::for_input(channels, height, width, normalize);
+        if let Some(text) = metadata.get("klrp.resize") {
+            pre.resize = match text.trim() {
+                "none" => None,
+                t => match t.parse::<usize>() {
+                    Ok(s) if s > 0 => Some(s),
+                    _ => {
+                        return Err(invalid(
+                            "klrp.resize",
+                            "not a positive integer or none".into(),
+                        ));
+                    }
+                },
+            };
+        }
+        if let Some(text) = metadata.get("klrp.crop") {
+            let sizes: Vec<Option<usize>> =
+                text.split(',').map(|v| v.trim().parse().ok()).collect();
+            let crop = match sizes[..] {
+                [Some(s)] => (s, s),
+                [Some(h), Some(w)] => (h, w),
+                _ => return Err(invalid("klrp.crop", "not H,W or one size".into())),
+            };
+            if crop != (height, width) {
+                return Err(invalid(
+                    "klrp.crop",
+                    format!("the model's input is {height}×{width}"),
+                ));
+            }
+        }
+        Ok(Some(pre))
+    }
+}
+
 fn bad(format: &'static str, reason: impl std::fmt::Display) -> Error {
     Error::malformed(format, reason.to_string())
 }
@@ -432,4 +563,79 @@ pub fn write_png_rgb(
     let mut writer = enc.write_header().map_err(enc_err)?;
     writer.write_image_data(rgb).map_err(enc_err)?;
     writer.finish().map_err(enc_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn metadata_defaults_and_overrides() {
+        // Only a resize: no normalisation, the crop is the input.
+        let pre = Preprocess::from_metadata(&meta(&[("klrp.resize", "none")]), 3, 32, 48)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (pre.resize, pre.crop, pre.normalize),
+            (None, Some((32, 48)), None)
+        );
+        // Unrelated keys only: no preprocessing declared.
+        assert!(
+            Preprocess::from_metadata(&meta(&[("license", "MIT")]), 3, 8, 8)
+                .unwrap()
+                .is_none()
+        );
+        // Grayscale, one value for the single channel; crop given as one size.
+        let pre = Preprocess::from_metadata(
+            &meta(&[
+                ("klrp.mean", "0.1"),
+                ("klrp.std", "0.3"),
+                ("klrp.crop", "28"),
+            ]),
+            1,
+            28,
+            28,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(pre.grayscale);
+        assert_eq!(pre.resize, Some(32)); // ⌊256/224 · 28⌋
+        assert_eq!(
+            pre.normalize,
+            Some(Normalization {
+                mean: vec![0.1],
+                std: vec![0.3]
+            })
+        );
+    }
+
+    #[test]
+    fn metadata_errors_name_the_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("klrp.mean", "0.5")], "klrp.mean"),
+            (&[("klrp.std", "0.5")], "klrp.std"),
+            (&[("klrp.mean", "0.5,0.5"), ("klrp.std", "1")], "2 values"),
+            (&[("klrp.mean", "a"), ("klrp.std", "1")], "klrp.mean"),
+            (&[("klrp.mean", "0"), ("klrp.std", "0")], "non-zero"),
+            (&[("klrp.mean", "inf"), ("klrp.std", "1")], "not finite"),
+            (&[("klrp.resize", "0")], "klrp.resize"),
+            (&[("klrp.crop", "224,224")], "16×16"),
+            (&[("klrp.crop", "1,2,3")], "klrp.crop"),
+        ];
+        for (pairs, want) in cases {
+            let err = Preprocess::from_metadata(&meta(pairs), 3, 16, 16).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidArgument(m) if m.contains(want)),
+                "{pairs:?}: {err}"
+            );
+        }
+    }
 }

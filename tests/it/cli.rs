@@ -1335,3 +1335,67 @@ fn clap_conveniences_help_suggestions_completions() {
     let v = String::from_utf8(ok(&["--version"]).stdout).unwrap();
     assert_eq!(v.trim(), format!("klrp {}", env!("CARGO_PKG_VERSION")));
 }
+
+/// The shipped EfficientNet-Lite0 on a shipped photo, from the command line: the preprocessing
+/// comes from the model's metadata (mean 127/255, std 128/255), so `predict` prints PyTorch's
+/// top-1 with PyTorch's probability (models/reference/photos.txt: tiger cat 0.4072), while
+/// `--normalize imagenet` overrides it (other probabilities); `explain` with ε-γ-box writes
+/// the relevance and the heatmap.
+#[test]
+fn efficientnet_lite0_uses_the_models_preprocessing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("models/efficientnet_lite0.onnx");
+    let photo = root.join("data/photos/chelsea.png");
+    let labels = root.join("models/imagenet_classes.txt");
+    let (m, x, l) = (
+        model.to_str().unwrap(),
+        photo.to_str().unwrap(),
+        labels.to_str().unwrap(),
+    );
+    let o = ok(&[
+        "predict", "--model", m, "--input", x, "--labels", l, "--top", "2",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "1\t282\t0.4072\ttiger cat\n2\t285\t0.3454\tEgyptian cat\n"
+    );
+    let o = ok(&[
+        "predict",
+        "--model",
+        m,
+        "--input",
+        x,
+        "--normalize",
+        "imagenet",
+    ]);
+    let first = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(!first.starts_with("1\t282\t0.4072"), "{first}");
+
+    let tmp = TempDir::new("lite0");
+    let (out, heat) = (tmp.file("r.npy"), tmp.file("r.png"));
+    let o = ok(&[
+        "explain",
+        "--model",
+        m,
+        "--input",
+        x,
+        "--target",
+        "predicted",
+        "--composite",
+        "epsilon-gamma-box",
+        "--heatmap",
+        heat.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("predicted: 282"));
+    let r = load_f32(&out);
+    assert_eq!(r.shape(), &[3, 224, 224]);
+    assert!(r.iter().all(|v| v.is_finite()) && r.iter().any(|&v| v != 0.0));
+    let png = klrp::io::image::read_image_file(&heat).unwrap();
+    assert_eq!((png.width, png.height), (224, 224));
+}

@@ -13,6 +13,8 @@ mod graph;
 mod grouped_conv;
 mod hand_computed;
 mod idx;
+mod imagenet;
+mod imagenet_example;
 mod images;
 mod invariants;
 mod kernels;
@@ -43,3 +45,9 @@ mod rng;
 #[allow(dead_code)]
 #[path = "../../examples/mnist/train.rs"]
 mod train;
+
+// The ImageNet example's module (used by `imagenet_example`), by path.
+#[cfg(all(feature = "viz", feature = "images"))]
+#[allow(dead_code)]
+#[path = "../../examples/imagenet/lite0.rs"]
+mod lite0;

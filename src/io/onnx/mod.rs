@@ -93,6 +93,7 @@ pub struct OnnxModel {
     declared_batch: Option<usize>,
     opset: Option<i64>,
     producer: String,
+    metadata: BTreeMap<String, String>,
 }
 
 /// One ONNX node and the layer it became (layer index = node index).
@@ -151,6 +152,23 @@ impl OnnxModel {
     /// The exporter's `producer_name` and `producer_version`.
     pub fn producer(&self) -> &str {
         &self.producer
+    }
+
+    /// The model's `metadata_props` (key → value; a key given twice keeps its last value).
+    ///
+    /// klrp reads the keys `klrp.mean`, `klrp.std`, `klrp.resize` and `klrp.crop`, the
+    /// preprocessing of image inputs the model expects
+    /// ([`Preprocess::from_metadata`](crate::io::image::Preprocess::from_metadata), feature
+    /// `images`; docs/interop.md).
+    ///
+    /// ```
+    /// use klrp::io::onnx::load_onnx_file;
+    /// let model = load_onnx_file("tests/fixtures/onnx/mlp/legacy.onnx")?;
+    /// assert!(model.metadata().get("klrp.mean").is_none()); // this file has none
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
     }
 }
 
@@ -251,7 +269,9 @@ fn import(
     for (i, node) in graph.nodes.iter().enumerate() {
         imp.node(i, node)?;
     }
-    imp.finish(graph, opset, producer)
+    let mut m = imp.finish(graph, opset, producer)?;
+    m.metadata = model.metadata.into_iter().collect();
+    Ok(m)
 }
 
 #[derive(Clone, Debug)]
@@ -1727,6 +1747,7 @@ impl Importer {
             declared_batch: self.declared_batch,
             opset,
             producer,
+            metadata: BTreeMap::new(),
         })
     }
 }

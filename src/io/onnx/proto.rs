@@ -13,7 +13,8 @@
 //!
 //! | message | fields read |
 //! |---|---|
-//! | `ModelProto` | 1 `ir_version`, 2 `producer_name`, 3 `producer_version`, 7 `graph`, 8 `opset_import` |
+//! | `ModelProto` | 1 `ir_version`, 2 `producer_name`, 3 `producer_version`, 7 `graph`, 8 `opset_import`, 14 `metadata_props` |
+//! | `StringStringEntryProto` | 1 `key`, 2 `value` |
 //! | `OperatorSetIdProto` | 1 `domain`, 2 `version` |
 //! | `GraphProto` | 1 `node`, 2 `name`, 5 `initializer`, 11 `input`, 12 `output`, 15 `sparse_initializer` (refused) |
 //! | `NodeProto` | 1 `input`, 2 `output`, 3 `name`, 4 `op_type`, 5 `attribute`, 7 `domain` |
@@ -69,6 +70,8 @@ pub(crate) struct ModelProto {
     pub producer_version: String,
     pub opset_import: Vec<(String, i64)>,
     pub graph: Option<GraphProto>,
+    /// `metadata_props`, in the file's order (a key given twice keeps its last value).
+    pub metadata: Vec<(String, String)>,
 }
 
 /// `GraphProto`.
@@ -172,6 +175,11 @@ impl From<pb::ModelProto> for ModelProto {
                 .map(|o| (o.domain.unwrap_or_default(), o.version.unwrap_or(0)))
                 .collect(),
             graph: m.graph.map(GraphProto::from),
+            metadata: m
+                .metadata_props
+                .into_iter()
+                .map(|e| (e.key.unwrap_or_default(), e.value.unwrap_or_default()))
+                .collect(),
         }
     }
 }
