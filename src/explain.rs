@@ -138,7 +138,7 @@ impl<const N: usize> From<&[usize; N]> for Targets {
 
 impl Targets {
     /// One class per sample of a batch of `batch` samples whose outputs are `output`.
-    fn resolve(self, output: &Tensor) -> Vec<usize> {
+    pub(crate) fn resolve(self, output: &Tensor) -> Vec<usize> {
         let batch = output.shape().first().copied().unwrap_or(0);
         match self {
             Targets::Predicted => predictions(output),

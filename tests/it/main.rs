@@ -21,6 +21,7 @@ mod models;
 mod network_figure;
 mod onnx_graph;
 mod onnx_import;
+mod paths;
 mod reliability;
 mod semiring_laws;
 mod zennit_reference;
