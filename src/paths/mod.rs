@@ -186,9 +186,14 @@ impl<'a, K: Semiring, T: Conversion<K>> RelevanceGraph<'a, K, T> {
             .unwrap_or_default()
             .into_iter()
             .map(|a| {
-                let flat: Vec<K> = a.iter().copied().collect();
-                ArrayD::from_shape_vec(IxDyn(&a.shape()[1..]), flat)
-                    .unwrap_or_else(|_| unreachable!("one sample"))
+                let sample = IxDyn(&a.shape()[1..]);
+                let a = if a.is_standard_layout() {
+                    a
+                } else {
+                    a.as_standard_layout().into_owned()
+                };
+                a.into_shape_with_order(sample)
+                    .unwrap_or_else(|_| unreachable!("one sample in standard layout"))
             })
             .collect();
         let layers = net.layers().len();

@@ -237,3 +237,33 @@ impl<T: Conversion<Viterbi>> RelevanceGraph<'_, Viterbi, T> {
         Path { strength, steps }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_and_item_sizes_are_as_documented() {
+        // docs/paths.md and docs/benchmarks.md state the search's memory per partial path.
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        assert_eq!(std::mem::size_of::<Item>(), 48);
+    }
+
+    #[test]
+    fn complete_paths_pop_before_partial_ones_of_equal_priority_and_in_key_order() {
+        let item = |priority, key: Option<Vec<(i64, usize, usize)>>, seq| Item {
+            priority,
+            key,
+            seq,
+            id: 0,
+        };
+        let mut heap = BinaryHeap::new();
+        heap.push(item(0.5, None, 0));
+        heap.push(item(0.5, Some(vec![(-1, 2, 0)]), 1));
+        heap.push(item(0.5, Some(vec![(-1, 1, 0)]), 2));
+        heap.push(item(0.75, None, 3));
+        heap.push(item(0.5, None, 4));
+        let order: Vec<u64> = std::iter::from_fn(|| heap.pop().map(|i| i.seq)).collect();
+        assert_eq!(order, vec![3, 2, 1, 0, 4]);
+    }
+}

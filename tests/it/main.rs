@@ -38,6 +38,10 @@ mod experiments;
 mod network_view;
 #[cfg(feature = "viz")]
 #[allow(dead_code)]
+#[path = "../../examples/mnist/paths_view.rs"]
+mod paths_view;
+#[cfg(feature = "viz")]
+#[allow(dead_code)]
 #[path = "../../examples/mnist/rng.rs"]
 mod rng;
 #[cfg(feature = "viz")]
