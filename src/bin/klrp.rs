@@ -1161,8 +1161,12 @@ fn paths(a: &PathsCli) -> CliResult<()> {
         })?;
     }
     if let Some(f) = &a.figure {
-        let fig = klrp::paths::receptive_field_figure(&input.x, &boxes, &found)?;
-        klrp::viz::save_png(f, &fig)?;
+        if found.is_empty() {
+            eprintln!("note: no path to draw; {f} not written");
+        } else {
+            let fig = klrp::paths::receptive_field_figure(&input.x, &boxes, &found)?;
+            klrp::viz::save_png(f, &fig)?;
+        }
     }
     Ok(())
 }

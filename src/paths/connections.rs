@@ -58,7 +58,7 @@ pub fn outgoing(
         Shares::Disconnected => {}
         Shares::ChannelSlice { start } => {
             let plane: usize = in_shape.iter().skip(1).product();
-            let fits = in_shape.len() >= 2
+            let fits = !in_shape.is_empty()
                 && out_shape.len() == in_shape.len()
                 && out_shape[1..] == in_shape[1..]
                 && start + in_shape[0] <= out_shape[0];

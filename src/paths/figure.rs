@@ -5,8 +5,8 @@ use crate::error::{Error, Result};
 use crate::viz::{Grid, RgbImage};
 use ndarray::ArrayD;
 
-/// The input sample `x` (`[1, C, H, W]` or `[C, H, W]`, 1 or 3 channels shown as gray or RGB,
-/// each channel stretched to its own range) with the strongest path's receptive field at every
+/// The input sample `x` (`[1, C, H, W]` or `[C, H, W]`; 3 channels shown as RGB, any other
+/// number as the gray of their mean, each stretched to its range) with the strongest path's receptive field at every
 /// node drawn on it: one panel per node output whose field is a box (the first path of `paths`,
 /// `fields` from [`RelevanceGraph::receptive_fields`](super::RelevanceGraph::receptive_fields)),
 /// titled with the node index; the path's input element is marked in every panel.
@@ -67,21 +67,27 @@ fn image_of(x: &ArrayD<f32>) -> Result<RgbImage> {
         [1, c, h, w] | [c, h, w] => (c, h, w),
         _ => return Err(Error::invalid(format!("not one image: shape {s:?}"))),
     };
-    if c != 1 && c != 3 {
-        return Err(Error::invalid(format!("{c} channels cannot be drawn (1 or 3)")));
-    }
     let v: Vec<f32> = x.iter().copied().collect();
     let plane = h * w;
+    // Three channels as RGB; any other number as the gray of their mean.
+    let planes: Vec<Vec<f32>> = if c == 3 {
+        (0..3).map(|ch| v[ch * plane..(ch + 1) * plane].to_vec()).collect()
+    } else {
+        vec![
+            (0..plane)
+                .map(|i| (0..c).map(|ch| v[ch * plane + i]).sum::<f32>() / c as f32)
+                .collect(),
+        ]
+    };
     let mut data = vec![0u8; plane * 3];
-    for ch in 0..c {
-        let p = &v[ch * plane..(ch + 1) * plane];
+    for (ch, p) in planes.iter().enumerate() {
         let (lo, hi) = p
             .iter()
             .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
         let span = if hi > lo { hi - lo } else { 1.0 };
         for (i, &x) in p.iter().enumerate() {
             let g = (((x - lo) / span) * 255.0).round().clamp(0.0, 255.0) as u8;
-            if c == 1 {
+            if planes.len() == 1 {
                 data[i * 3..i * 3 + 3].copy_from_slice(&[g, g, g]);
             } else {
                 data[i * 3 + ch] = g;

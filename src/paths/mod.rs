@@ -58,7 +58,7 @@ pub use field::Field;
 #[cfg(feature = "viz")]
 pub use figure::receptive_field_figure;
 pub use json::{paths_json, sample_json};
-pub use search::{MARGIN, SearchStats};
+pub use search::{MARGIN, MAX_STORED, SearchStats};
 
 use crate::conversion::Conversion;
 use crate::error::{Error, Result};

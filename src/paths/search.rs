@@ -19,6 +19,9 @@ use std::collections::BinaryHeap;
 /// The relative margin on the completion bound (covers the kernels' rounding of `R`).
 pub const MARGIN: f64 = 1e-4;
 
+/// The most partial paths a search stores (about 100 bytes each: 1 GB) before it gives up.
+pub const MAX_STORED: usize = 10_000_000;
+
 const NONE: usize = usize::MAX;
 
 /// A partial path: its last step and a link to the rest.
@@ -86,7 +89,9 @@ impl<T: Conversion<Viterbi>> RelevanceGraph<'_, Viterbi, T> {
     /// kernels' rounding, see docs/paths.md).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `k` is 0.
+    /// [`Error::InvalidArgument`] if `k` is 0, or if the search stores more than
+    /// [`MAX_STORED`] partial paths (only when very many paths tie: every partial path whose
+    /// best completion could equal the k-th strength must be expanded to rank the ties).
     pub fn strongest(&self, k: usize) -> Result<Vec<Path>> {
         Ok(self.search(None, k)?.0)
     }
@@ -113,6 +118,20 @@ impl<T: Conversion<Viterbi>> RelevanceGraph<'_, Viterbi, T> {
     /// # Errors
     /// As [`strongest`](Self::strongest).
     pub fn search(&self, start: Option<usize>, k: usize) -> Result<(Vec<Path>, SearchStats)> {
+        self.search_limited(start, k, MAX_STORED)
+    }
+
+    /// [`search`](Self::search) giving up after `max_stored` partial paths instead of
+    /// [`MAX_STORED`].
+    ///
+    /// # Errors
+    /// As [`strongest`](Self::strongest).
+    pub fn search_limited(
+        &self,
+        start: Option<usize>,
+        k: usize,
+        max_stored: usize,
+    ) -> Result<(Vec<Path>, SearchStats)> {
         if k == 0 {
             return Err(Error::invalid(
                 "the number of paths must be at least 1 (k = 0 asks for none)",
@@ -160,6 +179,14 @@ impl<T: Conversion<Viterbi>> RelevanceGraph<'_, Viterbi, T> {
                 continue;
             }
             stats.expanded += 1;
+            if arena.len() > max_stored {
+                return Err(Error::invalid(format!(
+                    "the path search stored {max_stored} partial paths and found {} of the {k} \
+                     paths asked for: too many paths of equal (or nearly equal, within a relative \
+                     {MARGIN:e}) strength to rank; ask for fewer paths",
+                    out.len()
+                )));
+            }
             let (act, elem, prefix, id) = (entry.act, entry.elem, entry.prefix, item.id);
             let mut children = Vec::new();
             self.expand(act, elem, |i, b, kk, share, d| {

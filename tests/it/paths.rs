@@ -219,12 +219,14 @@ fn check_viterbi(net: &Network, x: &ArrayD<f32>, what: &str) {
     // A shorter list is a prefix of the longer one.
     let top3 = g.strongest(3).unwrap();
     assert_eq!(top3[..], got[..3.min(got.len())]);
-    // Top-1 = the maximum Viterbi input relevance (kernels may round differently).
+    // Top-1 = the maximum Viterbi input relevance. The fast kernels round differently (the
+    // stride-1 convolution's f64 max-times form does not round shares to f32 first: ~2⁻²³
+    // relative per layer, docs/semantics.md §9), hence the tolerance.
     let r0 = g.relevance(0).unwrap();
     let max = r0.iter().map(|v| v.0).fold(0.0, f64::max);
     if let Some(best) = got.first() {
         assert!(
-            (best.strength - max).abs() <= 1e-12 * max,
+            (best.strength - max).abs() <= 1e-5 * max,
             "{what}: {} vs {max}",
             best.strength
         );
@@ -261,7 +263,7 @@ fn check_viterbi(net: &Network, x: &ArrayD<f32>, what: &str) {
         }
         let best = got.first().map_or(0.0, |p| p.strength);
         assert!(
-            (best - rj.0).abs() <= 1e-12 * rj.0.max(1e-300),
+            (best - rj.0).abs() <= 1e-5 * rj.0.max(1e-300),
             "{what}: from {j}: {best} vs R_j {}",
             rj.0
         );
@@ -488,27 +490,57 @@ fn bad_input_gives_clear_errors_or_empty_results() {
     assert!(RelevanceGraph::new(&net, &x, 0, &ex).is_err());
 }
 
+/// `layers` dense layers of width 4 with all weights 0.5: every path has the same shares.
+fn constant_mlp(layers: usize) -> Network {
+    let layers: Vec<Box<dyn klrp::layers::Layer>> = (0..layers)
+        .map(|_| {
+            Box::new(Dense::new(Array2::from_elem((4, 4), 0.5), None).unwrap())
+                as Box<dyn klrp::layers::Layer>
+        })
+        .collect();
+    Network::new([4], layers).unwrap()
+}
+
 #[test]
 fn path_counts_that_overflow_are_an_error() {
-    // 40 dense layers of width 4 with all-positive weights: 4^40 paths overflow u64.
-    let mut layers: Vec<Box<dyn klrp::layers::Layer>> = Vec::new();
-    for _ in 0..40 {
-        layers.push(Box::new(Dense::new(Array2::from_elem((4, 4), 0.5), None).unwrap()));
-    }
-    let net = Network::new([4], layers).unwrap();
+    // 40 layers: 4^40 paths overflow u64.
+    let net = constant_mlp(40);
     let x = ndarray::array![[1.0_f32, 1.0, 1.0, 1.0]];
     let ex = Explainer::counting(Threshold::new(0.1).unwrap());
     let g = RelevanceGraph::new(&net, &x, 0, &ex).unwrap();
     let e = g.sample(1, 0).unwrap_err().to_string();
     assert!(e.contains("overflow"), "{e}");
-    // Viterbi on the same network: shares 1 everywhere, many ties, resolved by index.
+}
+
+#[test]
+fn equal_strengths_are_listed_in_lexicographic_order() {
+    // 5 layers: 4^5 paths, all of one strength: the first k in lexicographic order of the steps.
+    let net = constant_mlp(5);
+    let x = ndarray::array![[1.0_f32, 1.0, 1.0, 1.0]];
     let ex = Explainer::viterbi();
+    let g = RelevanceGraph::new(&net, &x, 2, &ex).unwrap();
+    let top = g.strongest(6).unwrap();
+    let keys: Vec<Vec<usize>> = top
+        .iter()
+        .map(|p| p.steps.iter().map(|s| s.index).collect())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            vec![0, 0, 0, 0, 0, 2],
+            vec![0, 0, 0, 0, 1, 2],
+            vec![0, 0, 0, 0, 2, 2],
+            vec![0, 0, 0, 0, 3, 2],
+            vec![0, 0, 0, 1, 0, 2],
+            vec![0, 0, 0, 1, 1, 2],
+        ]
+    );
+    assert!(top.iter().all(|p| p.strength == top[0].strength));
+    // 40 layers: 4^40 tied paths cannot all be ranked; the search stops with a clear error.
+    let net = constant_mlp(40);
     let g = RelevanceGraph::new(&net, &x, 0, &ex).unwrap();
-    let top = g.strongest(5).unwrap();
-    assert_eq!(top.len(), 5);
-    for w in top.windows(2) {
-        assert!(w[0].strength > w[1].strength || key(&w[0]) < key(&w[1]));
-    }
+    let e = g.search_limited(None, 3, 100_000).unwrap_err().to_string();
+    assert!(e.contains("equal (or nearly equal"), "{e}");
 }
 
 #[test]
