@@ -62,7 +62,13 @@ pub fn draw(
             [g, g, g],
         );
     }
-    img.stroke_rect(dx - 1, dy - 1, 28 * scale + 2, 28 * scale + 2, [120, 120, 120]);
+    img.stroke_rect(
+        dx - 1,
+        dy - 1,
+        28 * scale + 2,
+        28 * scale + 2,
+        [120, 120, 120],
+    );
     // Columns: the input, then every node whose element differs from the previous step's.
     let keep = |p: &KPath, s: usize| {
         s == 0 || p.steps[s].index != p.steps[s - 1].index || s == p.steps.len() - 1
@@ -82,7 +88,7 @@ pub fn draw(
         }
     }
     let x0 = 400.0;
-    let dxc = (w as f64 - 60.0 - x0) / (columns.len().max(2) - 1) as f64;
+    let dxc = (w as f64 - 110.0 - x0) / (columns.len().max(2) - 1) as f64;
     let mut pos: BTreeMap<(Option<usize>, usize), (f64, f64)> = BTreeMap::new();
     for (c, (node, used)) in columns.iter().enumerate() {
         let x = x0 + c as f64 * dxc;
@@ -100,10 +106,14 @@ pub fn draw(
             Some(i) if c == columns.len() - 1 => format!("node {i}: class"),
             Some(i) => format!("node {i}"),
         };
-        img.draw_text(x as i64 - 24, top as i64 - 30, &title, [0, 0, 0], 1);
+        let tw = viz::text_size(&title, 1).0 as i64;
+        img.draw_text(x as i64 - tw / 2, top as i64 - 30, &title, [0, 0, 0], 1);
     }
     // Lines, weakest first so the strongest is on top.
-    let max = paths.first().map_or(1.0, |p| p.strength).max(f64::MIN_POSITIVE);
+    let max = paths
+        .first()
+        .map_or(1.0, |p| p.strength)
+        .max(f64::MIN_POSITIVE);
     let min = paths.last().map_or(0.0, |p| p.strength);
     for (rank, p) in paths.iter().enumerate().rev() {
         let t = if max > min {
@@ -143,7 +153,7 @@ pub fn draw(
         20,
         h as i64 - 24,
         &format!(
-            "strength {} (thick, dark) … {} (thin, light); red circles: the paths' pixels",
+            "strength {} (thick, dark) to {} (thin, light); red circles: the paths' pixels",
             viz::short_number(max),
             viz::short_number(min)
         ),

@@ -261,18 +261,38 @@ struct PathsCli {
     #[arg(long, value_name = "C", allow_hyphen_values = true)]
     target: String,
     /// List the K strongest paths (viterbi), strongest first.
-    #[arg(long, value_name = "K", allow_hyphen_values = true, help_heading = "Paths")]
+    #[arg(
+        long,
+        value_name = "K",
+        allow_hyphen_values = true,
+        help_heading = "Paths"
+    )]
     top: Option<String>,
     /// Only paths starting at input element INDEX (flat C-order index within one sample): the
     /// first listed is the strongest path from it.
-    #[arg(long = "from", value_name = "INDEX", allow_hyphen_values = true, help_heading = "Paths")]
+    #[arg(
+        long = "from",
+        value_name = "INDEX",
+        allow_hyphen_values = true,
+        help_heading = "Paths"
+    )]
     from_index: Option<String>,
     /// Draw N relevant paths uniformly at random, with replacement (counting: every linear and
     /// pooling share d ≥ θ, see --theta).
-    #[arg(long, value_name = "N", allow_hyphen_values = true, help_heading = "Paths")]
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Paths"
+    )]
     sample: Option<String>,
     /// The seed of --sample [default: 0]: the same seed draws the same paths.
-    #[arg(long, value_name = "S", allow_hyphen_values = true, help_heading = "Paths")]
+    #[arg(
+        long,
+        value_name = "S",
+        allow_hyphen_values = true,
+        help_heading = "Paths"
+    )]
     seed: Option<String>,
     /// Where to write the paths (JSON).
     #[arg(
@@ -1019,13 +1039,9 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
     Ok(())
 }
 
-/// A count flag that must be at least 1.
+/// A count flag (at least 1: `parse_limit` refuses 0).
 fn parse_count(flag: &str, s: &str) -> CliResult<usize> {
-    let n = usize::try_from(parse_limit(flag, s)?).unwrap_or(usize::MAX);
-    if n == 0 {
-        return usage(format!("{flag}: must be at least 1"));
-    }
-    Ok(n)
+    Ok(usize::try_from(parse_limit(flag, s)?).unwrap_or(usize::MAX))
 }
 
 fn paths(a: &PathsCli) -> CliResult<()> {
@@ -1061,11 +1077,26 @@ fn paths(a: &PathsCli) -> CliResult<()> {
             return usage("--seed applies to --sample");
         }
     }
-    let top = a.top.as_deref().map(|k| parse_count("--top", k)).transpose()?;
-    let count = a.sample.as_deref().map(|n| parse_count("--sample", n)).transpose()?;
-    let from = a.from_index.as_deref().map(|j| parse_usize("--from", j)).transpose()?;
+    let top = a
+        .top
+        .as_deref()
+        .map(|k| parse_count("--top", k))
+        .transpose()?;
+    let count = a
+        .sample
+        .as_deref()
+        .map(|n| parse_count("--sample", n))
+        .transpose()?;
+    let from = a
+        .from_index
+        .as_deref()
+        .map(|j| parse_usize("--from", j))
+        .transpose()?;
     let seed = match &a.seed {
-        Some(s) => parse_limit("--seed", s)?,
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(v) => v,
+            Err(_) => return usage(format!("--seed: '{s}' is not a non-negative integer")),
+        },
         None => 0,
     };
     let r = &a.rules;
@@ -1143,20 +1174,21 @@ fn paths(a: &PathsCli) -> CliResult<()> {
                 "note: no path of strength > 0 leads to target {}{} (every path has a zero \
                  share); writing \"paths\": []",
                 g.target(),
-                from.map(|j| format!(" from input element {j}")).unwrap_or_default()
+                from.map(|j| format!(" from input element {j}"))
+                    .unwrap_or_default()
             );
         }
         let boxes = found.iter().map(|p| g.receptive_fields(p)).collect();
         (klrp::paths::paths_json(g.target(), &found), found, boxes)
     };
     std::fs::write(&a.out, json).map_err(|e| klrp::Error::Io {
-        path: a.out.clone().into(),
+        path: a.out.clone(),
         source: e,
     })?;
     if let Some(c) = &a.circuit {
         let circuit = klrp::paths::Circuit::from_paths(&found);
         std::fs::write(c, circuit.to_json()).map_err(|e| klrp::Error::Io {
-            path: c.clone().into(),
+            path: c.clone(),
             source: e,
         })?;
     }
@@ -1190,7 +1222,11 @@ fn sample_paths<T: klrp::Conversion<klrp::semiring::Counting>>(
 }
 
 /// The JSON, the paths and every step's receptive field.
-type PathsFound = (String, Vec<klrp::paths::Path>, Vec<Vec<Option<klrp::paths::Field>>>);
+type PathsFound = (
+    String,
+    Vec<klrp::paths::Path>,
+    Vec<Vec<Option<klrp::paths::Field>>>,
+);
 
 impl CliError {
     /// Prefixes `flag: ` to the message.

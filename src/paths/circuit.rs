@@ -4,6 +4,9 @@ use super::Path;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// An element of a tensor: `(node, flat index)`, the network input as node `None`.
+pub type Place = (Option<usize>, usize);
+
 /// An element of a circuit layer and the number of paths through it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CircuitElement {
@@ -54,15 +57,14 @@ pub struct Circuit {
     pub layers: Vec<CircuitLayer>,
     /// The connections used: `((from node, from index), (to node, to index), paths)`, the input
     /// as node `None`, sorted.
-    pub edges: Vec<((Option<usize>, usize), (Option<usize>, usize), usize)>,
+    pub edges: Vec<(Place, Place, usize)>,
 }
 
 impl Circuit {
     /// The circuit of `paths`.
     pub fn from_paths(paths: &[Path]) -> Circuit {
         let mut layers: BTreeMap<Option<usize>, BTreeMap<usize, CircuitElement>> = BTreeMap::new();
-        let mut edges: BTreeMap<((Option<usize>, usize), (Option<usize>, usize)), usize> =
-            BTreeMap::new();
+        let mut edges: BTreeMap<(Place, Place), usize> = BTreeMap::new();
         for p in paths {
             for s in &p.steps {
                 layers

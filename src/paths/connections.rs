@@ -171,8 +171,7 @@ fn targets_of(conn: &Connectivity<'_>, j: usize, mut f: impl FnMut(usize, f32)) 
                         continue;
                     };
                     for kx in 0..g.kw {
-                        let Some(ox) =
-                            hits(ix, g.padding.1, kx, g.dilation.1, g.stride.1, g.out_w)
+                        let Some(ox) = hits(ix, g.padding.1, kx, g.dilation.1, g.stride.1, g.out_w)
                         else {
                             continue;
                         };

@@ -9,7 +9,8 @@ use ndarray::ArrayD;
 /// number as the gray of their mean, each stretched to its range) with the strongest path's receptive field at every
 /// node drawn on it: one panel per node output whose field is a box (the first path of `paths`,
 /// `fields` from [`RelevanceGraph::receptive_fields`](super::RelevanceGraph::receptive_fields)),
-/// titled with the node index; the path's input element is marked in every panel.
+/// titled with the node index; the path's input pixel is marked in every panel (a white dot in a
+/// black ring).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] if `x` is not one image or there is no path.
@@ -42,8 +43,15 @@ pub fn receptive_field_figure(
             p.stroke_rect(x0 + 1, y0 + 1, w - 2, h - 2, [255, 40, 40]);
         }
         if start.coords.len() == 3 {
+            // The path's input pixel: a black ring around a white dot.
             let (sy, sx) = (start.coords[1] * scale, start.coords[2] * scale);
-            p.fill_rect(sx as i64, sy as i64, scale.max(2), scale.max(2), [40, 220, 255]);
+            let c = (
+                sx as f64 + scale as f64 / 2.0,
+                sy as f64 + scale as f64 / 2.0,
+            );
+            let r = (scale as f64 / 2.0).max(3.0);
+            p.fill_circle(c, r, [255, 255, 255]);
+            p.stroke_circle(c, r, 2.0, [0, 0, 0]);
         }
         panels.push(p);
         titles.push(match step.node {
@@ -71,7 +79,9 @@ fn image_of(x: &ArrayD<f32>) -> Result<RgbImage> {
     let plane = h * w;
     // Three channels as RGB; any other number as the gray of their mean.
     let planes: Vec<Vec<f32>> = if c == 3 {
-        (0..3).map(|ch| v[ch * plane..(ch + 1) * plane].to_vec()).collect()
+        (0..3)
+            .map(|ch| v[ch * plane..(ch + 1) * plane].to_vec())
+            .collect()
     } else {
         vec![
             (0..plane)
@@ -83,7 +93,9 @@ fn image_of(x: &ArrayD<f32>) -> Result<RgbImage> {
     for (ch, p) in planes.iter().enumerate() {
         let (lo, hi) = p
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
         let span = if hi > lo { hi - lo } else { 1.0 };
         for (i, &x) in p.iter().enumerate() {
             let g = (((x - lo) / span) * 255.0).round().clamp(0.0, 255.0) as u8;

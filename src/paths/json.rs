@@ -10,7 +10,11 @@ use std::fmt::Write;
 /// `share` there; `d` only where Θ was applied).
 fn step_json(out: &mut String, s: &Step) {
     let node = s.node.map_or(-1, |n| n as i64);
-    let _ = write!(out, "{{\"node\": {node}, \"index\": {}, \"coords\": [", s.index);
+    let _ = write!(
+        out,
+        "{{\"node\": {node}, \"index\": {}, \"coords\": [",
+        s.index
+    );
     for (i, c) in s.coords.iter().enumerate() {
         let _ = write!(out, "{}{c}", if i > 0 { ", " } else { "" });
     }

@@ -38,9 +38,9 @@
 //! let x = array![[1.0_f32, 2.0]];
 //! let graph = RelevanceGraph::new(&net, &x, 0, &Explainer::viterbi())?;
 //! let best = graph.strongest(3)?;
-//! // The strongest path's strength is the largest Viterbi input relevance.
+//! // The strongest path's strength is the largest Viterbi input relevance (up to rounding).
 //! let r = graph.relevance(0).unwrap();
-//! assert_eq!(best[0].strength, r.iter().map(|v| v.0).fold(0.0, f64::max));
+//! assert!((best[0].strength - r.iter().map(|v| v.0).fold(0.0, f64::max)).abs() < 1e-6);
 //! assert_eq!(best[0].steps.len(), 4); // input, dense, ReLU, dense
 //! # Ok::<(), klrp::Error>(())
 //! ```
@@ -53,7 +53,7 @@ mod figure;
 mod json;
 mod search;
 
-pub use circuit::{Circuit, CircuitElement, CircuitLayer};
+pub use circuit::{Circuit, CircuitElement, CircuitLayer, Place};
 pub use field::Field;
 #[cfg(feature = "viz")]
 pub use figure::receptive_field_figure;
@@ -363,7 +363,9 @@ impl<T: Conversion<Counting>> RelevanceGraph<'_, Counting, T> {
     /// them all; lower θ) or if the counts overflow (see [`count`](Self::count)).
     pub fn sample(&self, n: usize, seed: u64) -> Result<Vec<Path>> {
         if n == 0 {
-            return Err(Error::invalid("the number of paths to sample must be at least 1"));
+            return Err(Error::invalid(
+                "the number of paths to sample must be at least 1",
+            ));
         }
         let total = self.count()?;
         if total == 0 {

@@ -1266,16 +1266,26 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
             // default parser may be 1 ulp off, hence the tolerance on its values below).
             let printed = format!("\"strength\": {:?}", w.strength);
             assert!(text.contains(&printed), "{model}: {printed}");
-            assert_eq!(format!("{:?}", w.strength).parse::<f64>().unwrap(), w.strength);
+            assert_eq!(
+                format!("{:?}", w.strength).parse::<f64>().unwrap(),
+                w.strength
+            );
             let strength = p["strength"].as_f64().unwrap();
-            assert!((strength - w.strength).abs() <= 1e-15 * w.strength, "{model}");
+            assert!(
+                (strength - w.strength).abs() <= 1e-15 * w.strength,
+                "{model}"
+            );
             assert!(strength <= last && strength > 0.0);
             last = strength;
             let steps = json_steps(p);
             assert_eq!(steps[0].0, -1, "starts at the input");
             assert_eq!(steps[0].2, None, "no share at the input");
             let n_nodes = net.layers().len() as i64;
-            assert_eq!(steps.last().unwrap().0, n_nodes - 1, "ends at the last node");
+            assert_eq!(
+                steps.last().unwrap().0,
+                n_nodes - 1,
+                "ends at the last node"
+            );
             assert_eq!(steps.last().unwrap().1, 1, "ends at the target");
             // A chain: one step per node, in order.
             let nodes: Vec<i64> = steps.iter().map(|s| s.0).collect();
@@ -1291,7 +1301,8 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
             }
         }
         let top = paths[0]["strength"].as_f64().unwrap();
-        assert!((top - max).abs() <= 1e-9 * max, "{model}: {top} vs {max}");
+        // Up to the fast kernels' rounding (docs/semantics.md §9).
+        assert!((top - max).abs() <= 1e-5 * max, "{model}: {top} vs {max}");
         let c = read_json(&circuit);
         assert_eq!(c["paths"], 7);
 
@@ -1323,7 +1334,7 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
             assert_eq!(json_steps(p)[0].1, j);
         }
         let s0 = paths[0]["strength"].as_f64().unwrap();
-        assert!((s0 - r0[j]).abs() <= 1e-9 * r0[j], "{s0} vs R_j {}", r0[j]);
+        assert!((s0 - r0[j]).abs() <= 1e-5 * r0[j], "{s0} vs R_j {}", r0[j]);
 
         // --sample N --theta T --seed S: N relevant paths, reproducible.
         let sample = |seed: &str| {
@@ -1374,6 +1385,7 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
             }
         }
         assert_eq!(a, sample("3"), "the same seed draws the same paths");
+        assert_eq!(sample("0")["seed"], 0);
         assert_ne!(a, sample("4"));
     }
 }
@@ -1388,31 +1400,77 @@ fn paths_figure_and_bad_input() {
     let fig = tmp.file("p.png");
     let o = path_str(&out);
     ok(&[
-        "paths", "--model", m, "--input", x, "--target", "predicted", "--top", "2", "--out", o,
+        "paths",
+        "--model",
+        m,
+        "--input",
+        x,
+        "--target",
+        "predicted",
+        "--top",
+        "2",
+        "--out",
+        o,
         "--figure",
         path_str(&fig),
     ]);
     let png = klrp::viz::read_png(&fig).unwrap();
     assert!(png.width() > 50 && png.height() > 50);
-    let base = ["paths", "--model", m, "--input", x, "--target", "1", "--out", o];
+    let base = [
+        "paths", "--model", m, "--input", x, "--target", "1", "--out", o,
+    ];
     let with = |extra: &[&'static str]| {
         let mut v: Vec<&str> = base.to_vec();
         v.extend_from_slice(extra);
         v
     };
-    fails(&with(&["--top", "0"]), 2, "--top: must be at least 1");
+    fails(
+        &with(&["--top", "0"]),
+        2,
+        "--top: '0' is not a positive integer",
+    );
     fails(&with(&[]), 2, "give --top K");
-    fails(&with(&["--top", "2", "--from", "999999"]), 2, "outside the input");
-    fails(&with(&["--top", "2", "--theta", "0.1"]), 2, "apply to --sample");
-    fails(&with(&["--top", "2", "--sample", "3"]), 2, "give one or the other");
-    fails(&with(&["--sample", "0"]), 2, "--sample: must be at least 1");
-    fails(&with(&["--sample", "3", "--theta", "5"]), 1, "no relevant path");
+    fails(
+        &with(&["--top", "2", "--from", "999999"]),
+        2,
+        "outside the input",
+    );
+    fails(
+        &with(&["--top", "2", "--theta", "0.1"]),
+        2,
+        "apply to --sample",
+    );
+    fails(
+        &with(&["--top", "2", "--sample", "3"]),
+        2,
+        "give one or the other",
+    );
+    fails(
+        &with(&["--sample", "0"]),
+        2,
+        "--sample: '0' is not a positive integer",
+    );
+    fails(
+        &with(&["--sample", "3", "--theta", "5"]),
+        1,
+        "no relevant path",
+    );
+    fails(&with(&["--sample", "3", "--seed", "-1"]), 2, "--seed: '-1'");
     // A batch of three samples.
     let batch = fixtures().join("cnn_pool/input.npy");
     fails(
         &[
-            "paths", "--model", m, "--input", path_str(&batch), "--target", "1", "--top", "1",
-            "--out", o,
+            "paths",
+            "--model",
+            m,
+            "--input",
+            path_str(&batch),
+            "--target",
+            "1",
+            "--top",
+            "1",
+            "--out",
+            o,
         ],
         1,
         "one sample",
@@ -1423,8 +1481,19 @@ fn paths_figure_and_bad_input() {
     let zero = tmp.file("zero.npy");
     klrp::io::npy::write_npy_file(&zero, &x0).unwrap();
     let r = ok(&[
-        "paths", "--model", m, "--input", path_str(&zero), "--target", "1", "--top", "2",
-        "--from", "0", "--out", o,
+        "paths",
+        "--model",
+        m,
+        "--input",
+        path_str(&zero),
+        "--target",
+        "1",
+        "--top",
+        "2",
+        "--from",
+        "0",
+        "--out",
+        o,
     ]);
     assert_eq!(read_json(&out)["paths"], serde_json::json!([]));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no path of strength > 0"));

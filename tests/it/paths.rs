@@ -208,7 +208,11 @@ fn check_viterbi(net: &Network, x: &ArrayD<f32>, what: &str) {
     let brute = sorted(brute_force(&g, &Clamp01, 0));
     let k = brute.len() + 3;
     let got = g.strongest(k).unwrap();
-    assert_eq!(got.len(), brute.len(), "{what}: number of paths of strength > 0");
+    assert_eq!(
+        got.len(),
+        brute.len(),
+        "{what}: number of paths of strength > 0"
+    );
     for (r, (p, b)) in got.iter().zip(&brute).enumerate() {
         assert_eq!(p.strength, b.strength, "{what}: rank {r}");
         assert_eq!(key(p), brute_key(b), "{what}: rank {r}");
@@ -243,7 +247,10 @@ fn check_viterbi(net: &Network, x: &ArrayD<f32>, what: &str) {
         .unwrap();
     for (j, v) in kb.input().iter().enumerate() {
         let want = KBest::<4>::from_values(
-            brute.iter().filter(|b| b.steps[0].1 == j).map(|b| b.strength),
+            brute
+                .iter()
+                .filter(|b| b.steps[0].1 == j)
+                .map(|b| b.strength),
         );
         for (a, b) in v.values().iter().zip(want.values()) {
             assert!(
@@ -288,7 +295,10 @@ fn check_counting(net: &Network, x: &ArrayD<f32>, theta: f32, what: &str) {
     let got: Vec<_> = all.iter().map(key).collect();
     let mut want: Vec<_> = brute.iter().map(brute_key).collect();
     want.sort();
-    assert_eq!(got, want, "{what}: every relevant path, in lexicographic order");
+    assert_eq!(
+        got, want,
+        "{what}: every relevant path, in lexicographic order"
+    );
     if !brute.is_empty() {
         assert!(g.all_relevant(brute.len() - 1).unwrap().is_none());
         let sampled = g.sample(50, 7).unwrap();
@@ -421,7 +431,13 @@ fn positive_mlp() -> (Network, ArrayD<f32>) {
     };
     let net = Network::new(
         [3],
-        vec![dense(4, 3), Box::new(ReLU), dense(4, 4), Box::new(ReLU), dense(2, 4)],
+        vec![
+            dense(4, 3),
+            Box::new(ReLU),
+            dense(4, 4),
+            Box::new(ReLU),
+            dense(2, 4),
+        ],
     )
     .unwrap();
     (net, ndarray::array![[0.5_f32, 1.0, 0.25]].into_dyn())
@@ -467,7 +483,9 @@ fn bad_input_gives_clear_errors_or_empty_results() {
     assert!(e.contains("outside the input"), "{e}");
     // A batch of two.
     let two = ndarray::array![[0.5_f32, 1.0, 0.25], [1.0, 1.0, 1.0]];
-    let e = RelevanceGraph::new(&net, &two, 0, &ex).unwrap_err().to_string();
+    let e = RelevanceGraph::new(&net, &two, 0, &ex)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("one sample"), "{e}");
     // A target out of range.
     assert!(RelevanceGraph::new(&net, &x, 5, &ex).is_err());
@@ -480,11 +498,19 @@ fn bad_input_gives_clear_errors_or_empty_results() {
     let g = RelevanceGraph::new(&net, &x, 0, &ex).unwrap();
     assert_eq!(g.count().unwrap(), 0);
     let e = g.sample(1, 0).unwrap_err().to_string();
-    assert!(e.contains("no relevant path") && e.contains("lower θ"), "{e}");
+    assert!(
+        e.contains("no relevant path") && e.contains("lower θ"),
+        "{e}"
+    );
     assert!(g.all_relevant(10).unwrap().unwrap().is_empty());
     let ex = Explainer::counting(Threshold::new(0.01).unwrap());
     let g = RelevanceGraph::new(&net, &x, 0, &ex).unwrap();
-    assert!(g.sample(0, 0).unwrap_err().to_string().contains("at least 1"));
+    assert!(
+        g.sample(0, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1")
+    );
     // The logit initialisation is refused.
     let ex = Explainer::viterbi().with_init(klrp::Init::Logit);
     assert!(RelevanceGraph::new(&net, &x, 0, &ex).is_err());
@@ -560,7 +586,11 @@ fn circuit_counts_the_paths_through_each_element() {
         for e in &l.elements {
             let n = paths
                 .iter()
-                .filter(|p| p.steps.iter().any(|s| s.node == l.node && s.index == e.index))
+                .filter(|p| {
+                    p.steps
+                        .iter()
+                        .any(|s| s.node == l.node && s.index == e.index)
+                })
                 .count();
             assert_eq!(e.paths, n);
         }
@@ -582,7 +612,10 @@ fn json_numbers_round_trip() {
     // Every strength printed is the f64 itself.
     for p in &paths {
         assert!(json.contains(&format!("\"strength\": {:?}", p.strength)));
-        assert_eq!(format!("{:?}", p.strength).parse::<f64>().unwrap(), p.strength);
+        assert_eq!(
+            format!("{:?}", p.strength).parse::<f64>().unwrap(),
+            p.strength
+        );
     }
     let ex = Explainer::counting(Threshold::new(0.01).unwrap());
     let g = RelevanceGraph::new(&net, &x, 0, &ex).unwrap();

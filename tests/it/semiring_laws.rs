@@ -87,7 +87,7 @@ fn kbest_is_a_multiset_not_idempotent() {
     // (0.5) ⊕ (0.5) holds two paths of strength 0.5: declaring ⊕ idempotent would be wrong.
     let a = KBest::<2>::single(0.5);
     assert_eq!(a.add(a).values(), &[0.5, 0.5]);
-    assert!(!KBest::<2>::ADD_IDEMPOTENT);
+    const { assert!(!KBest::<2>::ADD_IDEMPOTENT) };
     // A broken k-best ⊗ (only the best product) is caught by the checker.
     #[derive(Clone, Copy, Debug, PartialEq)]
     struct FirstOnly(KBest<2>);
