@@ -2,7 +2,7 @@
 //!
 //! A **path** runs from one element of the network input through one element of every node
 //! output along its way (following one reader at each fan-out) to the target element of the last
-//! node. Each step `j → k` is a connection of a node operand's [`Shares`](crate::layers::Shares);
+//! node. Each step `j → k` is a connection of a node operand's [`Shares`];
 //! its share is `Θ(d_jk)` (exactly `1` where relevance passes without Θ: activations, reshapes,
 //! concatenation slices, the gated operand of `Mul`). A path's value is the ⊗-product of its
 //! shares, and K-LRP's `R_j` is the ⊕ over the paths from `j`:

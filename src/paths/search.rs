@@ -73,7 +73,7 @@ impl Ord for Item {
 /// What a search kept, for the memory statement in docs/benchmarks.md.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SearchStats {
-    /// Partial paths stored (one [`Entry`] of 48 bytes each, plus a queue item).
+    /// Partial paths stored (one 56-byte entry each, plus a 48-byte queue item).
     pub stored: usize,
     /// Partial paths expanded.
     pub expanded: usize,
