@@ -36,7 +36,8 @@
 //!     ],
 //! )?;
 //! let x = array![[1.0_f32, 2.0]];
-//! let graph = RelevanceGraph::new(&net, &x, 0, &Explainer::viterbi())?;
+//! let viterbi = Explainer::viterbi();
+//! let graph = RelevanceGraph::new(&net, &x, 0, &viterbi)?;
 //! let best = graph.strongest(3)?;
 //! // The strongest path's strength is the largest Viterbi input relevance (up to rounding).
 //! let r = graph.relevance(0).unwrap();
