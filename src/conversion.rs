@@ -237,6 +237,18 @@ impl Conversion<Viterbi> for Clamp01 {
     }
 }
 
+/// One path of strength `clamp(d, 0, 1)`.
+impl<const K: usize> Conversion<crate::semiring::KBest<K>> for Clamp01 {
+    #[inline]
+    fn convert(&self, share: f32) -> crate::semiring::KBest<K> {
+        crate::semiring::KBest::single(clamp01(share))
+    }
+    #[inline]
+    fn maps_zero_to_zero(&self) -> bool {
+        true
+    }
+}
+
 impl Conversion<Fuzzy> for Clamp01 {
     #[inline]
     fn convert(&self, share: f32) -> Fuzzy {

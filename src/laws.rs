@@ -486,8 +486,8 @@ fn check_triple<K: Semiring>(
 /// [`F64_MAX_RELATIVE`] and [`F32_MAX_RELATIVE`] were derived for.
 pub mod strategies {
     use crate::semiring::{
-        Boolean, Counting, FloatCounting, Fuzzy, LogCounting, Lukasiewicz, MaxPlus, Product, Real,
-        Semiring, Tropical, Viterbi,
+        Boolean, Counting, FloatCounting, Fuzzy, KBest, LogCounting, Lukasiewicz, MaxPlus, Product,
+        Real, Semiring, Tropical, Viterbi,
     };
     use proptest::prelude::*;
 
@@ -540,6 +540,13 @@ pub mod strategies {
     /// 0 and 1 exactly, eighths (exact sums and products, ties) and reals in [0, 1].
     pub fn viterbi() -> impl Strategy<Value = Viterbi> + Clone {
         unit_interval().prop_map(Viterbi)
+    }
+
+    /// Lists of up to `K + 1` strengths drawn like [`viterbi`]'s (0, 1, eighths for ties, reals in
+    /// [0, 1]), the `K` largest kept: the empty list (the zero), one path of strength 1 (the
+    /// one), duplicates and full lists.
+    pub fn kbest<const K: usize>() -> impl Strategy<Value = KBest<K>> + Clone {
+        prop::collection::vec(unit_interval(), 0..=K + 1).prop_map(KBest::from_values)
     }
 
     /// As [`viterbi`].

@@ -133,6 +133,7 @@ pub mod laws;
 pub mod layers;
 pub mod models;
 pub mod network;
+pub mod paths;
 pub mod rules;
 pub mod semiring;
 pub mod spec;

@@ -219,6 +219,11 @@ impl<K: Semiring> Relevance<K> {
     pub fn to_f64(&self) -> ArrayD<f64> {
         self.input.mapv(|v| v.to_f64())
     }
+
+    /// The kept relevance of every activation (input first), if the propagation kept them.
+    pub(crate) fn into_layers(self) -> Option<Vec<ArrayD<K>>> {
+        self.layers
+    }
 }
 
 impl<F: Float + Debug + Send + Sync + 'static> Relevance<Real<F>> {
@@ -684,6 +689,20 @@ impl Network {
         theta: &PerLayer<T>,
         keep_layers: bool,
     ) -> Result<Relevance<K>> {
+        self.propagate_keeping_shares(trace, init, composite, theta, keep_layers, None)
+    }
+
+    /// [`propagate`](Network::propagate), also handing back every node's shares (one [`Shares`]
+    /// per operand, by node index) when `shares` is given: the relevance-path search walks them.
+    pub(crate) fn propagate_keeping_shares<'a, K: Semiring, T: Conversion<K>>(
+        &'a self,
+        trace: &Trace,
+        init: ArrayD<K>,
+        composite: &Composite,
+        theta: &PerLayer<T>,
+        keep_layers: bool,
+        mut shares_out: Option<&mut Vec<Vec<Shares<'a>>>>,
+    ) -> Result<Relevance<K>> {
         let out = trace.output();
         if trace.activations.len() != self.layers.len() + 1 {
             return Err(Error::invalid(format!(
@@ -723,6 +742,10 @@ impl Network {
         }
         let rules = composite.assign(&self.layers);
         let count = self.layers.len();
+        if let Some(kept) = shares_out.as_mut() {
+            kept.clear();
+            kept.resize_with(count, Vec::new);
+        }
         // The relevance of every tensor (by activation index), ⊕-accumulated over its readers.
         let mut rel: Vec<Option<ArrayD<K>>> = (0..=count).map(|_| None).collect();
         rel[count] = Some(init.clone());
@@ -753,7 +776,7 @@ impl Network {
             }
             let mut r = Some(r);
             let last = shares.len() - 1;
-            for (b, (shares, source)) in shares.into_iter().zip(sources).enumerate() {
+            for (b, (shares, source)) in shares.iter().zip(sources).enumerate() {
                 let a_in = ins[b];
                 let r_in = match (shares, r.take_if(|_| b == last)) {
                     // Relevance passes through unchanged (activations, flatten): move, don't copy.
@@ -768,11 +791,14 @@ impl Network {
                         let r_out = owned.as_ref().or(r.as_ref()).unwrap_or_else(|| {
                             unreachable!("the relevance is taken only for the last operand")
                         });
-                        kernels::propagate(&shares, theta.at(i), r_out, a_in.shape())
+                        kernels::propagate(shares, theta.at(i), r_out, a_in.shape())
                             .map_err(wrap)?
                     }
                 };
                 accumulate(&mut rel[source.activation_index()], r_in);
+            }
+            if let Some(kept) = shares_out.as_mut() {
+                kept[i] = shares;
             }
         }
         let r = rel[0]

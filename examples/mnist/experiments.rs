@@ -500,6 +500,16 @@ pub fn run(cfg: &Config, data: &Data, log: &mut dyn FnMut(&str)) -> klrp::Result
     let path = crate::network_view::write_network_view(&ex, pick_x.row(0), pick_y[0], &cfg.out)?;
     log(&format!("wrote {}", path.display()));
     files.push(path);
+    // Its strongest paths through the MLP (paths_view.rs).
+    let (path, paths) =
+        crate::paths_view::write_paths_view(&ex, pick_x.row(0), pick_y[0], &cfg.out)?;
+    log(&format!(
+        "wrote {} (strongest path: strength {:.4}, from pixel {})",
+        path.display(),
+        paths.first().map_or(0.0, |p| p.strength),
+        paths.first().map_or(0, |p| p.start())
+    ));
+    files.push(path);
 
     // 2. Boolean masks of every test digit; ∧ and ∨ per class.
     let t = Instant::now();

@@ -21,6 +21,7 @@
 
 mod experiments;
 mod network_view;
+mod paths_view;
 mod rng;
 mod train;
 

@@ -71,6 +71,28 @@ Example:
   klrp predict --model models/efficientnet_lite0.onnx --input photo.jpg \\
       --labels models/imagenet_classes.txt";
 
+const PATHS_HELP: &str = "\
+A path runs from one input element through one element of every node output on its way to the
+target; its strength is the product of its Θ-converted shares (max-abs shares, Θ = clamp to
+[0, 1]: the Viterbi relevance of an input is the strength of its strongest path).
+
+Output (--out), a contract (docs/paths.md):
+  --top K:    {\"target\": C, \"semiring\": \"viterbi\", \"paths\": [{\"strength\": S, \"steps\":
+              [{\"node\": -1, \"index\": J, ...}, {\"node\": 0, \"index\": K, \"share\": D, ...}, ...]}]}
+              the min(K, P) strongest of the P paths of strength > 0, strongest first (ties:
+              lexicographic order of the steps); node = the layer index `klrp info` prints,
+              index = the flat C-order index within one sample.
+  --sample N: {\"target\": C, \"semiring\": \"counting\", \"theta\": T, \"relevant_paths\": P,
+              \"seed\": S, \"sampled\": [{\"steps\": [...]}, ...]}: N paths drawn uniformly with
+              replacement from the P relevant paths (every share d ≥ θ; LRP-0 shares).
+
+Examples:
+  klrp paths --model mlp.onnx --input x.npy --target 3 --top 10 --out paths.json
+  klrp paths --model cnn.onnx --input digit.png --target predicted --top 5 --from 350 \\
+      --out paths.json --figure paths.png
+  klrp paths --model mlp.onnx --input x.npy --target 3 --sample 100 --theta 0.05 --seed 1 \\
+      --out sampled.json";
+
 /// klrp — semiring-generalized Layer-wise Relevance Propagation (K-LRP).
 #[derive(Parser)]
 #[command(name = "klrp", version, after_help = TOP_HELP, max_term_width = 100)]
@@ -90,6 +112,10 @@ enum Command {
     /// Print the most probable classes of each input sample (softmax of the outputs).
     #[command(after_help = PREDICT_HELP)]
     Predict(PredictArgs),
+    /// The strongest paths (viterbi) from the input to a target class, or relevant paths drawn
+    /// uniformly (counting): write them as JSON.
+    #[command(after_help = PATHS_HELP)]
+    Paths(Box<PathsCli>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -218,6 +244,96 @@ struct ExplainCli {
     #[arg(long, value_name = "S", value_parser = ["real", "boolean", "counting", "viterbi"],
           help_heading = "Rules")]
     semiring: Option<String>,
+    /// output (start from the target's logit; default for real) | one (start from 1, the K-LRP
+    /// convention; default for the other semirings).
+    #[arg(long, value_name = "I", value_parser = ["output", "one"], help_heading = "Rules")]
+    init: Option<String>,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// Per-layer thresholds calibrated on the input batch: fair-share:K (θ = K / n̄ on every
+    /// dense/conv layer), inputs:F (masks keep a fraction F of the non-zero inputs) or
+    /// connections:F (each layer keeps a fraction F of its positive shares); --theta-at still
+    /// overrides single layers. The chosen θ are printed.
+    #[arg(long, value_name = "KIND:V", help_heading = "Θ (boolean, counting)")]
+    theta_auto: Option<String>,
+}
+
+#[derive(Args)]
+struct PathsCli {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    input: InputArgs,
+    /// The class the paths lead to, or `predicted` (the input holds one sample).
+    #[arg(long, value_name = "C", allow_hyphen_values = true)]
+    target: String,
+    /// List the K strongest paths (viterbi), strongest first.
+    #[arg(
+        long,
+        value_name = "K",
+        allow_hyphen_values = true,
+        help_heading = "Paths"
+    )]
+    top: Option<String>,
+    /// Only paths starting at input element INDEX (flat C-order index within one sample): the
+    /// first listed is the strongest path from it.
+    #[arg(
+        long = "from",
+        value_name = "INDEX",
+        allow_hyphen_values = true,
+        help_heading = "Paths"
+    )]
+    from_index: Option<String>,
+    /// Draw N relevant paths uniformly at random, with replacement (counting: every linear and
+    /// pooling share d ≥ θ, see --theta).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Paths"
+    )]
+    sample: Option<String>,
+    /// The seed of --sample [default: 0]: the same seed draws the same paths.
+    #[arg(
+        long,
+        value_name = "S",
+        allow_hyphen_values = true,
+        help_heading = "Paths"
+    )]
+    seed: Option<String>,
+    /// Where to write the paths (JSON).
+    #[arg(
+        long,
+        value_name = "paths.json",
+        allow_hyphen_values = true,
+        help_heading = "Output"
+    )]
+    out: String,
+    /// Also draw the paths on the input image: each path's receptive field at every layer (needs
+    /// an image-shaped input, [C, H, W]).
+    #[arg(
+        long,
+        value_name = "paths.png",
+        allow_hyphen_values = true,
+        help_heading = "Output"
+    )]
+    figure: Option<String>,
+    /// Also write the circuit: the union of the paths, per layer the elements and channels on
+    /// them with how many paths use each (JSON).
+    #[arg(
+        long,
+        value_name = "circuit.json",
+        allow_hyphen_values = true,
+        help_heading = "Output"
+    )]
+    circuit: Option<String>,
+    #[command(flatten)]
+    rules: RuleArgs,
+}
+
+/// The rule and Θ options `explain` and `paths` share.
+#[derive(Args)]
+struct RuleArgs {
     /// One rule on every dense and conv layer: zero | epsilon[=E] | gamma[=G] | zplus |
     /// alpha-beta=A,B | flat | wsquare | max-abs[=D] (epsilon: E = 1e-6, gamma: G = 0.25 by
     /// default).
@@ -261,10 +377,6 @@ struct ExplainCli {
     /// wta (winner-take-all, default) | average (proportional to activations).
     #[arg(long, value_name = "P", value_parser = ["wta", "average"], help_heading = "Rules")]
     maxpool: Option<String>,
-    /// output (start from the target's logit; default for real) | one (start from 1, the K-LRP
-    /// convention; default for the other semirings).
-    #[arg(long, value_name = "I", value_parser = ["output", "one"], help_heading = "Rules")]
-    init: Option<String>,
     /// Θ threshold on every layer (boolean, counting; default 0.01): a share d passes if d ≥ T.
     #[arg(
         long,
@@ -370,10 +482,13 @@ fn run(argv: &[std::ffi::OsString]) -> CliResult<()> {
         },
     };
     match cli.command {
-        None => usage("no command given: use `klrp info`, `klrp explain` or `klrp predict`"),
+        None => usage(
+            "no command given: use `klrp info`, `klrp explain`, `klrp predict` or `klrp paths`",
+        ),
         Some(Command::Info(a)) => info(&a.model),
         Some(Command::Explain(a)) => explain(&a),
         Some(Command::Predict(a)) => predict(&a),
+        Some(Command::Paths(a)) => paths(&a),
         Some(Command::Completions { shell }) => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "klrp", &mut buf);
@@ -860,17 +975,17 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
         .map_err(|e: klrp::Error| usage_error(e).prefixed("--target"))?;
     let mut spec = ExplainSpec::from_args(&ExplainArgs {
         semiring: a.semiring.as_deref(),
-        rule: a.rule.as_deref(),
-        first_rule: a.first_rule.as_deref(),
-        composite: a.composite.as_deref(),
-        low: a.low.as_deref(),
-        high: a.high.as_deref(),
-        theta: a.theta.as_deref(),
-        theta_at: a.theta_at.iter().map(String::as_str).collect(),
-        theta_abs: a.theta_abs,
+        rule: a.rules.rule.as_deref(),
+        first_rule: a.rules.first_rule.as_deref(),
+        composite: a.rules.composite.as_deref(),
+        low: a.rules.low.as_deref(),
+        high: a.rules.high.as_deref(),
+        theta: a.rules.theta.as_deref(),
+        theta_at: a.rules.theta_at.iter().map(String::as_str).collect(),
+        theta_abs: a.rules.theta_abs,
         theta_auto: a.theta_auto.as_deref(),
         init: a.init.as_deref(),
-        maxpool: a.maxpool.as_deref(),
+        maxpool: a.rules.maxpool.as_deref(),
     })
     .map_err(usage_error)?;
     let heatmap = a.heatmap.as_deref().map(PathBuf::from);
@@ -959,6 +1074,194 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
     }
     Ok(())
 }
+
+/// A count flag (at least 1: `parse_limit` refuses 0).
+fn parse_count(flag: &str, s: &str) -> CliResult<usize> {
+    Ok(usize::try_from(parse_limit(flag, s)?).unwrap_or(usize::MAX))
+}
+
+fn paths(a: &PathsCli) -> CliResult<()> {
+    let target: Targets = a
+        .target
+        .parse()
+        .map_err(|e: klrp::Error| usage_error(e).prefixed("--target"))?;
+    if let Targets::PerSample(_) = target {
+        return usage("--target: paths take one class (or `predicted`)");
+    }
+    let sampling = a.sample.is_some();
+    if sampling && (a.top.is_some() || a.from_index.is_some()) {
+        return usage(
+            "--sample draws relevant paths (counting); --top and --from list the strongest paths \
+             (viterbi): give one or the other",
+        );
+    }
+    if !sampling {
+        if a.top.is_none() {
+            return usage(
+                "give --top K (the strongest paths) or --sample N --theta T (relevant paths)",
+            );
+        }
+        if a.rules.theta.is_some() || !a.rules.theta_at.is_empty() || a.rules.theta_abs {
+            return usage(
+                "--theta, --theta-at and --theta-abs apply to --sample (counting); the strongest \
+                 paths use Θ = clamp to [0, 1]",
+            );
+        }
+        if a.seed.is_some() {
+            return usage("--seed applies to --sample");
+        }
+    }
+    let top = a
+        .top
+        .as_deref()
+        .map(|k| parse_count("--top", k))
+        .transpose()?;
+    let count = a
+        .sample
+        .as_deref()
+        .map(|n| parse_count("--sample", n))
+        .transpose()?;
+    let from = a
+        .from_index
+        .as_deref()
+        .map(|j| parse_usize("--from", j))
+        .transpose()?;
+    let seed = match &a.seed {
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(v) => v,
+            Err(_) => return usage(format!("--seed: '{s}' is not a non-negative integer")),
+        },
+        None => 0,
+    };
+    let r = &a.rules;
+    let mut spec = ExplainSpec::from_args(&ExplainArgs {
+        semiring: Some(if sampling { "counting" } else { "viterbi" }),
+        rule: r.rule.as_deref(),
+        first_rule: r.first_rule.as_deref(),
+        composite: r.composite.as_deref(),
+        low: r.low.as_deref(),
+        high: r.high.as_deref(),
+        theta: r.theta.as_deref(),
+        theta_at: r.theta_at.iter().map(String::as_str).collect(),
+        theta_abs: r.theta_abs,
+        theta_auto: None,
+        init: None,
+        maxpool: r.maxpool.as_deref(),
+    })
+    .map_err(usage_error)?;
+    let loaded = load_model(&a.model)?;
+    let input = load_input(&a.input, &loaded)?;
+    let net = loaded.network.canonize()?;
+    if input.x.shape()[0] != 1 {
+        return Err(CliError::Failure(format!(
+            "paths explain one sample; {} holds {} (give one sample)",
+            a.input.input,
+            input.x.shape()[0]
+        )));
+    }
+    if let Some(f) = &a.figure {
+        let s = net.input_shape();
+        if s.len() != 3 {
+            return Err(CliError::Failure(format!(
+                "--figure {f} needs an image-shaped input ([C, H, W]); the model takes {}",
+                shape_str(s)
+            )));
+        }
+    }
+    spec.check_layers(net.layers().len()).map_err(usage_error)?;
+    if spec.uses_bounds()
+        && spec.bounds.is_none()
+        && let Some((lo, hi)) = &input.pixel_range
+    {
+        spec.bounds = Some(channel_bounds(net.input_shape(), lo, hi));
+    }
+    let composite = spec.composite().map_err(usage_error)?;
+    let (json, found, boxes) = if let Some(n) = count {
+        let theta = spec.theta.unwrap_or(klrp::spec::DEFAULT_THETA);
+        if spec.theta_abs {
+            let mut p = klrp::PerLayer::new(klrp::AbsThreshold::new(theta)?);
+            for &(i, t) in &spec.theta_at {
+                p.set(i, klrp::AbsThreshold::new(t)?);
+            }
+            let ex = klrp::Explainer::<_, klrp::AbsThreshold>::new(composite, p);
+            sample_paths(&net, &input.x, target, &ex, n, seed, theta)?
+        } else {
+            let mut p = klrp::PerLayer::new(klrp::Threshold::new(theta)?);
+            for &(i, t) in &spec.theta_at {
+                p.set(i, klrp::Threshold::new(t)?);
+            }
+            let ex = klrp::Explainer::<_, klrp::Threshold>::new(composite, p);
+            sample_paths(&net, &input.x, target, &ex, n, seed, theta)?
+        }
+    } else {
+        let ex = klrp::Explainer::new(composite, klrp::Clamp01);
+        let g = klrp::paths::RelevanceGraph::new(&net, &input.x, target, &ex)?;
+        let k = top.unwrap_or(1);
+        let found = match from {
+            Some(j) => g.strongest_from(j, k).map_err(|e| match e {
+                klrp::Error::InvalidArgument(m) => CliError::Usage(format!("--from: {m}")),
+                other => other.into(),
+            })?,
+            None => g.strongest(k)?,
+        };
+        if found.is_empty() {
+            eprintln!(
+                "note: no path of strength > 0 leads to target {}{} (every path has a zero \
+                 share); writing \"paths\": []",
+                g.target(),
+                from.map(|j| format!(" from input element {j}"))
+                    .unwrap_or_default()
+            );
+        }
+        let boxes = found.iter().map(|p| g.receptive_fields(p)).collect();
+        (klrp::paths::paths_json(g.target(), &found), found, boxes)
+    };
+    std::fs::write(&a.out, json).map_err(|e| klrp::Error::Io {
+        path: a.out.clone(),
+        source: e,
+    })?;
+    if let Some(c) = &a.circuit {
+        let circuit = klrp::paths::Circuit::from_paths(&found);
+        std::fs::write(c, circuit.to_json()).map_err(|e| klrp::Error::Io {
+            path: c.clone(),
+            source: e,
+        })?;
+    }
+    if let Some(f) = &a.figure {
+        if found.is_empty() {
+            eprintln!("note: no path to draw; {f} not written");
+        } else {
+            let fig = klrp::paths::receptive_field_figure(&input.x, &boxes, &found)?;
+            klrp::viz::save_png(f, &fig)?;
+        }
+    }
+    Ok(())
+}
+
+/// Samples `n` relevant paths.
+fn sample_paths<T: klrp::Conversion<klrp::semiring::Counting>>(
+    net: &Network,
+    x: &Tensor,
+    target: klrp::Targets,
+    ex: &klrp::Explainer<klrp::semiring::Counting, T>,
+    n: usize,
+    seed: u64,
+    theta: f32,
+) -> CliResult<PathsFound> {
+    let g = klrp::paths::RelevanceGraph::new(net, x, target, ex)?;
+    let total = g.count()?;
+    let found = g.sample(n, seed)?;
+    let json = klrp::paths::sample_json(g.target(), theta, total, seed, &found);
+    let boxes = found.iter().map(|p| g.receptive_fields(p)).collect();
+    Ok((json, found, boxes))
+}
+
+/// The JSON, the paths and every step's receptive field.
+type PathsFound = (
+    String,
+    Vec<klrp::paths::Path>,
+    Vec<Vec<Option<klrp::paths::Field>>>,
+);
 
 impl CliError {
     /// Prefixes `flag: ` to the message.

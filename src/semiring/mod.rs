@@ -35,6 +35,7 @@
 mod boolean;
 mod counting;
 mod fuzzy;
+mod kbest;
 mod product;
 mod real;
 mod tropical;
@@ -43,6 +44,7 @@ mod viterbi;
 pub use boolean::Boolean;
 pub use counting::{Counting, FloatCounting, LogCounting};
 pub use fuzzy::{Fuzzy, Lukasiewicz};
+pub use kbest::KBest;
 pub use product::Product;
 pub use real::Real;
 pub use tropical::{MaxPlus, Tropical};

@@ -1399,3 +1399,310 @@ fn efficientnet_lite0_uses_the_models_preprocessing() {
     let png = klrp::io::image::read_image_file(&heat).unwrap();
     assert_eq!((png.width, png.height), (224, 224));
 }
+
+// ------------------------------------------------------------------ klrp paths (issue #18)
+
+/// Sample 0 of a fixture's input batch, written as one sample (no batch axis).
+fn one_sample(model: &str, tmp: &TempDir) -> (PathBuf, ArrayD<f32>) {
+    let x = load_f32(&fixtures().join(model).join("input.npy"));
+    let x0 = x.index_axis(ndarray::Axis(0), 0).to_owned();
+    let p = tmp.file(&format!("{model}_x0.npy"));
+    klrp::io::npy::write_npy_file(&p, &x0).unwrap();
+    (p, x0.insert_axis(ndarray::Axis(0)))
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The steps of a path in the JSON as (node, index, share).
+fn json_steps(p: &serde_json::Value) -> Vec<(i64, usize, Option<f64>)> {
+    p["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["node"].as_i64().unwrap(),
+                s["index"].as_u64().unwrap() as usize,
+                s.get("share").map(|v| v.as_f64().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn paths_json_follows_the_contract_and_matches_the_library() {
+    let tmp = TempDir::new("paths");
+    for model in ["mlp", "cnn_pool"] {
+        let onnx = fixtures().join(model).join("legacy.onnx");
+        let (input, x) = one_sample(model, &tmp);
+        let net = library_net(&onnx);
+        let out = tmp.file("paths.json");
+        let circuit = tmp.file("circuit.json");
+        ok(&[
+            "paths",
+            "--model",
+            path_str(&onnx),
+            "--input",
+            path_str(&input),
+            "--target",
+            "1",
+            "--top",
+            "7",
+            "--out",
+            path_str(&out),
+            "--circuit",
+            path_str(&circuit),
+        ]);
+        let v = read_json(&out);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(v["target"], 1);
+        assert_eq!(v["semiring"], "viterbi");
+        let paths = v["paths"].as_array().unwrap();
+        assert_eq!(paths.len(), 7, "{model}");
+        let want = net
+            .strongest_paths(&x, 1, 7, &klrp::Explainer::viterbi())
+            .unwrap();
+        let viterbi = net
+            .explain_with(&x, 1, &klrp::Explainer::viterbi())
+            .unwrap();
+        let max = viterbi.input().iter().map(|v| v.0).fold(0.0, f64::max);
+        let mut last = f64::INFINITY;
+        for (p, w) in paths.iter().zip(&want) {
+            // Shortest round-trip form: Rust's parser gets the exact f64 back (serde_json's
+            // default parser may be 1 ulp off, hence the tolerance on its values below).
+            let printed = format!("\"strength\": {:?}", w.strength);
+            assert!(text.contains(&printed), "{model}: {printed}");
+            assert_eq!(
+                format!("{:?}", w.strength).parse::<f64>().unwrap(),
+                w.strength
+            );
+            let strength = p["strength"].as_f64().unwrap();
+            assert!(
+                (strength - w.strength).abs() <= 1e-15 * w.strength,
+                "{model}"
+            );
+            assert!(strength <= last && strength > 0.0);
+            last = strength;
+            let steps = json_steps(p);
+            assert_eq!(steps[0].0, -1, "starts at the input");
+            assert_eq!(steps[0].2, None, "no share at the input");
+            let n_nodes = net.layers().len() as i64;
+            assert_eq!(
+                steps.last().unwrap().0,
+                n_nodes - 1,
+                "ends at the last node"
+            );
+            assert_eq!(steps.last().unwrap().1, 1, "ends at the target");
+            // A chain: one step per node, in order.
+            let nodes: Vec<i64> = steps.iter().map(|s| s.0).collect();
+            assert_eq!(nodes, (-1..n_nodes).collect::<Vec<_>>());
+            // strength = the product of the shares (from the target back).
+            let product = steps[1..]
+                .iter()
+                .rev()
+                .fold(1.0, |acc, s| s.2.unwrap() * acc);
+            assert!((product - strength).abs() <= 1e-14 * strength);
+            for (s, ws) in steps.iter().zip(&w.steps) {
+                assert_eq!(s.1, ws.index);
+            }
+        }
+        let top = paths[0]["strength"].as_f64().unwrap();
+        // Up to the fast kernels' rounding (docs/semantics.md §9).
+        assert!((top - max).abs() <= 1e-5 * max, "{model}: {top} vs {max}");
+        let c = read_json(&circuit);
+        assert_eq!(c["paths"], 7);
+
+        // --from J: the strongest path from J first, every path from J.
+        let r0: Vec<f64> = viterbi.input().iter().map(|v| v.0).collect();
+        let j = (0..r0.len())
+            .filter(|&j| r0[j] > 0.0)
+            .min_by(|&a, &b| r0[a].total_cmp(&r0[b]))
+            .unwrap();
+        ok(&[
+            "paths",
+            "--model",
+            path_str(&onnx),
+            "--input",
+            path_str(&input),
+            "--target",
+            "1",
+            "--top",
+            "3",
+            "--from",
+            &j.to_string(),
+            "--out",
+            path_str(&out),
+        ]);
+        let v = read_json(&out);
+        let paths = v["paths"].as_array().unwrap();
+        assert!(!paths.is_empty());
+        for p in paths {
+            assert_eq!(json_steps(p)[0].1, j);
+        }
+        let s0 = paths[0]["strength"].as_f64().unwrap();
+        assert!((s0 - r0[j]).abs() <= 1e-5 * r0[j], "{s0} vs R_j {}", r0[j]);
+
+        // --sample N --theta T --seed S: N relevant paths, reproducible.
+        let sample = |seed: &str| {
+            ok(&[
+                "paths",
+                "--model",
+                path_str(&onnx),
+                "--input",
+                path_str(&input),
+                "--target",
+                "1",
+                "--sample",
+                "25",
+                "--theta",
+                "0.01",
+                "--seed",
+                seed,
+                "--out",
+                path_str(&out),
+            ]);
+            read_json(&out)
+        };
+        let a = sample("3");
+        assert_eq!(a["semiring"], "counting");
+        assert_eq!(a["target"], 1);
+        assert_eq!(a["theta"].as_f64().unwrap(), 0.01);
+        let sampled = a["sampled"].as_array().unwrap();
+        assert_eq!(sampled.len(), 25);
+        let counts = net
+            .explain_with(
+                &x,
+                1,
+                &klrp::Explainer::counting(Threshold::new(0.01).unwrap()),
+            )
+            .unwrap();
+        let total: u64 = counts.input().iter().map(|c| c.0).sum();
+        assert_eq!(a["relevant_paths"].as_u64().unwrap(), total);
+        for p in sampled {
+            let steps = json_steps(p);
+            assert_eq!(steps[0].0, -1);
+            assert!(counts.input().iter().nth(steps[0].1).unwrap().0 > 0);
+            assert_eq!(steps.last().unwrap().1, 1);
+            // Every linear/pooling step's LRP-0 share passed θ.
+            for s in p["steps"].as_array().unwrap() {
+                if let Some(d) = s.get("d") {
+                    assert!(d.as_f64().unwrap() >= 0.01_f32 as f64, "{s}");
+                }
+            }
+        }
+        assert_eq!(a, sample("3"), "the same seed draws the same paths");
+        assert_eq!(sample("0")["seed"], 0);
+        assert_ne!(a, sample("4"));
+    }
+}
+
+#[test]
+fn paths_figure_and_bad_input() {
+    let tmp = TempDir::new("paths-bad");
+    let onnx = fixtures().join("cnn_pool/legacy.onnx");
+    let (input, _) = one_sample("cnn_pool", &tmp);
+    let (m, x) = (path_str(&onnx), path_str(&input));
+    let out = tmp.file("p.json");
+    let fig = tmp.file("p.png");
+    let o = path_str(&out);
+    ok(&[
+        "paths",
+        "--model",
+        m,
+        "--input",
+        x,
+        "--target",
+        "predicted",
+        "--top",
+        "2",
+        "--out",
+        o,
+        "--figure",
+        path_str(&fig),
+    ]);
+    let png = klrp::viz::read_png(&fig).unwrap();
+    assert!(png.width() > 50 && png.height() > 50);
+    let base = [
+        "paths", "--model", m, "--input", x, "--target", "1", "--out", o,
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut v: Vec<&str> = base.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    fails(
+        &with(&["--top", "0"]),
+        2,
+        "--top: '0' is not a positive integer",
+    );
+    fails(&with(&[]), 2, "give --top K");
+    fails(
+        &with(&["--top", "2", "--from", "999999"]),
+        2,
+        "outside the input",
+    );
+    fails(
+        &with(&["--top", "2", "--theta", "0.1"]),
+        2,
+        "apply to --sample",
+    );
+    fails(
+        &with(&["--top", "2", "--sample", "3"]),
+        2,
+        "give one or the other",
+    );
+    fails(
+        &with(&["--sample", "0"]),
+        2,
+        "--sample: '0' is not a positive integer",
+    );
+    fails(
+        &with(&["--sample", "3", "--theta", "5"]),
+        1,
+        "no relevant path",
+    );
+    fails(&with(&["--sample", "3", "--seed", "-1"]), 2, "--seed: '-1'");
+    // A batch of three samples.
+    let batch = fixtures().join("cnn_pool/input.npy");
+    fails(
+        &[
+            "paths",
+            "--model",
+            m,
+            "--input",
+            path_str(&batch),
+            "--target",
+            "1",
+            "--top",
+            "1",
+            "--out",
+            o,
+        ],
+        1,
+        "one sample",
+    );
+    // --from an element with no path (its input value is 0): "paths": [], said on stderr.
+    let mut x0 = load_f32(&input);
+    x0.as_slice_mut().unwrap()[0] = 0.0;
+    let zero = tmp.file("zero.npy");
+    klrp::io::npy::write_npy_file(&zero, &x0).unwrap();
+    let r = ok(&[
+        "paths",
+        "--model",
+        m,
+        "--input",
+        path_str(&zero),
+        "--target",
+        "1",
+        "--top",
+        "2",
+        "--from",
+        "0",
+        "--out",
+        o,
+    ]);
+    assert_eq!(read_json(&out)["paths"], serde_json::json!([]));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no path of strength > 0"));
+}

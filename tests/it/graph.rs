@@ -471,7 +471,7 @@ fn viterbi_average_pooling_takes_max_abs_shares() {
 // ---------------------------------------------------------------------------------------------
 // Property tests on random DAGs.
 
-mod random_dags {
+pub(crate) mod random_dags {
     use super::*;
     use klrp::kernels::for_each_connection;
     use klrp::layers::{Connectivity, Shares};

@@ -23,6 +23,7 @@ mod models;
 mod network_figure;
 mod onnx_graph;
 mod onnx_import;
+mod paths;
 mod reliability;
 mod semiring_laws;
 mod zennit_reference;
@@ -37,6 +38,10 @@ mod experiments;
 #[allow(dead_code)]
 #[path = "../../examples/mnist/network_view.rs"]
 mod network_view;
+#[cfg(feature = "viz")]
+#[allow(dead_code)]
+#[path = "../../examples/mnist/paths_view.rs"]
+mod paths_view;
 #[cfg(feature = "viz")]
 #[allow(dead_code)]
 #[path = "../../examples/mnist/rng.rs"]

@@ -6,8 +6,8 @@ use klrp::laws::{
     approx_eq_f32, approx_eq_f64, check_laws, check_laws_at, check_laws_exact, strategies,
 };
 use klrp::semiring::{
-    Boolean, Counting, FloatCounting, Fuzzy, LogCounting, Lukasiewicz, MaxPlus, Product, Real,
-    Semiring, Tropical, Viterbi,
+    Boolean, Counting, FloatCounting, Fuzzy, KBest, LogCounting, Lukasiewicz, MaxPlus, Product,
+    Real, Semiring, Tropical, Viterbi,
 };
 use proptest::prelude::*;
 
@@ -66,6 +66,62 @@ fn viterbi() {
         |x: &Viterbi, y: &Viterbi| f64_eq(x.0, y.0),
         CASES,
     ));
+}
+
+fn kbest_eq<const K: usize>(x: &KBest<K>, y: &KBest<K>) -> bool {
+    x.values()
+        .iter()
+        .zip(y.values())
+        .all(|(&a, &b)| f64_eq(a, b))
+}
+
+#[test]
+fn kbest() {
+    pass(check_laws(strategies::kbest::<1>(), kbest_eq, CASES));
+    pass(check_laws(strategies::kbest::<3>(), kbest_eq, CASES));
+    pass(check_laws(strategies::kbest::<8>(), kbest_eq, CASES / 4));
+}
+
+#[test]
+fn kbest_is_a_multiset_not_idempotent() {
+    // (0.5) ⊕ (0.5) holds two paths of strength 0.5: declaring ⊕ idempotent would be wrong.
+    let a = KBest::<2>::single(0.5);
+    assert_eq!(a.add(a).values(), &[0.5, 0.5]);
+    const { assert!(!KBest::<2>::ADD_IDEMPOTENT) };
+    // A broken k-best ⊗ (only the best product) is caught by the checker.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct FirstOnly(KBest<2>);
+    impl Semiring for FirstOnly {
+        const NAME: &'static str = "first-only";
+        fn zero() -> Self {
+            FirstOnly(KBest::zero())
+        }
+        fn one() -> Self {
+            FirstOnly(KBest::one())
+        }
+        fn add(self, rhs: Self) -> Self {
+            FirstOnly(self.0.add(rhs.0))
+        }
+        fn mul(self, rhs: Self) -> Self {
+            FirstOnly(KBest::single(self.0.best() * rhs.0.best()))
+        }
+        fn to_f64(&self) -> f64 {
+            self.0.best()
+        }
+    }
+    let err = check_laws(
+        strategies::kbest::<2>().prop_map(FirstOnly),
+        |x: &FirstOnly, y: &FirstOnly| kbest_eq(&x.0, &y.0),
+        2000,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err.law,
+            Law::MulIdentity | Law::LeftDistributive | Law::RightDistributive
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -301,7 +357,10 @@ fn non_distributive_mul_fails_left_distributivity() {
     // Drawn values (0 and 1 are always mixed in) break a distributive law.
     let err = check_laws_exact((1u64..=100).prop_map(NonDistributive), CASES).unwrap_err();
     assert!(
-        matches!(err.law, Law::LeftDistributive | Law::RightDistributive),
+        matches!(
+            err.law,
+            Law::MulIdentity | Law::LeftDistributive | Law::RightDistributive
+        ),
         "{err}"
     );
     // With a ≥ 1 every triple breaks left distributivity, the first law that fails.
