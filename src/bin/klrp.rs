@@ -392,12 +392,6 @@ struct RuleArgs {
     /// Pass a share if |d| > T instead of d ≥ T.
     #[arg(long, help_heading = "Θ (boolean, counting)")]
     theta_abs: bool,
-    /// Per-layer thresholds calibrated on the input batch: fair-share:K (θ = K / n̄ on every
-    /// dense/conv layer), inputs:F (masks keep a fraction F of the non-zero inputs) or
-    /// connections:F (each layer keeps a fraction F of its positive shares); --theta-at still
-    /// overrides single layers. The chosen θ are printed.
-    #[arg(long, value_name = "KIND:V", help_heading = "Θ (boolean, counting)")]
-    theta_auto: Option<String>,
 }
 
 enum CliError {
