@@ -26,6 +26,7 @@ mod onnx_import;
 mod paths;
 mod reliability;
 mod semiring_laws;
+mod zennit_graph;
 mod zennit_reference;
 
 // The MNIST example's own modules (used by `mnist_example`), by path at the crate root, where
