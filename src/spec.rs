@@ -155,15 +155,15 @@ impl FromStr for FirstRule {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ThetaAuto {
     /// `fair-share:K`: `θ_l = K / n̄_l` on every dense and convolution layer
-    /// ([`calibrate::fair_share`](crate::calibrate::fair_share)).
+    /// ([`calibrate::fair_share`]).
     FairShare(f32),
     /// `inputs:F`: the fair-share θ whose Boolean masks keep a fraction `F` of each sample's
     /// non-zero inputs, on average over the batch
-    /// ([`calibrate::for_input_fraction`](crate::calibrate::for_input_fraction)).
+    /// ([`calibrate::for_input_fraction`]).
     Inputs(f64),
     /// `connections:F`: per dense and convolution layer, the θ that keeps a fraction `F` of the
     /// connections with a positive share
-    /// ([`calibrate::for_connection_fraction`](crate::calibrate::for_connection_fraction)).
+    /// ([`calibrate::for_connection_fraction`]).
     Connections(f64),
 }
 
