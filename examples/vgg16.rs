@@ -309,8 +309,8 @@ fn run() -> klrp::Result<()> {
     .with_column_titles([
         "input".to_string(),
         "real".to_string(),
-        format!("boolean: {on} of {} on", x.len()),
-        format!("counting: {counted} > 0"),
+        format!("boolean, on: {on}"),
+        format!("counting, >0: {counted}"),
         "viterbi".to_string(),
         "real, features.28".to_string(),
     ])

@@ -39,13 +39,13 @@
 //! ```
 
 use crate::composite::Composite;
-use crate::conversion::{PerLayer, Threshold};
+use crate::conversion::{Conversion, PerLayer, Threshold};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::layers::{Connectivity, Shares, Tensor};
 use crate::network::{Network, Trace, one_hot};
 use crate::rules::{Rule, ZeroRule};
-use crate::semiring::{Boolean, Counting};
+use crate::semiring::{Boolean, Counting, Semiring};
 use ndarray::{ArrayD, IxDyn};
 
 /// θ on layers that are neither dense nor convolutions (pooling): any positive share counts.
@@ -193,9 +193,10 @@ pub fn fair_share(net: &Network, x: &Tensor, kappa: f32) -> Result<PerLayer<Thre
 
 /// Fair-share thresholds with the κ of [`kappa_grid`] whose Boolean masks (under `composite`,
 /// explaining `targets`) keep the fraction of non-zero inputs closest to `fraction`, averaged
-/// over the calibration samples `x`. The mask only shrinks as κ grows, so κ is found by bisection
-/// (about 10 propagations): the first κ keeping at most `fraction`, or the one before it if that
-/// is closer.
+/// over the calibration samples `x`. The mask only shrinks as κ grows: κ is the first grid value
+/// keeping at most `fraction`, or the one before it if that is closer. It is found with one
+/// bottleneck propagation in the (max, min) semiring, which gives every input the largest κ
+/// that keeps it on, and (usually) two Boolean propagations that confirm the choice.
 ///
 /// # Errors
 /// As [`Network::trace`] and [`Network::propagate`]; [`Error::InvalidArgument`] if `fraction` is
@@ -216,10 +217,11 @@ pub fn for_input_fraction(
         .outer_iter()
         .map(|s| s.iter().filter(|&&v| v != 0.0).count().max(1) as f64)
         .collect();
+    let n = nonzero.len() as f64;
+    // The mean fraction of non-zero inputs a Boolean mask keeps at κ (one propagation).
     let kept = |kappa: f32| -> Result<f64> {
         let theta = thetas(&active, kappa)?;
         let mask = net.propagate(&trace, init.clone(), composite, &theta, false)?;
-        let n = nonzero.len() as f64;
         Ok(mask
             .input()
             .outer_iter()
@@ -229,20 +231,45 @@ pub fn for_input_fraction(
             / n)
     };
     let grid = kappa_grid();
-    let (mut lo, mut hi) = (0usize, grid.len() - 1);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if kept(grid[mid])? <= fraction {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
+    // The mask only shrinks as κ grows. Wanted: the first grid index whose mask keeps at most
+    // `fraction` (the last index if none does). One bottleneck propagation predicts every
+    // κ's mask at once; Boolean propagations then confirm the prediction (and correct it, one
+    // grid step at a time, where rounding made it differ).
+    let critical = critical_kappas(net, &trace, targets, composite, &active)?;
+    let predicted = |kappa: f32| -> f64 {
+        critical
+            .outer_iter()
+            .zip(&nonzero)
+            .map(|(c, nz)| c.iter().filter(|&&k| k >= f64::from(kappa)).count() as f64 / nz)
+            .sum::<f64>()
+            / n
+    };
+    let mut lo = grid
+        .partition_point(|&k| predicted(k) > fraction)
+        .min(grid.len() - 1);
+    let mut at_lo = kept(grid[lo])?;
+    while at_lo > fraction && lo + 1 < grid.len() {
+        lo += 1;
+        at_lo = kept(grid[lo])?;
     }
-    let mut best = (grid[lo], kept(grid[lo])?);
-    if lo > 0 {
-        let before = kept(grid[lo - 1])?;
-        if (before - fraction).abs() < (best.1 - fraction).abs() {
-            best = (grid[lo - 1], before);
+    let mut before = if lo > 0 {
+        Some(kept(grid[lo - 1])?)
+    } else {
+        None
+    };
+    while let Some(b) = before.filter(|&b| b <= fraction) {
+        lo -= 1;
+        at_lo = b;
+        before = if lo > 0 {
+            Some(kept(grid[lo - 1])?)
+        } else {
+            None
+        };
+    }
+    let mut best = (grid[lo], at_lo);
+    if let Some(b) = before {
+        if (b - fraction).abs() < (at_lo - fraction).abs() {
+            best = (grid[lo - 1], b);
         }
     }
     Ok(InputCalibration {
@@ -251,6 +278,91 @@ pub fn for_input_fraction(
         active_inputs: active,
         fraction: best.1,
     })
+}
+
+/// The (max, min) semiring on `[0, 1]` in `f32`: a path is as strong as its weakest step, an
+/// input as its strongest path. [`Fuzzy`](crate::semiring::Fuzzy) in single precision, which
+/// the bottleneck propagation of [`for_input_fraction`] needs no more than (its values are
+/// compared with `f32` thresholds) and which halves the memory the kernels stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Bottleneck(f32);
+
+impl Semiring for Bottleneck {
+    const NAME: &'static str = "bottleneck";
+    const ADD_IDEMPOTENT: bool = true;
+    #[inline]
+    fn zero() -> Self {
+        Bottleneck(0.0)
+    }
+    #[inline]
+    fn one() -> Self {
+        Bottleneck(1.0)
+    }
+    #[inline]
+    fn add(self, rhs: Self) -> Self {
+        Bottleneck(self.0.max(rhs.0))
+    }
+    #[inline]
+    fn mul(self, rhs: Self) -> Self {
+        Bottleneck(self.0.min(rhs.0))
+    }
+    #[inline]
+    fn top() -> Option<Self> {
+        Some(Bottleneck(1.0))
+    }
+    #[inline]
+    fn to_f64(&self) -> f64 {
+        f64::from(self.0)
+    }
+}
+
+/// Θ of the bottleneck propagation behind [`for_input_fraction`]: a dense or convolution share
+/// `d` becomes the largest κ at which it still passes `d ≥ κ / n̄_l`, i.e. `d · n̄_l`, scaled
+/// into [0, 1] by the grid's largest κ (above it: 1, passes every κ); any other layer's share
+/// passes every κ or none, as [`DEFAULT_OTHER_THETA`] decides.
+#[derive(Clone, Copy, Debug)]
+enum CriticalKappa {
+    /// `clamp(d · n̄_l / κ_max, 0, 1)`, the factor `n̄_l / κ_max` held.
+    FairShare(f32),
+    /// `[d ≥ DEFAULT_OTHER_THETA]`.
+    Other,
+}
+
+impl Conversion<Bottleneck> for CriticalKappa {
+    #[inline]
+    fn convert(&self, share: f32) -> Bottleneck {
+        match *self {
+            CriticalKappa::FairShare(scale) => Bottleneck((share * scale).clamp(0.0, 1.0)),
+            CriticalKappa::Other => Bottleneck(f32::from(u8::from(share >= DEFAULT_OTHER_THETA))),
+        }
+    }
+}
+
+/// Every input's critical κ: the largest κ (capped at the grid's largest) at which the
+/// fair-share Boolean mask `θ_l = κ / n̄_l` still has the input on, 0 if none does.
+///
+/// A path is on at κ when every dense and convolution share on it passes, `d ≥ κ / n̄_l`, i.e.
+/// `κ ≤ min(d · n̄_l)`, and every other share passes its fixed θ; an input is on when one of
+/// its paths is: `κ*_j = max over paths min over steps` — one propagation in the (max, min)
+/// semiring ([`Bottleneck`]). Up to rounding, input j is on at κ exactly when `κ ≤ κ*_j`.
+fn critical_kappas(
+    net: &Network,
+    trace: &Trace,
+    targets: &[usize],
+    composite: &Composite,
+    active: &[ActiveInputs],
+) -> Result<ArrayD<f64>> {
+    let kappa_max = *kappa_grid().last().expect("the grid is not empty");
+    let mut theta = PerLayer::new(CriticalKappa::Other);
+    for a in active {
+        theta.set(
+            a.layer,
+            CriticalKappa::FairShare(a.mean_active.max(1.0) as f32 / kappa_max),
+        );
+    }
+    let init = one_hot::<Bottleneck>(trace.output().shape(), targets)?;
+    let r = net.propagate(trace, init, composite, &theta, false)?;
+    Ok(r.input().mapv(|v| f64::from(v.0 * kappa_max)))
 }
 
 /// Per-layer thresholds: on each dense and convolution layer, the θ that keeps (`d ≥ θ`) a
@@ -427,6 +539,149 @@ mod tests {
         }
         assert!(for_input_fraction(&net, &x(), &[0, 1], &c, 0.0).is_err());
         assert!(for_input_fraction(&net, &x(), &[0, 1], &c, 1.5).is_err());
+    }
+
+    /// The earlier search, kept as the reference: bisection on the grid with one Boolean
+    /// propagation per step, then the closer of the index found and the one before.
+    fn bisection_reference(
+        net: &Network,
+        x: &Tensor,
+        targets: &[usize],
+        c: &Composite,
+        fraction: f64,
+    ) -> (f32, f64) {
+        let trace = net.trace(x).unwrap();
+        let active = active_inputs(net, &trace).unwrap();
+        let init = one_hot::<Boolean>(trace.output().shape(), targets).unwrap();
+        let nz: Vec<f64> = x
+            .outer_iter()
+            .map(|s| s.iter().filter(|&&v| v != 0.0).count().max(1) as f64)
+            .collect();
+        let kept = |k: f32| -> f64 {
+            let m = net
+                .propagate(&trace, init.clone(), c, &thetas(&active, k).unwrap(), false)
+                .unwrap();
+            m.input()
+                .outer_iter()
+                .zip(&nz)
+                .map(|(m, nz)| m.iter().filter(|v| v.0).count() as f64 / nz)
+                .sum::<f64>()
+                / nz.len() as f64
+        };
+        let grid = kappa_grid();
+        let (mut lo, mut hi) = (0usize, grid.len() - 1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if kept(grid[mid]) <= fraction {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let mut best = (grid[lo], kept(grid[lo]));
+        if lo > 0 {
+            let before = kept(grid[lo - 1]);
+            if (before - fraction).abs() < (best.1 - fraction).abs() {
+                best = (grid[lo - 1], before);
+            }
+        }
+        best
+    }
+
+    /// Deterministic values in [-1, 1) (a 64-bit LCG).
+    fn lcg(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bottleneck_search_finds_the_kappa_of_the_bisection() {
+        use crate::layers::{Conv2d, Flatten, MaxPool2d};
+        use ndarray::{Array2, Array4};
+        let mut checked = 0;
+        for seed in 0..6u64 {
+            // An MLP and a CNN with max pooling; inputs with some zeros.
+            let mlp = Network::new(
+                [12],
+                vec![
+                    Box::new(
+                        Dense::new(
+                            Array2::from_shape_vec((10, 12), lcg(120, seed)).unwrap(),
+                            None,
+                        )
+                        .unwrap(),
+                    ),
+                    Box::new(ReLU),
+                    Box::new(
+                        Dense::new(
+                            Array2::from_shape_vec((4, 10), lcg(40, seed + 100)).unwrap(),
+                            None,
+                        )
+                        .unwrap(),
+                    ),
+                ],
+            )
+            .unwrap();
+            let cnn = Network::new(
+                [2, 6, 6],
+                vec![
+                    Box::new(
+                        Conv2d::new(
+                            Array4::from_shape_vec((3, 2, 3, 3), lcg(54, seed + 200)).unwrap(),
+                            None,
+                        )
+                        .unwrap(),
+                    ),
+                    Box::new(ReLU),
+                    Box::new(MaxPool2d::new((2, 2), (2, 2), (0, 0)).unwrap()),
+                    Box::new(Flatten),
+                    Box::new(
+                        Dense::new(
+                            Array2::from_shape_vec((3, 12), lcg(36, seed + 300)).unwrap(),
+                            None,
+                        )
+                        .unwrap(),
+                    ),
+                ],
+            )
+            .unwrap();
+            let relu = |v: Vec<f32>| v.into_iter().map(|a| a.max(0.0)).collect::<Vec<_>>();
+            let cases = [
+                (
+                    mlp,
+                    ArrayD::from_shape_vec(IxDyn(&[2, 12]), relu(lcg(24, seed + 400))),
+                ),
+                (
+                    cnn,
+                    ArrayD::from_shape_vec(IxDyn(&[2, 2, 6, 6]), relu(lcg(144, seed + 500))),
+                ),
+            ];
+            for (net, x) in cases {
+                let x = x.unwrap();
+                let trace = net.trace(&x).unwrap();
+                let targets = trace.predictions();
+                for c in [Composite::k_lrp(), Composite::uniform(ZeroRule)] {
+                    for fraction in [0.05, 0.2, 0.5, 0.8, 1.0] {
+                        let cal = for_input_fraction(&net, &x, &targets, &c, fraction).unwrap();
+                        let (kappa, kept) = bisection_reference(&net, &x, &targets, &c, fraction);
+                        assert_eq!(
+                            (cal.kappa, cal.fraction),
+                            (kappa, kept),
+                            "seed {seed}, fraction {fraction}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 6 * 2 * 2 * 5);
     }
 
     trait RowOn {
