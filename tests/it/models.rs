@@ -1,8 +1,10 @@
 //! torchvision VGG-16 built in code, and safetensors weights by name.
 
 use klrp::io::safetensors::SafeTensors;
+use klrp::layers::Conv2d;
 use klrp::layers::LayerKind;
-use klrp::models::{vgg16, vgg16_module_name};
+use klrp::models::{SplitMix64, VGG16_SEED, vgg16, vgg16_module_name};
+use klrp::ndarray::{Array1, Array4};
 
 /// A safetensors file from (name, shape, values) entries.
 fn safetensors(entries: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
@@ -56,11 +58,16 @@ fn vgg16_has_torchvision_layout_and_indices() {
     }
     assert_eq!(net.layer_output_shape(30), Some(&[512, 7, 7][..]));
     assert_eq!(net.layer_output_shape(32), Some(&[25088][..]));
-    // deterministic random weights
-    let again = vgg16(None).unwrap();
-    let a = format!("{:?}", &net.layers()[0]);
-    let b = format!("{:?}", &again.layers()[0]);
-    assert_eq!(a, b);
+    // Deterministic random weights: the documented He-uniform draws from SplitMix64 with the
+    // fixed seed (first layer: U(−√(6/27), √(6/27)), bias 0).
+    let mut rng = SplitMix64::new(VGG16_SEED);
+    let bound = (6.0f32 / 27.0).sqrt();
+    let w = Array4::from_shape_simple_fn((64, 3, 3, 3), || rng.symmetric(bound));
+    let expected = Conv2d::new(w, Some(Array1::zeros(64)))
+        .unwrap()
+        .with_padding((1, 1))
+        .unwrap();
+    assert_eq!(format!("{:?}", &net.layers()[0]), format!("{expected:?}"));
 }
 
 #[test]
