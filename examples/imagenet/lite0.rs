@@ -184,7 +184,7 @@ fn pixel_bounds(pre: &Preprocess, shape: &[usize]) -> (Bound, Bound) {
 }
 
 /// The preprocessed input `[1, 3, H, W]` back as a picture.
-fn photo_image(x: &ArrayD<f32>, pre: &Preprocess) -> RgbImage {
+pub fn photo_image(x: &ArrayD<f32>, pre: &Preprocess) -> RgbImage {
     let s = x.index_axis(Axis(0), 0);
     let (h, w) = (s.shape()[1], s.shape()[2]);
     let mut img = RgbImage::new(w, h, BLACK);
@@ -261,7 +261,8 @@ fn log_image(map: &ndarray::Array2<f64>, cmap: Colormap) -> RgbImage {
     heatmap_rgb(t.view(), cmap, Scale::Range { min: lo, max: hi })
 }
 
-fn short(name: &str, n: usize) -> String {
+/// The first of the comma-separated names, at most `n` characters.
+pub fn short(name: &str, n: usize) -> String {
     let first = name.split(',').next().unwrap_or(name);
     if first.chars().count() <= n {
         first.to_string()
