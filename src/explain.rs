@@ -817,8 +817,9 @@ mod tests {
                 .unwrap_err(),
             "k-best",
         );
-        let e = crate::paths::RelevanceGraph::new(&net, &x, 1, &kbest(Composite::k_lrp()));
-        refused(e.unwrap_err(), "k-best");
+        let lrp0 = kbest(Composite::k_lrp());
+        let e = crate::paths::RelevanceGraph::new(&net, &x, 1, &lrp0).unwrap_err();
+        refused(e, "k-best");
         let r = net
             .explain_with(&x, 1, &kbest(Composite::viterbi()))
             .unwrap();

@@ -140,9 +140,10 @@ fn run() -> klrp::Result<()> {
             );
             for (i, p) in f.paths.iter().enumerate() {
                 println!(
-                    "    {}  strength {:.4e}  from input {:?}, {} steps",
+                    "    {}  strength {:.9} (1 − {:.2e})  from input {:?}, {} steps",
                     i + 1,
                     p.strength,
+                    1.0 - p.strength,
                     p.steps[0].coords,
                     p.steps.len()
                 );

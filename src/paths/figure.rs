@@ -1,7 +1,7 @@
 //! Pictures of a path on an image input (feature `viz`): its receptive field at every node, drawn
 //! as nested boxes on the image.
 
-use super::{Path, RelevanceGraph};
+use super::{FieldBox, Path, RelevanceGraph};
 use crate::error::{Error, Result};
 use crate::semiring::Semiring;
 use crate::viz::{BLACK, Rgb, RgbImage, WHITE, text_size};
@@ -26,7 +26,9 @@ impl<K: Semiring, T> RelevanceGraph<'_, K, T> {
     /// largest in, so an inner box covers an outer one where their edges meet. The input pixel is
     /// a white disc in a black ring at its centre. Each legend line has the box's swatch, its
     /// size and its first node (the one that widened it; `node a–b` when more keep it) with the
-    /// node's layer name.
+    /// node's layer name. When the first box is under 16 figure pixels wide, a zoomed view (the
+    /// first box at least 16 input pixels wide, a quarter of its size around it) sits under the
+    /// legend.
     ///
     /// ```
     /// use klrp::layers::{Conv2d, Dense, Flatten};
@@ -88,8 +90,9 @@ impl<K: Semiring, T> RelevanceGraph<'_, K, T> {
             (
                 Swatch::None,
                 format!(
-                    "path to output {}, strength {:.3e}: its receptive field at each node",
-                    self.target, path.strength
+                    "path to output {}, strength {}: its receptive field at each node",
+                    self.target,
+                    strength_str(path.strength)
                 ),
             ),
             (Swatch::None, format!("(1 input pixel = {s}×{s} px here)")),
@@ -129,24 +132,16 @@ impl<K: Semiring, T> RelevanceGraph<'_, K, T> {
             .unwrap_or(0);
         let (img_w, img_h) = (base.width(), base.height());
         let gap = 12;
-        let width = img_w + gap + legend_w + 6;
-        let height = img_h.max(lines.len() * line_h + 8);
+        let legend_h = lines.len() * line_h + 8;
+        let pixel_at = (start.coords[1], start.coords[2]);
+        let inset = zoom(image, framed, pixel_at, s);
+        let inset_h = inset.as_ref().map_or(0, |(z, _)| z.height() + line_h + 10);
+        let inset_w = inset.as_ref().map_or(0, |(z, _)| z.width() + 2);
+        let width = img_w + gap + legend_w.max(inset_w) + 6;
+        let height = img_h.max(legend_h + inset_h);
         let mut fig = RgbImage::new(width, height, WHITE);
         fig.blit(&base, 0, 0);
-        for (i, b) in framed.iter().enumerate().rev() {
-            let f = &b.field;
-            frame(
-                &mut fig,
-                (f.cols.start * s, f.rows.start * s),
-                (f.cols.len() * s, f.rows.len() * s),
-                depth_color(i, n),
-            );
-        }
-        let c = (
-            (start.coords[2] * s) as f64 + s as f64 / 2.0,
-            (start.coords[1] * s) as f64 + s as f64 / 2.0,
-        );
-        mark(&mut fig, c, (s as f64 / 2.0).max(4.0));
+        draw_path(&mut fig, framed, pixel_at, (0, 0), s);
         let x0 = (img_w + gap) as i64;
         for (l, (swatch, text)) in lines.iter().enumerate() {
             let y = (4 + l * line_h) as i64;
@@ -160,6 +155,13 @@ impl<K: Semiring, T> RelevanceGraph<'_, K, T> {
             }
             let tx = if *swatch == Swatch::None { x0 } else { x0 + 22 };
             fig.draw_text(tx, y, text, BLACK, 1);
+        }
+        if let Some((z, caption)) = inset {
+            let y = (legend_h + 6) as i64;
+            fig.draw_text(x0, y, &caption, BLACK, 1);
+            let y = y + line_h as i64;
+            fig.fill_rect(x0, y, z.width() + 2, z.height() + 2, BLACK);
+            fig.blit(&z, x0 + 1, y + 1);
         }
         Ok(fig)
     }
@@ -194,14 +196,83 @@ pub fn depth_color(i: usize, n: usize) -> Rgb {
     [byte(r), byte(g), byte(b)]
 }
 
+/// Draws `framed` (largest first, box `i` in [`depth_color`]`(i, n)`) and the input pixel's
+/// marker on `img`, a picture of the input from row `r0` and column `c0` on, enlarged `s` times.
+fn draw_path(
+    img: &mut RgbImage,
+    framed: &[FieldBox],
+    (row, col): (usize, usize),
+    (r0, c0): (usize, usize),
+    s: usize,
+) {
+    let n = framed.len();
+    let at = |v: usize, v0: usize| (v as i64 - v0 as i64) * s as i64;
+    for (i, b) in framed.iter().enumerate().rev() {
+        let f = &b.field;
+        frame(
+            img,
+            (at(f.cols.start, c0), at(f.rows.start, r0)),
+            (f.cols.len() * s, f.rows.len() * s),
+            depth_color(i, n),
+        );
+    }
+    let half = s as f64 / 2.0;
+    let c = (at(col, c0) as f64 + half, at(row, r0) as f64 + half);
+    mark(img, c, (half - 1.0).max(4.0)); // the ring (±1) inside the pixel from s = 10
+}
+
+/// The side, in figure pixels, below which the first box gets a zoomed view.
+const ZOOM_BELOW: usize = 16;
+
+/// A zoomed view when the first box is smaller than [`ZOOM_BELOW`] figure pixels: the first box
+/// at least 16 input pixels wide and high (else the last), with a quarter of its size around it,
+/// enlarged to at most 224 pixels, boxes and marker drawn; with its caption.
+fn zoom(
+    image: &RgbImage,
+    framed: &[FieldBox],
+    pixel_at: (usize, usize),
+    s: usize,
+) -> Option<(RgbImage, String)> {
+    let first = &framed.first()?.field;
+    if first.rows.len().min(first.cols.len()) * s >= ZOOM_BELOW {
+        return None;
+    }
+    let big = framed
+        .iter()
+        .find(|b| b.field.rows.len().min(b.field.cols.len()) >= 16)
+        .or(framed.last())?;
+    let pad = |r: &std::ops::Range<usize>, n: usize| {
+        let p = (r.len() / 4).max(2);
+        r.start.saturating_sub(p)..(r.end + p).min(n)
+    };
+    let rows = pad(&big.field.rows, image.height());
+    let cols = pad(&big.field.cols, image.width());
+    let z = (224 / rows.len().max(cols.len())).max(1);
+    let mut crop = RgbImage::new(cols.len(), rows.len(), WHITE);
+    for (y, r) in rows.clone().enumerate() {
+        for (x, c) in cols.clone().enumerate() {
+            if let Some(p) = image.pixel(c, r) {
+                crop.put(x as i64, y as i64, p);
+            }
+        }
+    }
+    let mut view = crop.upscale(z);
+    draw_path(&mut view, framed, pixel_at, (rows.start, cols.start), z);
+    let caption = format!(
+        "zoom ({z}×): rows {}..{}, columns {}..{}",
+        rows.start, rows.end, cols.start, cols.end
+    );
+    Some((view, caption))
+}
+
 /// A frame of outer size `(w, h)` at `(x, y)`: a band in `color`, one black pixel inside it.
-fn frame(img: &mut RgbImage, (x, y): (usize, usize), (w, h): (usize, usize), color: Rgb) {
+fn frame(img: &mut RgbImage, (x, y): (i64, i64), (w, h): (usize, usize), color: Rgb) {
     let b = (w.min(h) / 6).clamp(1, 3);
     let band = |img: &mut RgbImage, off: usize, width: usize, c: Rgb| {
         if w <= 2 * off || h <= 2 * off {
             return;
         }
-        let (x, y) = ((x + off) as i64, (y + off) as i64);
+        let (x, y) = (x + off as i64, y + off as i64);
         let (w, h) = (w - 2 * off, h - 2 * off);
         let t = width.min(w).min(h);
         img.fill_rect(x, y, w, t, c);
@@ -219,6 +290,15 @@ fn frame(img: &mut RgbImage, (x, y): (usize, usize), (w, h): (usize, usize), col
 fn mark(img: &mut RgbImage, center: (f64, f64), r: f64) {
     img.fill_circle(center, r, WHITE);
     img.stroke_circle(center, r, 2.0, BLACK);
+}
+
+/// A strength with 6 decimals, or 4 significant digits below 0.001.
+fn strength_str(v: f64) -> String {
+    if v >= 1e-3 {
+        format!("{v:.6}")
+    } else {
+        format!("{v:.3e}")
+    }
 }
 
 fn coords_str(c: &[usize]) -> String {
