@@ -398,16 +398,7 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
                 .map_or_else(|| predict_probability(&trace, target), |c| c.probability)
         ))
         .render()?;
-    std::fs::create_dir_all(&cfg.out).map_err(|e| klrp::Error::Io {
-        path: cfg.out.display().to_string(),
-        source: e,
-    })?;
-    let stem = photo
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "photo".into());
-    let path = cfg.out.join(format!("{stem}.png"));
-    save_png(&path, &figure)?;
+    let path = save_figure(&cfg.out, photo, "", &figure)?;
     Ok(Explained {
         top,
         target,
@@ -422,6 +413,26 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
         times,
         figure: path,
     })
+}
+
+/// Writes `figure` to `<out>/<photo stem><suffix>.png` (creating `out`) and returns the path.
+pub fn save_figure(
+    out: &Path,
+    photo: &Path,
+    suffix: &str,
+    figure: &RgbImage,
+) -> klrp::Result<PathBuf> {
+    std::fs::create_dir_all(out).map_err(|e| klrp::Error::Io {
+        path: out.display().to_string(),
+        source: e,
+    })?;
+    let stem = photo
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "photo".into());
+    let path = out.join(format!("{stem}{suffix}.png"));
+    save_png(&path, figure)?;
+    Ok(path)
 }
 
 /// The softmax probability of `class` in the trace's output.

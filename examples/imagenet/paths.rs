@@ -1,10 +1,10 @@
 //! `--paths`: the strongest paths behind the photo's class and the strongest path's receptive
 //! field at every layer, drawn on the photo (`out/imagenet/<photo>_paths.png`).
 
-use crate::lite0::{Config, Model, photo_image, short};
+use crate::lite0::{Config, Model, photo_image, save_figure, short};
 use klrp::io::image::{read_image_file, to_tensor};
 use klrp::paths::{Path as KPath, RelevanceGraph};
-use klrp::viz::{Grid, save_png};
+use klrp::viz::Grid;
 use klrp::{Explainer, Trace};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -85,16 +85,7 @@ pub fn strongest_paths(model: &Model, photo: &Path, cfg: &Config, k: usize) -> k
             short(&model.labels[target], 30)
         ))
         .render()?;
-    std::fs::create_dir_all(&cfg.out).map_err(|e| klrp::Error::Io {
-        path: cfg.out.display().to_string(),
-        source: e,
-    })?;
-    let stem = photo
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "photo".into());
-    let path = cfg.out.join(format!("{stem}_paths.png"));
-    save_png(&path, &figure)?;
+    let path = save_figure(&cfg.out, photo, "_paths", &figure)?;
     Ok(Found {
         target,
         paths,

@@ -32,7 +32,9 @@ impl<K: Semiring, T> RelevanceGraph<'_, K, T> {
         let &[_, _, _] = shape.as_slice() else {
             return None;
         };
-        let (y, x) = (step.coords[1], step.coords[2]);
+        let &[_, y, x] = step.coords.as_slice() else {
+            return None;
+        };
         let (mut rows, mut cols) = (y..y + 1, x..x + 1);
         for t in (1..=s).rev() {
             let st = &path.steps[t];

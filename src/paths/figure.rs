@@ -14,12 +14,13 @@ pub const FIGURE_IMAGE_SIZE: usize = 448;
 impl<K: Semiring, T> RelevanceGraph<'_, K, T> {
     /// `image` (the network's input as a picture, `H × W` for an input `[C, H, W]`, e.g. from
     /// [`input_image`]) with `path`'s receptive field at every node drawn on it as nested boxes
-    /// coloured by depth, the path's input pixel marked, and a legend naming the nodes.
+    /// coloured by depth, the path's input pixel marked, and a legend naming the nodes (feature
+    /// `viz`).
     ///
     /// Layout: the image enlarged `s = max(1, ⌊448 / max(H, W)⌋)` times at the top left, so input
     /// row `r` is figure rows `r·s … r·s + s − 1`; the legend to its right. Each
-    /// [`FieldBox`](super::FieldBox) after the input pixel's is a frame whose outer edge is the field's border
-    /// (columns `c0·s … c1·s − 1` and rows `r0·s … r1·s − 1` for rows `r0..r1`, columns `c0..c1`):
+    /// [`FieldBox`](super::FieldBox) after the input pixel's is a frame whose outer edge is the
+    /// field's border (columns `c0·s … c1·s − 1` and rows `r0·s … r1·s − 1` for rows `r0..r1`, columns `c0..c1`):
     /// a band `b = clamp(⌊min(width, height) / 6⌋, 1, 3)` pixels wide in the box's colour
     /// ([`depth_color`]`(i, n)` for box `i` of the `n` boxes after the input pixel's), then one
     /// black pixel inside it (where the box is wider than `2b + 2`). Boxes are drawn from the
@@ -51,16 +52,24 @@ impl<K: Semiring, T> RelevanceGraph<'_, K, T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the path has no image-shaped step or `image` is not the
-    /// input's height and width.
+    /// [`Error::InvalidArgument`] if the input is not an image `[C, H, W]`, the path does not
+    /// start at one of its pixels, or `image` is not the input's height and width.
     pub fn receptive_field_figure(&self, path: &Path, image: &RgbImage) -> Result<RgbImage> {
-        let boxes = self.field_boxes(path);
-        let &[_, h, w] = self.shapes[0].as_slice() else {
+        let &[c, h, w] = self.shapes[0].as_slice() else {
             return Err(Error::invalid(format!(
                 "a receptive-field figure needs an image input [C, H, W], not {:?}",
                 self.shapes[0]
             )));
         };
+        match path.steps.first().map(|s| s.coords.as_slice()) {
+            Some(&[ch, y, x]) if ch < c && y < h && x < w => {}
+            _ => {
+                return Err(Error::invalid(
+                    "the path does not start at a pixel of the input",
+                ));
+            }
+        }
+        let boxes = self.field_boxes(path);
         if boxes.is_empty() {
             return Err(Error::invalid("the path has no image-shaped step to draw"));
         }
