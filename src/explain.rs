@@ -317,7 +317,7 @@ impl<K: Semiring, T: Conversion<K>> Explainer<K, T> {
     /// [`Error::Layer`] wrapping [`Error::Unsupported`] if the rules do not fit the semiring: in
     /// a semiring of path strengths ([`Semiring::UNIT_SHARES`]: [`Viterbi`],
     /// [`KBest`](crate::semiring::KBest), a
-    /// [`Product`](crate::semiring::Product) with one of them) every dense and convolution layer
+    /// [`Product`] with one of them) every dense and convolution layer
     /// needs shares in [0, 1] (max-abs, flat or w²), since "the strength of the strongest path"
     /// is a product of shares in [0, 1].
     ///

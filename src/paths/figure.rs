@@ -18,9 +18,9 @@ impl<K: Semiring, T> RelevanceGraph<'_, K, T> {
     /// `viz`).
     ///
     /// Layout: the image enlarged `s = max(1, ⌊448 / max(H, W)⌋)` times at the top left, so input
-    /// row `r` is figure rows `r·s … r·s + s − 1`; the legend to its right. Each
-    /// [`FieldBox`](super::FieldBox) after the input pixel's is a frame whose outer edge is the
-    /// field's border (columns `c0·s … c1·s − 1` and rows `r0·s … r1·s − 1` for rows `r0..r1`, columns `c0..c1`):
+    /// row `r` is figure rows `r·s … r·s + s − 1`; the legend to its right. Each [`FieldBox`]
+    /// after the input pixel's is a frame whose outer edge is the field's border (columns
+    /// `c0·s … c1·s − 1` and rows `r0·s … r1·s − 1` for rows `r0..r1`, columns `c0..c1`):
     /// a band `b = clamp(⌊min(width, height) / 6⌋, 1, 3)` pixels wide in the box's colour
     /// ([`depth_color`]`(i, n)` for box `i` of the `n` boxes after the input pixel's), then one
     /// black pixel inside it (where the box is wider than `2b + 2`). Boxes are drawn from the
