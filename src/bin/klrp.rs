@@ -1171,8 +1171,8 @@ fn paths(a: &PathsCli) -> CliResult<()> {
         spec.bounds = Some(channel_bounds(net.input_shape(), lo, hi));
     }
     let composite = spec.composite().map_err(usage_error)?;
-    // The picture the figure is drawn on: the image as read (before normalisation) when the
-    // input is an image, else each channel stretched to its range.
+    // The picture the figure is drawn on: an image input with its normalisation undone, else
+    // each channel stretched to its range.
     let picture = match &a.figure {
         Some(_) => Some(klrp::paths::input_image(
             &input.x,
