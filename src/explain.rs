@@ -315,16 +315,30 @@ impl<K: Semiring, T: Conversion<K>> Explainer<K, T> {
     }
 
     /// [`Error::Layer`] wrapping [`Error::Unsupported`] if the rules do not fit the semiring: in
-    /// [`Viterbi`] every dense and convolution layer needs shares in [0, 1] (max-abs, flat or w²),
-    /// since "the strength of the strongest path" is a product of shares in [0, 1].
+    /// a semiring of path strengths ([`Semiring::UNIT_SHARES`]: [`Viterbi`],
+    /// [`KBest`](crate::semiring::KBest), a
+    /// [`Product`] with one of them) every dense and convolution layer
+    /// needs shares in [0, 1] (max-abs, flat or w²), since "the strength of the strongest path"
+    /// is a product of shares in [0, 1].
     ///
-    /// (The general [`Network::propagate`] accepts any rule with Viterbi: there [`Clamp01`] clips
-    /// each share into [0, 1], which is rarely what was meant; this path refuses it.)
+    /// (The general [`Network::propagate`] accepts any rule there: [`Clamp01`] clips each share
+    /// into [0, 1], which is rarely what was meant; this path refuses it.)
+    ///
+    /// ```
+    /// use klrp::layers::Dense;
+    /// use klrp::ndarray::array;
+    /// use klrp::semiring::KBest;
+    /// use klrp::{Clamp01, Composite, Explainer, Network};
+    /// let net = Network::new([2], vec![Box::new(Dense::new(array![[1.0, 0.5]], None)?)])?;
+    /// assert!(Explainer::<KBest<3>, _>::new(Composite::viterbi(), Clamp01).check_fits(&net).is_ok());
+    /// assert!(Explainer::<KBest<3>, _>::new(Composite::k_lrp(), Clamp01).check_fits(&net).is_err());
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As above.
     pub fn check_fits(&self, net: &Network) -> Result<()> {
-        if TypeId::of::<K>() != TypeId::of::<Viterbi>() {
+        if !K::UNIT_SHARES {
             return Ok(());
         }
         let rules = self.composite.assign(net.layers());
@@ -332,8 +346,9 @@ impl<K: Semiring, T: Conversion<K>> Explainer<K, T> {
             let fits = matches!(rule, Rule::MaxAbs(_) | Rule::Flat(_) | Rule::WSquare(_));
             if layer.kind().is_linear() && !fits {
                 return Err(Error::Unsupported(format!(
-                    "the viterbi semiring needs shares in [0, 1] (rules max-abs, flat or w²), \
+                    "the {} semiring needs shares in [0, 1] (rules max-abs, flat or w²), \
                      but composite '{}' gives this layer the rule '{}'; use Composite::viterbi()",
+                    K::NAME,
                     self.composite.name(),
                     rule.name()
                 ))
@@ -770,6 +785,54 @@ mod tests {
         let c = Composite::uniform(MaxAbsRule::default());
         assert!(
             net.explain_with(&x, 1, &Explainer::viterbi().with_composite(c))
+                .is_ok()
+        );
+    }
+
+    /// The same rule for every semiring of path strengths (`UNIT_SHARES`): `KBest<K>` and a
+    /// product with Viterbi are refused with LRP-0 shares, Boolean (and a product of two
+    /// semirings that are not strengths) are not.
+    #[test]
+    fn every_semiring_of_path_strengths_refuses_shares_outside_the_unit_interval() {
+        use crate::semiring::KBest;
+        let net = net();
+        let x = array![[1.0_f32, 2.0, 0.5]];
+        let refused = |e: Error, name: &str| {
+            let Error::Layer { index, source, .. } = e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(index, 0);
+            let Error::Unsupported(m) = *source else {
+                panic!("{source:?}")
+            };
+            assert!(
+                m.contains(&format!("the {name} semiring needs shares in [0, 1]"))
+                    && m.contains("'zero'"),
+                "{m}"
+            );
+        };
+        let kbest = |c: Composite| Explainer::<KBest<3>, _>::new(c, Clamp01);
+        refused(
+            net.explain_with(&x, 1, &kbest(Composite::k_lrp()))
+                .unwrap_err(),
+            "k-best",
+        );
+        let lrp0 = kbest(Composite::k_lrp());
+        let e = crate::paths::RelevanceGraph::new(&net, &x, 1, &lrp0).unwrap_err();
+        refused(e, "k-best");
+        let r = net
+            .explain_with(&x, 1, &kbest(Composite::viterbi()))
+            .unwrap();
+        assert!(r.input().iter().all(|v| v.best() > 0.0 && v.best() <= 1.0));
+        let pair = |d: f32| Product(Viterbi(f64::from(d.clamp(0.0, 1.0))), Counting(1));
+        let both = Explainer::new(Composite::k_lrp(), pair);
+        refused(both.check_fits(&net).unwrap_err(), "product");
+        let t = Threshold::new(0.1).unwrap();
+        assert!(Explainer::boolean(t).check_fits(&net).is_ok());
+        let masks = |d: f32| Product(Boolean(d >= 0.1), Counting(u64::from(d >= 0.1)));
+        assert!(
+            Explainer::new(Composite::k_lrp(), masks)
+                .check_fits(&net)
                 .is_ok()
         );
     }

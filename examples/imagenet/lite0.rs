@@ -184,7 +184,7 @@ fn pixel_bounds(pre: &Preprocess, shape: &[usize]) -> (Bound, Bound) {
 }
 
 /// The preprocessed input `[1, 3, H, W]` back as a picture.
-fn photo_image(x: &ArrayD<f32>, pre: &Preprocess) -> RgbImage {
+pub fn photo_image(x: &ArrayD<f32>, pre: &Preprocess) -> RgbImage {
     let s = x.index_axis(Axis(0), 0);
     let (h, w) = (s.shape()[1], s.shape()[2]);
     let mut img = RgbImage::new(w, h, BLACK);
@@ -261,7 +261,8 @@ fn log_image(map: &ndarray::Array2<f64>, cmap: Colormap) -> RgbImage {
     heatmap_rgb(t.view(), cmap, Scale::Range { min: lo, max: hi })
 }
 
-fn short(name: &str, n: usize) -> String {
+/// The first of the comma-separated names, at most `n` characters.
+pub fn short(name: &str, n: usize) -> String {
     let first = name.split(',').next().unwrap_or(name);
     if first.chars().count() <= n {
         first.to_string()
@@ -397,16 +398,7 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
                 .map_or_else(|| predict_probability(&trace, target), |c| c.probability)
         ))
         .render()?;
-    std::fs::create_dir_all(&cfg.out).map_err(|e| klrp::Error::Io {
-        path: cfg.out.display().to_string(),
-        source: e,
-    })?;
-    let stem = photo
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "photo".into());
-    let path = cfg.out.join(format!("{stem}.png"));
-    save_png(&path, &figure)?;
+    let path = save_figure(&cfg.out, photo, "", &figure)?;
     Ok(Explained {
         top,
         target,
@@ -421,6 +413,26 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
         times,
         figure: path,
     })
+}
+
+/// Writes `figure` to `<out>/<photo stem><suffix>.png` (creating `out`) and returns the path.
+pub fn save_figure(
+    out: &Path,
+    photo: &Path,
+    suffix: &str,
+    figure: &RgbImage,
+) -> klrp::Result<PathBuf> {
+    std::fs::create_dir_all(out).map_err(|e| klrp::Error::Io {
+        path: out.display().to_string(),
+        source: e,
+    })?;
+    let stem = photo
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "photo".into());
+    let path = out.join(format!("{stem}{suffix}.png"));
+    save_png(&path, figure)?;
+    Ok(path)
 }
 
 /// The softmax probability of `class` in the trace's output.

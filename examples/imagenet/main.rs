@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release --example imagenet -- [--image PATH] [--target C]
-//!     [--theta-fraction F] [--mask-rules epsilon-gamma-box|k-lrp] [--out DIR]
+//!     [--theta-fraction F] [--mask-rules epsilon-gamma-box|k-lrp] [--paths] [--out DIR]
 //! ```
 //!
 //! For each photo in `data/photos/` (or `--image PATH`, any PNG/JPEG) prints the top-5 classes
@@ -12,17 +12,24 @@
 //! LRP with ε-γ-box (blue-white-red), the Boolean mask, the Counting map (log scale) and the
 //! Viterbi map. Boolean and Counting use the shares of the real panel's rules (`--mask-rules
 //! k-lrp`: LRP-0) and fair-share thresholds `θ_l = κ / n̄_l`, κ calibrated so the Boolean mask
-//! keeps `--theta-fraction` of the input (default 0.1). Prints the time of each explanation. Run
-//! it from the repository root (docs/imagenet.md).
+//! keeps `--theta-fraction` of the input (default 0.1). Prints the time of each explanation.
+//! `--paths` also lists the 5 strongest paths (Viterbi) to the class and writes
+//! `out/imagenet/<photo>_paths.png`: the strongest path's receptive field at every layer, drawn on
+//! the photo. Run it from the repository root (docs/imagenet.md).
 
 mod lite0;
+mod paths;
 
 use lite0::{Config, MaskRules, PHOTOS};
 use std::path::{Path, PathBuf};
 
-fn parse_args() -> Result<(Config, Option<PathBuf>), String> {
+/// The paths `--paths` lists.
+const TOP_PATHS: usize = 5;
+
+fn parse_args() -> Result<(Config, Option<PathBuf>, bool), String> {
     let mut cfg = Config::default();
     let mut image = None;
+    let mut with_paths = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -41,6 +48,7 @@ fn parse_args() -> Result<(Config, Option<PathBuf>), String> {
                 cfg.theta_fraction = f;
             }
             "--out" => cfg.out = PathBuf::from(value()?),
+            "--paths" => with_paths = true,
             "--mask-rules" => {
                 cfg.mask_rules = match value()?.as_str() {
                     "epsilon-gamma-box" => MaskRules::EpsilonGammaBox,
@@ -55,18 +63,18 @@ fn parse_args() -> Result<(Config, Option<PathBuf>), String> {
             "-h" | "--help" => {
                 println!(
                     "usage: imagenet [--image PATH] [--target C] [--theta-fraction F] \
-                     [--mask-rules epsilon-gamma-box|k-lrp] [--out DIR]"
+                     [--mask-rules epsilon-gamma-box|k-lrp] [--paths] [--out DIR]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option {other} (try --help)")),
         }
     }
-    Ok((cfg, image))
+    Ok((cfg, image, with_paths))
 }
 
 fn run() -> klrp::Result<()> {
-    let (cfg, image) = parse_args().map_err(klrp::Error::invalid)?;
+    let (cfg, image, with_paths) = parse_args().map_err(klrp::Error::invalid)?;
     let root = Path::new(".");
     let model = lite0::load_model(root)?;
     println!(
@@ -121,6 +129,31 @@ fn run() -> klrp::Result<()> {
             1e3 * t.viterbi
         );
         println!("  wrote {}", e.figure.display());
+        if with_paths {
+            let f = paths::strongest_paths(&model, photo, &cfg, TOP_PATHS)?;
+            println!(
+                "  the {} strongest paths to class {} (viterbi pass {:.0} ms, search {:.0} ms):",
+                f.paths.len(),
+                f.target,
+                1e3 * f.times.0,
+                1e3 * f.times.1
+            );
+            for (i, p) in f.paths.iter().enumerate() {
+                println!(
+                    "    {}  strength {:.9} (1 − {:.2e})  from input {:?}, {} steps",
+                    i + 1,
+                    p.strength,
+                    1.0 - p.strength,
+                    p.steps[0].coords,
+                    p.steps.len()
+                );
+            }
+            println!("  receptive fields of the strongest path:");
+            for b in &f.boxes {
+                println!("    {b}");
+            }
+            println!("  wrote {}", f.figure.display());
+        }
     }
     Ok(())
 }

@@ -309,8 +309,9 @@ struct PathsCli {
         help_heading = "Output"
     )]
     out: String,
-    /// Also draw the paths on the input image: each path's receptive field at every layer (needs
-    /// an image-shaped input, [C, H, W]).
+    /// Also draw the first path on the input image: its receptive field at every layer as
+    /// nested boxes, the input pixel marked, a legend naming the layers (needs an image-shaped
+    /// input, [C, H, W]).
     #[arg(
         long,
         value_name = "paths.png",
@@ -1170,7 +1171,20 @@ fn paths(a: &PathsCli) -> CliResult<()> {
         spec.bounds = Some(channel_bounds(net.input_shape(), lo, hi));
     }
     let composite = spec.composite().map_err(usage_error)?;
-    let (json, found, boxes) = if let Some(n) = count {
+    // The picture the figure is drawn on: an image input with its normalisation undone, else
+    // each channel stretched to its range.
+    let picture = match &a.figure {
+        Some(_) => Some(klrp::paths::input_image(
+            &input.x,
+            input
+                .pixel_range
+                .as_ref()
+                .map(|(lo, hi)| (lo.as_slice(), hi.as_slice())),
+        )?),
+        None => None,
+    };
+    let picture = picture.as_ref();
+    let (json, found, figure) = if let Some(n) = count {
         let theta = spec.theta.unwrap_or(klrp::spec::DEFAULT_THETA);
         if spec.theta_abs {
             let mut p = klrp::PerLayer::new(klrp::AbsThreshold::new(theta)?);
@@ -1178,14 +1192,14 @@ fn paths(a: &PathsCli) -> CliResult<()> {
                 p.set(i, klrp::AbsThreshold::new(t)?);
             }
             let ex = klrp::Explainer::<_, klrp::AbsThreshold>::new(composite, p);
-            sample_paths(&net, &input.x, target, &ex, n, seed, theta)?
+            sample_paths(&net, &input.x, target, &ex, (n, seed, theta), picture)?
         } else {
             let mut p = klrp::PerLayer::new(klrp::Threshold::new(theta)?);
             for &(i, t) in &spec.theta_at {
                 p.set(i, klrp::Threshold::new(t)?);
             }
             let ex = klrp::Explainer::<_, klrp::Threshold>::new(composite, p);
-            sample_paths(&net, &input.x, target, &ex, n, seed, theta)?
+            sample_paths(&net, &input.x, target, &ex, (n, seed, theta), picture)?
         }
     } else {
         let ex = klrp::Explainer::new(composite, klrp::Clamp01);
@@ -1207,8 +1221,8 @@ fn paths(a: &PathsCli) -> CliResult<()> {
                     .unwrap_or_default()
             );
         }
-        let boxes = found.iter().map(|p| g.receptive_fields(p)).collect();
-        (klrp::paths::paths_json(g.target(), &found), found, boxes)
+        let figure = draw_first(&g, &found, picture)?;
+        (klrp::paths::paths_json(g.target(), &found), found, figure)
     };
     std::fs::write(&a.out, json).map_err(|e| klrp::Error::Io {
         path: a.out.clone(),
@@ -1222,40 +1236,46 @@ fn paths(a: &PathsCli) -> CliResult<()> {
         })?;
     }
     if let Some(f) = &a.figure {
-        if found.is_empty() {
-            eprintln!("note: no path to draw; {f} not written");
-        } else {
-            let fig = klrp::paths::receptive_field_figure(&input.x, &boxes, &found)?;
-            klrp::viz::save_png(f, &fig)?;
+        match figure {
+            Some(fig) => klrp::viz::save_png(f, &fig)?,
+            None => eprintln!("note: no path to draw; {f} not written"),
         }
     }
     Ok(())
 }
 
-/// Samples `n` relevant paths.
+/// The receptive-field figure of the first path on `picture` (`None` without a picture or a
+/// path).
+fn draw_first<K: klrp::semiring::Semiring, T: klrp::Conversion<K>>(
+    g: &klrp::paths::RelevanceGraph<'_, K, T>,
+    found: &[klrp::paths::Path],
+    picture: Option<&klrp::viz::RgbImage>,
+) -> CliResult<Option<klrp::viz::RgbImage>> {
+    match (picture, found.first()) {
+        (Some(p), Some(path)) => Ok(Some(g.receptive_field_figure(path, p)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Samples `n` relevant paths (`(n, seed, θ)`), drawing the first on `picture` if given.
 fn sample_paths<T: klrp::Conversion<klrp::semiring::Counting>>(
     net: &Network,
     x: &Tensor,
     target: klrp::Targets,
     ex: &klrp::Explainer<klrp::semiring::Counting, T>,
-    n: usize,
-    seed: u64,
-    theta: f32,
+    (n, seed, theta): (usize, u64, f32),
+    picture: Option<&klrp::viz::RgbImage>,
 ) -> CliResult<PathsFound> {
     let g = klrp::paths::RelevanceGraph::new(net, x, target, ex)?;
     let total = g.count()?;
     let found = g.sample(n, seed)?;
     let json = klrp::paths::sample_json(g.target(), theta, total, seed, &found);
-    let boxes = found.iter().map(|p| g.receptive_fields(p)).collect();
-    Ok((json, found, boxes))
+    let figure = draw_first(&g, &found, picture)?;
+    Ok((json, found, figure))
 }
 
-/// The JSON, the paths and every step's receptive field.
-type PathsFound = (
-    String,
-    Vec<klrp::paths::Path>,
-    Vec<Vec<Option<klrp::paths::Field>>>,
-);
+/// The JSON, the paths and the figure.
+type PathsFound = (String, Vec<klrp::paths::Path>, Option<klrp::viz::RgbImage>);
 
 impl CliError {
     /// Prefixes `flag: ` to the message.

@@ -250,18 +250,7 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
             connectivity,
             terms,
         } => {
-            connectivity.check()?;
-            if connectivity.input_len() != n_in || connectivity.output_len() != n_out {
-                return Err(Error::shape(
-                    "linear shares",
-                    &[connectivity.input_len(), connectivity.output_len()],
-                    &[n_in, n_out],
-                ));
-            }
-            let terms: Vec<FlatTerm> = terms
-                .iter()
-                .map(|t| FlatTerm::new(t, n, n_in, n_out))
-                .collect::<Result<_>>()?;
+            let terms = linear_terms(connectivity, terms, n, n_in, n_out)?;
             match connectivity {
                 Connectivity::Dense { weight, .. } => {
                     let dt: Vec<dense::DenseTerm> = terms
@@ -448,8 +437,69 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
         .map_err(|e| Error::invalid(format!("relevance shape: {e}")))
 }
 
+/// A [`Shares::Linear`] checked against its layer (`n` samples of `n_in` inputs and `n_out`
+/// outputs), its terms flattened to standard layout (borrowed when they already are): with
+/// [`SampleTerms::share`], the one place that turns share terms into shares `d_jk` (the kernels'
+/// fast loops read the same flattened factors).
+///
+/// # Errors
+/// As [`Connectivity::check`]; [`Error::ShapeMismatch`] if the connectivity or a term's
+/// factors do not fit the sizes.
+pub(crate) fn linear_terms<'a>(
+    connectivity: &Connectivity<'_>,
+    terms: &'a [ShareTerm],
+    n: usize,
+    n_in: usize,
+    n_out: usize,
+) -> Result<Vec<FlatTerm<'a>>> {
+    connectivity.check()?;
+    if connectivity.input_len() != n_in || connectivity.output_len() != n_out {
+        return Err(Error::shape(
+            "linear shares",
+            &[connectivity.input_len(), connectivity.output_len()],
+            &[n_in, n_out],
+        ));
+    }
+    terms
+        .iter()
+        .map(|t| FlatTerm::new(t, n, n_in, n_out))
+        .collect()
+}
+
+/// The share terms of one sample: `d_jk = Σ_t p_t[j] · g_t(w_jk) · q_t[k]`.
+pub(crate) struct SampleTerms<'a>(Vec<(&'a [f32], WeightMap, &'a [f32])>);
+
+impl<'a> SampleTerms<'a> {
+    /// Sample `s` of flattened terms ([`linear_terms`] with these `n_in`, `n_out`).
+    pub(crate) fn of(terms: &'a [FlatTerm<'_>], s: usize, n_in: usize, n_out: usize) -> Self {
+        SampleTerms(
+            terms
+                .iter()
+                .map(|t| {
+                    (
+                        &t.p[s * n_in..(s + 1) * n_in],
+                        t.g,
+                        &t.q[s * n_out..(s + 1) * n_out],
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The share `d_jk` of the connection `j → k` with weight `w = w_jk`, summed in term order
+    /// from `0.0` (every caller gets the same bits).
+    #[inline]
+    pub(crate) fn share(&self, j: usize, k: usize, w: f32) -> f32 {
+        let mut d = 0.0f32;
+        for (p, g, q) in &self.0 {
+            d += p[j] * g.apply(w) * q[k];
+        }
+        d
+    }
+}
+
 /// A share term with its factors flattened to standard layout.
-struct FlatTerm<'a> {
+pub(crate) struct FlatTerm<'a> {
     p: std::borrow::Cow<'a, [f32]>,
     g: WeightMap,
     q: std::borrow::Cow<'a, [f32]>,
@@ -495,25 +545,13 @@ fn generic_linear<K: Semiring, T: Conversion<K> + ?Sized>(
     for s in 0..n {
         let r_out_s = &r_out_flat[s * n_out..(s + 1) * n_out];
         let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
-        let ts: Vec<(&[f32], WeightMap, &[f32])> = terms
-            .iter()
-            .map(|t| {
-                (
-                    &t.p[s * n_in..(s + 1) * n_in],
-                    t.g,
-                    &t.q[s * n_out..(s + 1) * n_out],
-                )
-            })
-            .collect();
+        let ts = SampleTerms::of(terms, s, n_in, n_out);
         for_each_connection(connectivity, |j, k, w| {
             let rk = r_out_s[k];
             if rk.is_zero() {
                 return;
             }
-            let mut d = 0.0f32;
-            for (p, g, q) in &ts {
-                d += p[j] * g.apply(w) * q[k];
-            }
+            let d = ts.share(j, k, w);
             if d == 0.0 && skip_zero {
                 return;
             }
@@ -923,20 +961,13 @@ pub fn propagate_reference<K: Semiring, T: Conversion<K> + ?Sized>(
     else {
         return propagate(shares, theta, r_out, input_shape);
     };
-    connectivity.check()?;
     let n = input_shape.first().copied().unwrap_or(0);
     let n_in: usize = input_shape.iter().skip(1).product();
     let n_out: usize = r_out.shape().iter().skip(1).product();
-    if r_out.shape().first().copied() != Some(n)
-        || connectivity.input_len() != n_in
-        || connectivity.output_len() != n_out
-    {
+    if r_out.shape().first().copied() != Some(n) {
         return Err(Error::shape("linear shares", input_shape, r_out.shape()));
     }
-    let terms: Vec<FlatTerm> = terms
-        .iter()
-        .map(|t| FlatTerm::new(t, n, n_in, n_out))
-        .collect::<Result<_>>()?;
+    let terms = linear_terms(connectivity, terms, n, n_in, n_out)?;
     let r_out_flat = flat(r_out);
     let mut r_in = vec![K::zero(); n * n_in];
     generic_linear(

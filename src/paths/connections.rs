@@ -8,27 +8,20 @@
 
 use crate::conversion::Conversion;
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::layers::{Connectivity, Shares};
 use crate::semiring::Semiring;
 use ndarray::ArrayD;
-
-/// A share's input and output factors of sample 0, as contiguous slices.
-fn term_slices(t: &crate::rules::ShareTerm) -> Result<(&[f32], &[f32])> {
-    match (t.input.as_slice(), t.scale.as_slice()) {
-        (Some(p), Some(q)) => Ok((p, q)),
-        _ => Err(Error::invalid(
-            "share terms must be in standard layout (the path search makes them so)",
-        )),
-    }
-}
 
 /// Calls `f(k, d_jk)` for every output `k` that input element `j` of sample 0 is connected to
 /// through `shares`: `Some(d)` for a share that goes through Θ, `None` for relevance that passes
 /// unchanged (pass-through and channel-slice operands). `in_shape` and `out_shape` are the
 /// per-sample shapes of the operand and of the node's output.
 ///
-/// `d_jk = Σ_t p_t[j] · g_t(w_jk) · q_t[k]` is summed in term order from `0.0`, as in
-/// `kernels::propagate_reference`, so `Θ(d)` is bit-identical to what that kernel uses.
+/// `d_jk = Σ_t p_t[j] · g_t(w_jk) · q_t[k]` is the kernels' own share (summed in term order from
+/// `0.0`, as `kernels::propagate_reference` sums it), so `Θ(d)` is bit-identical to what that
+/// kernel uses. Share terms not in standard layout are copied on every call
+/// (`RelevanceGraph` makes them contiguous once).
 /// Connections whose share is 0 are listed too (Θ(0) may be non-zero).
 ///
 /// # Errors
@@ -115,28 +108,11 @@ pub fn outgoing(
             connectivity,
             terms,
         } => {
-            connectivity.check()?;
-            if connectivity.input_len() != n_in || connectivity.output_len() != n_out {
-                return Err(Error::shape(
-                    "linear shares",
-                    &[connectivity.input_len(), connectivity.output_len()],
-                    &[n_in, n_out],
-                ));
-            }
-            let ts: Vec<(&[f32], crate::rules::WeightMap, &[f32])> = terms
-                .iter()
-                .map(|t| term_slices(t).map(|(p, q)| (p, t.weight, q)))
-                .collect::<Result<_>>()?;
-            if ts.iter().any(|(p, _, q)| p.len() < n_in || q.len() < n_out) {
-                return Err(Error::shape("share terms", &[n_in, n_out], &[0, 0]));
-            }
-            targets_of(connectivity, j, |k, w| {
-                let mut d = 0.0f32;
-                for (p, g, q) in &ts {
-                    d += p[j] * g.apply(w) * q[k];
-                }
-                f(k, Some(d))
-            });
+            // The terms hold a batch (of one sample in a `RelevanceGraph`); sample 0 is used.
+            let n = terms.first().map_or(1, |t| (t.input.len() / n_in).max(1));
+            let flat = kernels::linear_terms(connectivity, terms, n, n_in, n_out)?;
+            let sample = kernels::SampleTerms::of(&flat, 0, n_in, n_out);
+            targets_of(connectivity, j, |k, w| f(k, Some(sample.share(j, k, w))));
         }
     }
     Ok(())

@@ -55,9 +55,9 @@ mod json;
 mod search;
 
 pub use circuit::{Circuit, CircuitElement, CircuitLayer, Place};
-pub use field::Field;
+pub use field::{Field, FieldBox};
 #[cfg(feature = "viz")]
-pub use figure::receptive_field_figure;
+pub use figure::{FIGURE_IMAGE_SIZE, depth_color, input_image};
 pub use json::{paths_json, sample_json};
 pub use search::{MARGIN, MAX_STORED, SearchStats};
 
@@ -305,8 +305,8 @@ impl<'a, K: Semiring, T: Conversion<K>> RelevanceGraph<'a, K, T> {
     }
 }
 
-/// Makes a share's factors contiguous (standard layout), so [`connections::outgoing`] can index
-/// them.
+/// Makes a share's factors contiguous (standard layout), so [`connections::outgoing`] borrows
+/// them instead of copying them on every call.
 fn standardize(s: &mut Shares<'_>) {
     match s {
         Shares::Linear { terms, .. } => {

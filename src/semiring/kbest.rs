@@ -65,6 +65,7 @@ impl<const K: usize> KBest<K> {
 
 impl<const K: usize> Semiring for KBest<K> {
     const NAME: &'static str = "k-best";
+    const UNIT_SHARES: bool = true;
 
     #[inline]
     fn zero() -> Self {

@@ -82,6 +82,13 @@ pub trait Semiring: Copy + PartialEq + Debug + Send + Sync + 'static {
     /// `a ⊗ b = b ⊗ a` for every a, b. When false, kernels keep the order `Θ(d) ⊗ R`.
     const MUL_COMMUTATIVE: bool = true;
 
+    /// The values are path strengths: ⊗-products of shares in `[0, 1]` ([`Viterbi`],
+    /// [`KBest`]; a [`Product`] with such a component). [`Explainer`](crate::Explainer) then
+    /// refuses rules whose shares can leave `[0, 1]` (anything but max-abs, flat and w² on a
+    /// dense or convolution layer), since a clamped share is no strength
+    /// ([`Explainer::check_fits`](crate::Explainer::check_fits)).
+    const UNIT_SHARES: bool = false;
+
     /// The additive identity 0 (which also annihilates under ⊗).
     fn zero() -> Self;
 

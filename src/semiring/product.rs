@@ -18,6 +18,7 @@ impl<A: Semiring, B: Semiring> Semiring for Product<A, B> {
     const NAME: &'static str = "product";
     const ADD_IDEMPOTENT: bool = A::ADD_IDEMPOTENT && B::ADD_IDEMPOTENT;
     const MUL_COMMUTATIVE: bool = A::MUL_COMMUTATIVE && B::MUL_COMMUTATIVE;
+    const UNIT_SHARES: bool = A::UNIT_SHARES || B::UNIT_SHARES;
 
     #[inline]
     fn zero() -> Self {

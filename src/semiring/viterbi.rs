@@ -20,6 +20,7 @@ pub struct Viterbi(pub f64);
 impl Semiring for Viterbi {
     const NAME: &'static str = "viterbi";
     const ADD_IDEMPOTENT: bool = true;
+    const UNIT_SHARES: bool = true;
 
     #[inline]
     fn zero() -> Self {

@@ -1622,8 +1622,13 @@ fn paths_figure_and_bad_input() {
         "--figure",
         path_str(&fig),
     ]);
+    // The receptive-field figure: the image enlarged to about 448 pixels, the first box red
+    // (`depth_color(0, n)` for every n), the input pixel's marker white.
     let png = klrp::viz::read_png(&fig).unwrap();
-    assert!(png.width() > 50 && png.height() > 50);
+    assert!(png.width() > 300 && png.height() > 300);
+    let has = |c: [u8; 3]| png.as_raw().chunks_exact(3).any(|p| p == c);
+    assert_eq!(klrp::paths::depth_color(0, 3), [255, 0, 0]);
+    assert!(has([255, 0, 0]) && has([255, 255, 255]));
     let base = [
         "paths", "--model", m, "--input", x, "--target", "1", "--out", o,
     ];
@@ -1638,6 +1643,12 @@ fn paths_figure_and_bad_input() {
         "--top: '0' is not a positive integer",
     );
     fails(&with(&[]), 2, "give --top K");
+    // Viterbi paths need shares in [0, 1]: LRP-0 is refused, naming the layer.
+    fails(
+        &with(&["--top", "1", "--rule", "zero"]),
+        1,
+        "the viterbi semiring needs shares in [0, 1]",
+    );
     fails(
         &with(&["--top", "2", "--from", "999999"]),
         2,
