@@ -24,7 +24,10 @@ pub fn onnx(data: &[u8]) {
     assert_eq!(from_file.nodes().len(), model.nodes().len());
     assert_eq!(from_file.metadata(), model.metadata());
     assert_eq!(from_file.producer(), model.producer());
-    assert_eq!(from_file.network().param_count(), model.network().param_count());
+    assert_eq!(
+        from_file.network().param_count(),
+        model.network().param_count()
+    );
     let _ = (model.nodes().len(), model.declared_batch(), model.opset());
     onnx_metadata(&model);
     let net = model.network();
@@ -67,7 +70,9 @@ fn onnx_from_file(data: &[u8]) -> klrp::Result<onnx::OnnxModel> {
     let dir = DIR.get_or_init(|| {
         let d = std::env::temp_dir().join(format!("klrp-fuzz-onnx-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("temporary directory");
-        let w: Vec<u8> = (0..256u32).flat_map(|i| (i as f32 / 256.0).to_le_bytes()).collect();
+        let w: Vec<u8> = (0..256u32)
+            .flat_map(|i| (i as f32 / 256.0).to_le_bytes())
+            .collect();
         std::fs::write(d.join("w.bin"), w).expect("external data file");
         d
     });
