@@ -62,13 +62,15 @@ pub fn onnx(data: &[u8]) {
     }
 }
 
-/// The model loaded through a file in a directory of its own (per process), next to an
-/// external data file `w.bin` (1 KiB) that the model may name.
+/// The model loaded through a file in `klrp-fuzz-onnx/` under the temporary directory, next to
+/// an external data file `w.bin` (1 KiB) that the model may name. The file is removed again.
+/// (Only models that also parse from bytes are compared, and those use no external data, so a
+/// `w.bin` being rewritten by another process at the same time cannot change a verdict.)
 fn onnx_from_file(data: &[u8]) -> klrp::Result<onnx::OnnxModel> {
     use std::sync::OnceLock;
     static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("klrp-fuzz-onnx-{}", std::process::id()));
+        let d = std::env::temp_dir().join("klrp-fuzz-onnx");
         std::fs::create_dir_all(&d).expect("temporary directory");
         let w: Vec<u8> = (0..256u32)
             .flat_map(|i| (i as f32 / 256.0).to_le_bytes())
@@ -76,9 +78,15 @@ fn onnx_from_file(data: &[u8]) -> klrp::Result<onnx::OnnxModel> {
         std::fs::write(d.join("w.bin"), w).expect("external data file");
         d
     });
-    let path = dir.join(format!("model-{:?}.onnx", std::thread::current().id()));
+    let path = dir.join(format!(
+        "model-{}-{:?}.onnx",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::write(&path, data).expect("temporary model file");
-    onnx::load_onnx_file(&path)
+    let model = onnx::load_onnx_file(&path);
+    let _ = std::fs::remove_file(&path);
+    model
 }
 
 /// The model's preprocessing metadata: for an image-shaped input, build the preprocessing it
