@@ -198,4 +198,29 @@ with_consts("slice_negative_empty_overflowing", [
      idata("neg", [-2]), idata("one", [1]), idata("four", [4]), idata("big", [2**63 - 1])])
 bf16 = h.make_tensor("b", T.BFLOAT16, [2], vals=np.array([0x3fc0, 0xc000], "<u2").tobytes(), raw=True)
 with_consts("raw_bfloat16_uint16_int8", [], [bf16, init("u", np.array([1, 65535], np.uint16)), init("i8", np.array([-128, 127], np.int8))])
+# Session 8 (issue #21): preprocessing metadata (klrp.mean/std/resize/crop, valid, grayscale and
+# refused) and a tensor in an external data file. The fuzz check loads every input from a file in
+# a directory that holds `w.bin` (1 KiB: 256 little-endian f32), so the external seed imports there.
+def save_meta(name, meta, c=3):
+    hn, hi = head("r", 4 * 3 * 3)
+    nodes = [h.make_node("Conv", ["x", "cw", "cb"], ["c0"], kernel_shape=[2, 2], strides=[2, 2]),
+             h.make_node("Relu", ["c0"], ["r"])] + hn
+    x = h.make_tensor_value_info("x", T.FLOAT, ["N", c, H, W])
+    y = h.make_tensor_value_info("y", T.FLOAT, ["N", 3])
+    g = h.make_graph(nodes, name, [x], [y], [init("cw", w(4, c, 2, 2)), init("cb", w(4))] + hi)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)], producer_name="klrp-seeds")
+    h.set_model_props(m, meta)
+    open(f"{out}/hand_{name}.onnx", "wb").write(m.SerializeToString())
+save_meta("metadata_preprocess", {"klrp.mean": "0.5,0.4,0.3", "klrp.std": "0.25", "klrp.resize": "8", "klrp.crop": "6,6", "license": "MIT"})
+save_meta("metadata_grayscale", {"klrp.mean": "0.5", "klrp.std": "0.25", "klrp.resize": "none", "klrp.crop": "6"}, c=1)
+save_meta("metadata_mean_without_std", {"klrp.mean": "0.5"})
+ext = h.make_tensor_value_info("x", T.FLOAT, ["N", 8])
+gw = T(name="gw", data_type=T.FLOAT, dims=[8, 3])
+gw.data_location = T.EXTERNAL
+for k, v in [("location", "w.bin"), ("offset", "64"), ("length", "96")]:
+    e = gw.external_data.add(); e.key = k; e.value = v
+g = h.make_graph([h.make_node("Gemm", ["x", "gw"], ["y"])], "external", [ext],
+                 [h.make_tensor_value_info("y", T.FLOAT, ["N", 3])], [gw])
+m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)], producer_name="klrp-seeds")
+open(f"{out}/hand_external_data.onnx", "wb").write(m.SerializeToString())
 print("ok")

@@ -10,12 +10,26 @@ use ndarray::{ArrayD, IxDyn};
 /// Networks with at most this many input elements per sample are run on a zero input.
 const RUN_LIMIT: usize = 4096;
 
-/// ONNX: parse; then forward, trace and explain (Real and Boolean) a small network.
+/// ONNX: parse from bytes (prost decoding a borrowed buffer) and from a file (prost decoding an
+/// owned buffer, whose `bytes` fields share it, with external data allowed next to it); the two
+/// must agree. Then read the preprocessing metadata and apply it to a small image; then forward,
+/// trace and explain (Real and Boolean) a small network.
 pub fn onnx(data: &[u8]) {
+    let from_file = onnx_from_file(data);
     let Ok(model) = onnx::parse_onnx(data) else {
         return;
     };
+    // Without a directory, external data is refused; everything else decodes alike.
+    let from_file = from_file.expect("a model that parses from bytes must load from a file");
+    assert_eq!(from_file.nodes().len(), model.nodes().len());
+    assert_eq!(from_file.metadata(), model.metadata());
+    assert_eq!(from_file.producer(), model.producer());
+    assert_eq!(
+        from_file.network().param_count(),
+        model.network().param_count()
+    );
     let _ = (model.nodes().len(), model.declared_batch(), model.opset());
+    onnx_metadata(&model);
     let net = model.network();
     let _ = net.param_count();
     let elems: usize = net.input_shape().iter().product();
@@ -45,6 +59,56 @@ pub fn onnx(data: &[u8]) {
     }
     if let Ok(canon) = onnx::parse_onnx(data).map(|m| m.into_network().canonize()) {
         let _ = canon.map(|n| n.forward(&x));
+    }
+}
+
+/// The model loaded through a file in `klrp-fuzz-onnx/` under the temporary directory, next to
+/// an external data file `w.bin` (1 KiB) that the model may name. The file is removed again.
+/// (Only models that also parse from bytes are compared, and those use no external data, so a
+/// `w.bin` being rewritten by another process at the same time cannot change a verdict.)
+fn onnx_from_file(data: &[u8]) -> klrp::Result<onnx::OnnxModel> {
+    use std::sync::OnceLock;
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join("klrp-fuzz-onnx");
+        std::fs::create_dir_all(&d).expect("temporary directory");
+        let w: Vec<u8> = (0..256u32)
+            .flat_map(|i| (i as f32 / 256.0).to_le_bytes())
+            .collect();
+        std::fs::write(d.join("w.bin"), w).expect("external data file");
+        d
+    });
+    let path = dir.join(format!(
+        "model-{}-{:?}.onnx",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&path, data).expect("temporary model file");
+    let model = onnx::load_onnx_file(&path);
+    let _ = std::fs::remove_file(&path);
+    model
+}
+
+/// The model's preprocessing metadata: for an image-shaped input, build the preprocessing it
+/// declares and apply it to a 5 × 7 image (when the resize is small enough to be cheap).
+fn onnx_metadata(model: &onnx::OnnxModel) {
+    let shape = model.network().input_shape();
+    let &[c, h, w] = shape else {
+        return;
+    };
+    let Ok(Some(pre)) = image::Preprocess::from_metadata(model.metadata(), c, h, w) else {
+        return;
+    };
+    if pre.resize.unwrap_or(0) > 64 || h > 64 || w > 64 {
+        return;
+    }
+    let img = image::RgbImage {
+        width: 7,
+        height: 5,
+        pixels: (0..105u8).collect(),
+    };
+    if let Ok(x) = image::to_tensor(&img, &pre) {
+        assert_eq!(x.shape(), [1, if pre.grayscale { 1 } else { 3 }, h, w]);
     }
 }
 

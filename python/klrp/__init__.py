@@ -103,9 +103,72 @@ class Model:
 
     def info(self) -> Dict[str, Any]:
         """The layers as ``klrp info`` lists them: a dict with ``model``, ``input_shape``,
-        ``output_shape``, ``params`` and ``layers`` (each ``index``, ``from``, ``layer``,
-        ``output_shape``, ``params``)."""
+        ``output_shape``, ``params``, ``layers`` (each ``index``, ``from``, ``layer``,
+        ``output_shape``, ``params``) and ``metadata`` (the ONNX ``metadata_props``)."""
         return self._model.info()
+
+    @property
+    def metadata(self) -> Dict[str, str]:
+        """The model's ONNX ``metadata_props`` (key → value). klrp reads ``klrp.mean``,
+        ``klrp.std``, ``klrp.resize`` and ``klrp.crop``: the preprocessing its image inputs need
+        (see ``preprocess``)."""
+        return self._model.metadata()
+
+    def preprocess(
+        self,
+        image: Union[str, "os.PathLike[str]", np.ndarray],
+        *,
+        resize: Optional[int] = None,
+        normalize: Optional[str] = None,
+        max_pixels: Optional[int] = None,
+    ) -> np.ndarray:
+        """An image as this model's input: float32 ``[C, H, W]``, ready for ``explain``,
+        ``predict`` and ``forward`` (stack several with ``np.stack`` for a batch).
+
+        ``image``: a PNG/JPEG file, or a uint8 array ``[H, W, 3]`` (RGB) or ``[H, W]`` (gray).
+        Preprocessed as ``klrp explain --input IMAGE`` does: as the model's ``metadata`` declares
+        (``klrp.resize``, ``klrp.crop``, ``klrp.mean``/``klrp.std``), else scale to [0, 1],
+        resize the shorter side to ⌊256/224 · H⌋, center crop ``H × W``, and ImageNet
+        normalisation for 3 channels (none for 1; a 1-channel model gets the luminance).
+        ``resize`` (the shorter side, pixels) and ``normalize`` (``"imagenet"`` or ``"none"``)
+        override it, as ``--resize``/``--normalize`` do; ``max_pixels`` bounds a file's size
+        (default 2**26).
+
+        Raises ValueError if the model's input is not an image ``[C, H, W]`` with C = 1 or 3,
+        if its metadata is invalid, or for a bad array or file (FileNotFoundError if missing).
+        """
+        if resize is not None and (
+            isinstance(resize, bool) or not isinstance(resize, (int, np.integer)) or resize < 1
+        ):
+            raise ValueError(f"resize: must be an integer of at least 1, got {resize!r}")
+        if isinstance(image, (str, os.PathLike)):
+            if max_pixels is not None and (
+                isinstance(max_pixels, bool)
+                or not isinstance(max_pixels, (int, np.integer))
+                or max_pixels < 1
+            ):
+                raise ValueError(f"max_pixels: must be an integer of at least 1, got {max_pixels!r}")
+            return self._model.preprocess_file(
+                os.fspath(image),
+                resize=None if resize is None else int(resize),
+                normalize=normalize,
+                max_pixels=None if max_pixels is None else int(max_pixels),
+            )
+        if max_pixels is not None:
+            raise ValueError("max_pixels: applies to image files only")
+        a = np.asarray(image)
+        if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
+            raise ValueError(
+                f"image: expected a file path or a uint8 [H, W, 3] or [H, W] array, got "
+                f"{a.dtype} {a.shape}"
+            )
+        if a.ndim == 2:
+            a = np.repeat(a[:, :, None], 3, axis=2)
+        return self._model.preprocess_rgb(
+            np.ascontiguousarray(a),
+            resize=None if resize is None else int(resize),
+            normalize=normalize,
+        )
 
     @property
     def num_layers(self) -> int:

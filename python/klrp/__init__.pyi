@@ -17,6 +17,16 @@ class Model:
     def from_onnx(path: _Path) -> Model: ...
     def info(self) -> Dict[str, Any]: ...
     @property
+    def metadata(self) -> Dict[str, str]: ...
+    def preprocess(
+        self,
+        image: Union[_Path, npt.NDArray[np.uint8]],
+        *,
+        resize: Optional[int] = None,
+        normalize: Optional[str] = None,
+        max_pixels: Optional[int] = None,
+    ) -> npt.NDArray[np.float32]: ...
+    @property
     def num_layers(self) -> int: ...
     def explain(
         self,

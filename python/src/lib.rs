@@ -5,6 +5,7 @@
 //! (`python/klrp/__init__.py`) checks dtypes, documents the API and adds the pure-Python helpers.
 
 use klrp::io::idx::Mnist;
+use klrp::io::image::{self, Normalization, Preprocess};
 use klrp::io::onnx::load_onnx_file;
 use klrp::spec::{ExplainArgs, ExplainSpec, RelevanceArray, Targets};
 use klrp::viz::{Colormap, RgbImage, Scale};
@@ -36,6 +37,9 @@ struct Model {
     canonized: Network,
     origin: Vec<String>,
     description: String,
+    /// The ONNX `metadata_props` (`klrp.mean`, `klrp.std`, `klrp.resize`, `klrp.crop`: the
+    /// preprocessing of image inputs).
+    metadata: BTreeMap<String, String>,
 }
 
 /// The input as a batch: `x` itself if it has the batch axis, else `x` with one added.
@@ -147,6 +151,7 @@ impl Model {
                     format!(", from {}", m.producer())
                 }
             );
+            let metadata = m.metadata().clone();
             let raw = m.into_network();
             // Network is not Clone: the canonized copy is imported again (parsing is cheap).
             let canonized = load_onnx_file(&path)?.into_network().canonize()?;
@@ -155,9 +160,69 @@ impl Model {
                 canonized,
                 origin,
                 description,
+                metadata,
             })
         })
         .map_err(to_py)
+    }
+
+    /// The model's `metadata_props` (key → value).
+    fn metadata(&self) -> BTreeMap<String, String> {
+        self.metadata.clone()
+    }
+
+    /// An image file (PNG/JPEG) as the network input `[C, H, W]`, preprocessed as `klrp explain`
+    /// preprocesses it: the model's metadata, else the default for its input
+    /// (`Preprocess::for_model`); `resize` and `normalize` ("imagenet" | "none") override it.
+    #[pyo3(signature = (path, resize=None, normalize=None, max_pixels=None))]
+    fn preprocess_file<'py>(
+        &self,
+        py: Python<'py>,
+        path: std::path::PathBuf,
+        resize: Option<usize>,
+        normalize: Option<String>,
+        max_pixels: Option<u64>,
+    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let pre = self.preprocessing(resize, normalize.as_deref())?;
+        let limit = match max_pixels {
+            Some(0) => return Err(PyValueError::new_err("max_pixels: must be at least 1")),
+            Some(n) => n,
+            None => image::MAX_PIXELS,
+        };
+        let x = py
+            .detach(|| {
+                let img = image::read_image_file_with_max_pixels(&path, limit)?;
+                image::to_tensor(&img, &pre)
+            })
+            .map_err(to_py)?;
+        Ok(sample3(x).into_pyarray(py))
+    }
+
+    /// An RGB image `[H, W, 3]` (uint8) as the network input `[C, H, W]`, as
+    /// [`Model::preprocess_file`].
+    #[pyo3(signature = (rgb, resize=None, normalize=None))]
+    fn preprocess_rgb<'py>(
+        &self,
+        py: Python<'py>,
+        rgb: PyReadonlyArray3<'py, u8>,
+        resize: Option<usize>,
+        normalize: Option<String>,
+    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let pre = self.preprocessing(resize, normalize.as_deref())?;
+        let a = rgb.as_array();
+        let (height, width, c) = a.dim();
+        if c != 3 || height == 0 || width == 0 {
+            return Err(PyValueError::new_err(format!(
+                "image: expected a uint8 [H, W, 3] array with H, W ≥ 1, got [{height}, {width}, {c}]"
+            )));
+        }
+        let img = image::RgbImage {
+            width,
+            height,
+            pixels: a.iter().copied().collect(),
+        };
+        let x = py.detach(|| image::to_tensor(&img, &pre)).map_err(to_py)?;
+        Ok(sample3(x).into_pyarray(py))
     }
 
     /// The model's layers and shapes as a dict.
@@ -182,6 +247,7 @@ impl Model {
         }
         d.set_item("layers", layers)?;
         d.set_item("params", net.param_count())?;
+        d.set_item("metadata", self.metadata.clone())?;
         Ok(d)
     }
 
@@ -318,6 +384,51 @@ impl Model {
         let out = py.detach(|| net.forward(&x)).map_err(to_py)?;
         Ok(strip(out, had_batch).into_pyarray(py).into_any().unbind())
     }
+}
+
+impl Model {
+    /// What an image becomes for this model: [`Preprocess::for_model`] with the overrides.
+    fn preprocessing(
+        &self,
+        resize: Option<usize>,
+        normalize: Option<&str>,
+    ) -> PyResult<Preprocess> {
+        let shape = self.raw.input_shape();
+        let &[c, h, w] = shape else {
+            return Err(PyValueError::new_err(format!(
+                "the model's input {shape:?} is not an image ([C, H, W]); give x as an array"
+            )));
+        };
+        let mut pre = Preprocess::for_model(&self.metadata, c, h, w).map_err(to_py)?;
+        match normalize {
+            None => {}
+            Some("imagenet") if c == 3 => pre.normalize = Some(Normalization::imagenet()),
+            Some("imagenet") => {
+                return Err(PyValueError::new_err(
+                    "normalize: imagenet needs a 3-channel model",
+                ));
+            }
+            Some("none") => pre.normalize = None,
+            Some(other) => {
+                return Err(PyValueError::new_err(format!(
+                    "normalize: '{other}' is not imagenet or none"
+                )));
+            }
+        }
+        match resize {
+            Some(0) => return Err(PyValueError::new_err("resize: must be at least 1")),
+            Some(s) => pre.resize = Some(s),
+            None => {}
+        }
+        Ok(pre)
+    }
+}
+
+/// `to_tensor`'s `[1, C, H, W]` as one sample `[C, H, W]`.
+fn sample3(x: ArrayD<f32>) -> Array3<f32> {
+    x.index_axis_move(Axis(0), 0)
+        .into_dimensionality::<Ix3>()
+        .expect("to_tensor returns [1, C, H, W]")
 }
 
 fn colormap(name: &str) -> PyResult<Colormap> {

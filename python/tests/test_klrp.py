@@ -140,6 +140,123 @@ def test_info_lists_the_layers():
     assert info["params"] == 107 == sum(l["params"] for l in info["layers"])
 
 
+# --- images: the model's preprocessing (metadata_props) --------------------------------------
+
+METADATA = ONNX / "metadata"
+
+
+def test_metadata_is_the_models_metadata_props():
+    m = klrp.Model.from_onnx(METADATA / "preprocess.onnx")
+    want = {
+        "klrp.crop": "6,6",
+        "klrp.mean": "0.5,0.4,0.3",
+        "klrp.resize": "8",
+        "klrp.std": "0.25",
+        "license": "MIT",
+    }
+    assert m.metadata == want
+    assert m.info()["metadata"] == want
+    assert klrp.Model.from_onnx(model_path("mlp")).metadata == {}
+
+
+def test_preprocess_applies_the_declared_preprocessing():
+    # klrp.resize 8, klrp.crop 6, mean (0.5, 0.4, 0.3), std 0.25. An 8 × 10 image: its shorter
+    # side is already 8 (no resize); the center 6 × 6 crop is rows 1..7, columns 2..8.
+    m = klrp.Model.from_onnx(METADATA / "preprocess.onnx")
+    rgb = np.random.default_rng(0).integers(0, 256, size=(8, 10, 3), dtype=np.uint8)
+    x = m.preprocess(rgb)
+    mean = np.array([0.5, 0.4, 0.3], np.float32)[:, None, None]
+    crop = rgb[1:7, 2:8].transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+    want = (crop - mean) / np.float32(0.25)
+    assert x.dtype == np.float32 and x.shape == (3, 6, 6)
+    np.testing.assert_allclose(x, want, rtol=0, atol=1e-6)
+    # the result is the network's input: one sample, or a batch with np.stack
+    assert m.forward(x).shape == (3,)
+    assert m.forward(np.stack([x, x])).shape == (2, 3)
+    # overrides: no normalisation; another resize (shorter side 6: 6 × 7, then the crop 6 × 6)
+    raw = m.preprocess(rgb, normalize="none")
+    np.testing.assert_allclose(raw, crop, rtol=0, atol=1e-7)
+    assert m.preprocess(rgb, resize=6).shape == (3, 6, 6)
+    np.testing.assert_allclose(
+        m.preprocess(rgb, normalize="imagenet"),
+        (crop - np.array([0.485, 0.456, 0.406], np.float32)[:, None, None])
+        / np.array([0.229, 0.224, 0.225], np.float32)[:, None, None],
+        rtol=0,
+        atol=1e-5,
+    )
+
+
+def test_preprocess_gray_model_gets_the_luminance():
+    # klrp.resize none, klrp.crop 6, mean 0.5, std 0.25, a [1, 6, 6] input.
+    m = klrp.Model.from_onnx(METADATA / "grayscale.onnx")
+    rgb = np.random.default_rng(1).integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+    x = m.preprocess(rgb)
+    luma = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255
+    np.testing.assert_allclose(x, ((luma - 0.5) / 0.25)[None], rtol=0, atol=1e-5)
+    # a gray [H, W] array is the RGB image with three equal channels
+    gray = rgb[..., 0]
+    np.testing.assert_array_equal(m.preprocess(gray), m.preprocess(np.dstack([gray] * 3)))
+    with pytest.raises(ValueError, match="imagenet needs a 3-channel model"):
+        m.preprocess(rgb, normalize="imagenet")
+
+
+def test_preprocess_of_a_file_equals_that_of_its_pixels(tmp_path):
+    m = klrp.Model.from_onnx(METADATA / "preprocess.onnx")
+    rgb = np.random.default_rng(2).integers(0, 256, size=(9, 12, 3), dtype=np.uint8)
+    path = tmp_path / "img.png"
+    klrp.write_png(path, rgb)
+    np.testing.assert_array_equal(m.preprocess(path), m.preprocess(rgb))
+    np.testing.assert_array_equal(m.preprocess(str(path), resize=7), m.preprocess(rgb, resize=7))
+    with pytest.raises(ValueError, match="above the limit"):
+        m.preprocess(path, max_pixels=100)
+
+
+def test_lite0_photo_gives_pytorchs_logits():
+    """The shipped EfficientNet-Lite0 declares TensorFlow's normalisation in its metadata; with it
+    a PNG photo gives PyTorch's logits (models/reference/logits.npy, row 1: chelsea.png, tiger cat
+    282 at 0.4072) to the 1e-5 the Rust test allows (tests/it/imagenet.rs)."""
+    m = klrp.Model.from_onnx(ROOT / "models" / "efficientnet_lite0.onnx")
+    x = m.preprocess(ROOT / "data" / "photos" / "chelsea.png")
+    assert x.shape == (3, 224, 224)
+    logits = m.forward(x)
+    want = np.load(ROOT / "models" / "reference" / "logits.npy")[1]
+    assert np.abs(logits - want).max() / np.abs(want).max() < 1e-5
+    (top, p), *_ = m.predict(x, top=1)
+    assert top == 282 and round(p, 4) == 0.4072
+    # ImageNet's normalisation instead (what the model does not declare) gives other logits
+    other = m.forward(m.preprocess(ROOT / "data" / "photos" / "chelsea.png", normalize="imagenet"))
+    assert np.abs(other - want).max() / np.abs(want).max() > 1e-2
+
+
+def test_preprocess_errors(tmp_path, mlp):
+    png = ROOT / "tests" / "fixtures" / "images" / "rgb.png"
+    with pytest.raises(ValueError, match=r"not an image \(\[C, H, W\]\)"):
+        mlp.preprocess(png)
+    bad = klrp.Model.from_onnx(METADATA / "mean_without_std.onnx")
+    with pytest.raises(ValueError, match="klrp.std is missing"):
+        bad.preprocess(png)
+    m = klrp.Model.from_onnx(METADATA / "preprocess.onnx")
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        m.preprocess(tmp_path / "nope.png")
+    with pytest.raises(ValueError, match="normalize: 'tf' is not imagenet or none"):
+        m.preprocess(png, normalize="tf")
+    for resize in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="resize"):
+            m.preprocess(png, resize=resize)
+    with pytest.raises(ValueError, match="uint8"):
+        m.preprocess(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        m.preprocess(np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="H, W"):
+        m.preprocess(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="max_pixels"):
+        m.preprocess(np.zeros((4, 4, 3), np.uint8), max_pixels=10)
+    garbage = tmp_path / "g.png"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ValueError, match="PNG"):
+        m.preprocess(garbage)
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 

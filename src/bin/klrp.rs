@@ -101,6 +101,13 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// The help heading of the Θ options.
+const THETA: &str = "Θ (boolean, counting)";
+
+/// clap's default help heading (`Options`), for an option declared after a flattened group of
+/// options with a heading of its own (`next_help_heading` would otherwise carry over to it).
+const OPTIONS: Option<&str> = None;
+
 #[derive(Subcommand)]
 enum Command {
     /// Print every layer with its index (the index --theta-at takes), the ONNX node it came from,
@@ -124,67 +131,39 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(next_help_heading = "Model")]
 struct ModelArgs {
     /// The model: an ONNX file, or `vgg16` (torchvision's VGG-16 built in code).
-    #[arg(
-        long,
-        value_name = "M.onnx",
-        allow_hyphen_values = true,
-        help_heading = "Model"
-    )]
+    #[arg(long, value_name = "M.onnx", allow_hyphen_values = true)]
     model: String,
     /// safetensors weights for --model vgg16 (torchvision names; random He-uniform weights with
     /// a fixed seed without).
-    #[arg(
-        long,
-        value_name = "W",
-        allow_hyphen_values = true,
-        help_heading = "Model"
-    )]
+    #[arg(long, value_name = "W", allow_hyphen_values = true)]
     weights: Option<String>,
     /// The largest tensor allowed, in elements: one sample's activation at ONNX import (default
     /// 268435456 = 2^28) and any activation or relevance of the whole batch (default 2147483648 =
     /// 2^31); raise it for very large inputs or batches, lower it to bound memory.
-    #[arg(
-        long,
-        value_name = "N",
-        allow_hyphen_values = true,
-        help_heading = "Model"
-    )]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     max_elements: Option<String>,
 }
 
 #[derive(Args)]
+#[command(next_help_heading = "Input")]
 struct InputArgs {
     /// The input: an .npy of shape [N, ...] (a batch) or of one sample's shape, or a PNG/JPEG
     /// image (resized, center-cropped, normalised).
-    #[arg(
-        long,
-        value_name = "X.npy|IMAGE",
-        allow_hyphen_values = true,
-        help_heading = "Input"
-    )]
+    #[arg(long, value_name = "X.npy|IMAGE", allow_hyphen_values = true)]
     input: String,
     /// Images: resize the shorter side to S first (default: the model's `klrp.resize` metadata,
     /// else ⌊256/224 · H⌋, i.e. 256 for 224 × 224 models).
-    #[arg(
-        long,
-        value_name = "S",
-        allow_hyphen_values = true,
-        help_heading = "Input"
-    )]
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
     resize: Option<String>,
     /// Images: imagenet or none (default: the model's `klrp.mean`/`klrp.std` metadata if it
     /// declares preprocessing, else imagenet for 3 channels).
-    #[arg(long, value_name = "N", value_parser = ["imagenet", "none"], help_heading = "Input")]
+    #[arg(long, value_name = "N", value_parser = ["imagenet", "none"])]
     normalize: Option<String>,
     /// Images: refuse images of more than N pixels (default 67108864 = 2^26).
-    #[arg(
-        long,
-        value_name = "N",
-        allow_hyphen_values = true,
-        help_heading = "Input"
-    )]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     max_pixels: Option<String>,
 }
 
@@ -201,11 +180,11 @@ struct PredictArgs {
     #[command(flatten)]
     input: InputArgs,
     /// How many classes to print per sample, best first (all of them if fewer) [default: 5].
-    #[arg(long, value_name = "K", allow_hyphen_values = true)]
+    #[arg(long, value_name = "K", allow_hyphen_values = true, help_heading = OPTIONS)]
     top: Option<String>,
     /// A text file of class names, one per line in class-index order (at least one line per
     /// class); adds a LABEL column.
-    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, help_heading = OPTIONS)]
     labels: Option<String>,
 }
 
@@ -217,29 +196,10 @@ struct ExplainCli {
     input: InputArgs,
     /// The class to explain, for every sample; or C0,C1,… one per sample; or `predicted`: each
     /// sample's top-1 class.
-    #[arg(long, value_name = "C", allow_hyphen_values = true)]
+    #[arg(long, value_name = "C", allow_hyphen_values = true, help_heading = OPTIONS)]
     target: String,
-    /// Where to write the input relevance (same shape as the input; float32 for real and
-    /// viterbi, bool for boolean, uint64 for counting).
-    #[arg(
-        long,
-        value_name = "R.npy",
-        allow_hyphen_values = true,
-        help_heading = "Output"
-    )]
-    out: String,
-    /// Also write a heatmap (channels summed; blue-white-red for real, black-red-yellow-white
-    /// for the others, counts on a log scale); a batch writes R_0.png, R_1.png, …
-    #[arg(
-        long,
-        value_name = "R.png",
-        allow_hyphen_values = true,
-        help_heading = "Output"
-    )]
-    heatmap: Option<String>,
-    /// Print `timing: load X ms, forward Y ms, relevance Z ms` to stderr.
-    #[arg(long, help_heading = "Output")]
-    timing: bool,
+    #[command(flatten)]
+    output: ExplainOutput,
     /// The semiring [default: real].
     #[arg(long, value_name = "S", value_parser = ["real", "boolean", "counting", "viterbi"],
           help_heading = "Rules")]
@@ -254,8 +214,25 @@ struct ExplainCli {
     /// dense/conv layer), inputs:F (masks keep a fraction F of the non-zero inputs) or
     /// connections:F (each layer keeps a fraction F of its positive shares); --theta-at still
     /// overrides single layers. The chosen θ are printed.
-    #[arg(long, value_name = "KIND:V", help_heading = "Θ (boolean, counting)")]
+    #[arg(long, value_name = "KIND:V", help_heading = THETA)]
     theta_auto: Option<String>,
+}
+
+/// What `explain` writes.
+#[derive(Args)]
+#[command(next_help_heading = "Output")]
+struct ExplainOutput {
+    /// Where to write the input relevance (same shape as the input; float32 for real and
+    /// viterbi, bool for boolean, uint64 for counting).
+    #[arg(long, value_name = "R.npy", allow_hyphen_values = true)]
+    out: String,
+    /// Also write a heatmap (channels summed; blue-white-red for real, black-red-yellow-white
+    /// for the others, counts on a log scale); a batch writes R_0.png, R_1.png, …
+    #[arg(long, value_name = "R.png", allow_hyphen_values = true)]
+    heatmap: Option<String>,
+    /// Print `timing: load X ms, forward Y ms, relevance Z ms` to stderr.
+    #[arg(long)]
+    timing: bool,
 }
 
 #[derive(Args)]
@@ -265,134 +242,114 @@ struct PathsCli {
     #[command(flatten)]
     input: InputArgs,
     /// The class the paths lead to, or `predicted` (the input holds one sample).
-    #[arg(long, value_name = "C", allow_hyphen_values = true)]
+    #[arg(long, value_name = "C", allow_hyphen_values = true, help_heading = OPTIONS)]
     target: String,
-    /// List the K strongest paths (viterbi), strongest first.
-    #[arg(
-        long,
-        value_name = "K",
-        allow_hyphen_values = true,
-        help_heading = "Paths"
-    )]
-    top: Option<String>,
-    /// Only paths starting at input element INDEX (flat C-order index within one sample): the
-    /// first listed is the strongest path from it.
-    #[arg(
-        long = "from",
-        value_name = "INDEX",
-        allow_hyphen_values = true,
-        help_heading = "Paths"
-    )]
-    from_index: Option<String>,
-    /// Draw N relevant paths uniformly at random, with replacement (counting: every linear and
-    /// pooling share d ≥ θ, see --theta).
-    #[arg(
-        long,
-        value_name = "N",
-        allow_hyphen_values = true,
-        help_heading = "Paths"
-    )]
-    sample: Option<String>,
-    /// The seed of --sample [default: 0]: the same seed draws the same paths.
-    #[arg(
-        long,
-        value_name = "S",
-        allow_hyphen_values = true,
-        help_heading = "Paths"
-    )]
-    seed: Option<String>,
-    /// Where to write the paths (JSON).
-    #[arg(
-        long,
-        value_name = "paths.json",
-        allow_hyphen_values = true,
-        help_heading = "Output"
-    )]
-    out: String,
-    /// Also draw the first path on the input image: its receptive field at every layer as
-    /// nested boxes, the input pixel marked, a legend naming the layers (needs an image-shaped
-    /// input, [C, H, W]).
-    #[arg(
-        long,
-        value_name = "paths.png",
-        allow_hyphen_values = true,
-        help_heading = "Output"
-    )]
-    figure: Option<String>,
-    /// Also write the circuit: the union of the paths, per layer the elements and channels on
-    /// them with how many paths use each (JSON).
-    #[arg(
-        long,
-        value_name = "circuit.json",
-        allow_hyphen_values = true,
-        help_heading = "Output"
-    )]
-    circuit: Option<String>,
+    #[command(flatten)]
+    select: PathsSelection,
+    #[command(flatten)]
+    output: PathsOutput,
     #[command(flatten)]
     rules: RuleArgs,
 }
 
+/// Which paths `paths` lists or draws.
+#[derive(Args)]
+#[command(next_help_heading = "Paths")]
+struct PathsSelection {
+    /// List the K strongest paths (viterbi), strongest first.
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
+    top: Option<String>,
+    /// Only paths starting at input element INDEX (flat C-order index within one sample): the
+    /// first listed is the strongest path from it.
+    #[arg(long = "from", value_name = "INDEX", allow_hyphen_values = true)]
+    from_index: Option<String>,
+    /// Draw N relevant paths uniformly at random, with replacement (counting: every linear and
+    /// pooling share d ≥ θ, see --theta).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    sample: Option<String>,
+    /// The seed of --sample [default: 0]: the same seed draws the same paths.
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    seed: Option<String>,
+}
+
+/// What `paths` writes.
+#[derive(Args)]
+#[command(next_help_heading = "Output")]
+struct PathsOutput {
+    /// Where to write the paths (JSON).
+    #[arg(long, value_name = "paths.json", allow_hyphen_values = true)]
+    out: String,
+    /// Also draw the first path on the input image: its receptive field at every layer as
+    /// nested boxes, the input pixel marked, a legend naming the layers (needs an image-shaped
+    /// input, [C, H, W]).
+    #[arg(long, value_name = "paths.png", allow_hyphen_values = true)]
+    figure: Option<String>,
+    /// Also write the circuit: the union of the paths, per layer the elements and channels on
+    /// them with how many paths use each (JSON).
+    #[arg(long, value_name = "circuit.json", allow_hyphen_values = true)]
+    circuit: Option<String>,
+}
+
 /// The rule and Θ options `explain` and `paths` share.
 #[derive(Args)]
+#[command(next_help_heading = "Rules")]
 struct RuleArgs {
     /// One rule on every dense and conv layer: zero | epsilon[=E] | gamma[=G] | zplus |
     /// alpha-beta=A,B | flat | wsquare | max-abs[=D] (epsilon: E = 1e-6, gamma: G = 0.25 by
     /// default).
-    #[arg(
-        long,
-        value_name = "R",
-        allow_hyphen_values = true,
-        help_heading = "Rules"
-    )]
+    #[arg(long, value_name = "R", allow_hyphen_values = true)]
     rule: Option<String>,
     /// The rule of the first dense/conv layer: zbox | flat | wsquare | any --rule.
-    #[arg(
-        long,
-        value_name = "R",
-        allow_hyphen_values = true,
-        help_heading = "Rules"
-    )]
+    #[arg(long, value_name = "R", allow_hyphen_values = true)]
     first_rule: Option<String>,
     /// Zennit's composite of that name (or k-lrp, viterbi: the non-real defaults).
-    #[arg(long, value_name = "C", value_parser = klrp::composite::Composite::NAMES,
-          help_heading = "Rules")]
+    #[arg(long, value_name = "C", value_parser = klrp::composite::Composite::NAMES)]
     composite: Option<String>,
     /// z^B lower box bound (zbox and epsilon-gamma-box); default -3 for .npy inputs, the exact
     /// pixel range of each channel for images.
-    #[arg(
-        long,
-        value_name = "L",
-        allow_hyphen_values = true,
-        help_heading = "Rules"
-    )]
+    #[arg(long, value_name = "L", allow_hyphen_values = true)]
     low: Option<String>,
     /// z^B upper box bound; default 3 for .npy inputs, the exact pixel range of each channel for
     /// images.
-    #[arg(
-        long,
-        value_name = "H",
-        allow_hyphen_values = true,
-        help_heading = "Rules"
-    )]
+    #[arg(long, value_name = "H", allow_hyphen_values = true)]
     high: Option<String>,
     /// wta (winner-take-all, default) | average (proportional to activations).
-    #[arg(long, value_name = "P", value_parser = ["wta", "average"], help_heading = "Rules")]
+    #[arg(long, value_name = "P", value_parser = ["wta", "average"])]
     maxpool: Option<String>,
     /// Θ threshold on every layer (boolean, counting; default 0.01): a share d passes if d ≥ T.
     #[arg(
         long,
         value_name = "T",
         allow_hyphen_values = true,
-        help_heading = "Θ (boolean, counting)"
+        help_heading = THETA
     )]
     theta: Option<String>,
     /// Threshold T at layer I (repeatable; indices as `klrp info` prints them).
     #[arg(long, value_name = "I=T", allow_hyphen_values = true, action = clap::ArgAction::Append,
-          help_heading = "Θ (boolean, counting)")]
+          help_heading = THETA)]
     theta_at: Vec<String>,
     /// Pass a share if |d| > T instead of d ≥ T.
-    #[arg(long, help_heading = "Θ (boolean, counting)")]
+    #[arg(long, help_heading = THETA)]
     theta_abs: bool,
+}
+
+impl RuleArgs {
+    /// These options for [`ExplainSpec::from_args`] (semiring, `--init` and `--theta-auto` not
+    /// given).
+    fn explain_args(&self) -> ExplainArgs<'_> {
+        ExplainArgs {
+            rule: self.rule.as_deref(),
+            first_rule: self.first_rule.as_deref(),
+            composite: self.composite.as_deref(),
+            low: self.low.as_deref(),
+            high: self.high.as_deref(),
+            theta: self.theta.as_deref(),
+            theta_at: self.theta_at.iter().map(String::as_str).collect(),
+            theta_abs: self.theta_abs,
+            maxpool: self.maxpool.as_deref(),
+            ..ExplainArgs::default()
+        }
+    }
 }
 
 enum CliError {
@@ -820,7 +777,69 @@ fn info(args: &ModelArgs) -> CliResult<()> {
         net.layers().len(),
         net.param_count()
     ));
+    text.push_str(&metadata_section(&m.metadata, net.input_shape()));
     out(&text)
+}
+
+/// `klrp info`'s lines after the layer table when the model has `metadata_props`: every
+/// property, then, for an image-shaped input, the preprocessing an image gets (or why the
+/// metadata cannot be used). Empty without metadata.
+///
+/// ```text
+/// metadata (ONNX metadata_props, 4 entries):
+///   klrp.crop = 224
+///   …
+/// image preprocessing (from the metadata): resize 256, center crop 224×224, normalize mean [0.49803922, …] std […]
+/// ```
+fn metadata_section(
+    metadata: &std::collections::BTreeMap<String, String>,
+    input: &[usize],
+) -> String {
+    if metadata.is_empty() {
+        return String::new();
+    }
+    let mut text = format!(
+        "metadata (ONNX metadata_props, {} {}):\n",
+        metadata.len(),
+        if metadata.len() == 1 {
+            "entry"
+        } else {
+            "entries"
+        }
+    );
+    for (key, value) in metadata {
+        text.push_str(&format!("  {key} = {value}\n"));
+    }
+    let &[c, h, w] = input else {
+        return text;
+    };
+    let declared = Preprocess::from_metadata(metadata, c, h, w);
+    let line = match declared {
+        Ok(None) => return text,
+        Ok(Some(p)) => {
+            let list = |v: &[f32]| {
+                let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+                format!("[{}]", items.join(", "))
+            };
+            let mut parts = vec![match p.resize {
+                Some(s) => format!("resize {s}"),
+                None => "no resize".to_string(),
+            }];
+            if let Some((ch, cw)) = p.crop {
+                parts.push(format!("center crop {ch}×{cw}"));
+            }
+            parts.push(match &p.normalize {
+                Some(n) => format!("normalize mean {} std {}", list(&n.mean), list(&n.std)),
+                None => "no normalization".to_string(),
+            });
+            parts.join(", ")
+        }
+        Err(e) => format!("unusable ({e})"),
+    };
+    text.push_str(&format!(
+        "image preprocessing (from the metadata): {line}\n"
+    ));
+    text
 }
 
 /// The input tensor and how it was made.
@@ -894,20 +913,15 @@ fn load_input(args: &InputArgs, loaded: &Loaded) -> CliResult<Input> {
              file (give the input as .npy)"
         )));
     }
-    let declared = Preprocess::from_metadata(&loaded.metadata, c, h, w)?;
-    let normalize = match (args.normalize.as_deref(), c) {
-        (None, _) if declared.is_some() => declared.as_ref().and_then(|p| p.normalize.clone()),
-        (None | Some("imagenet"), 3) => Some(Normalization::imagenet()),
-        (Some("imagenet"), _) => {
-            return usage("--normalize imagenet needs a 3-channel model");
-        }
-        (None | Some("none"), _) => None,
-        (Some(other), _) => {
-            return usage(format!("--normalize: '{other}' is not imagenet or none"));
-        }
-    };
-    let mut pre = declared.unwrap_or_else(|| Preprocess::for_input(c, h, w, None));
-    pre.normalize = normalize.clone();
+    let mut pre = Preprocess::for_model(&loaded.metadata, c, h, w)?;
+    match args.normalize.as_deref() {
+        None => {}
+        Some("imagenet") if c == 3 => pre.normalize = Some(Normalization::imagenet()),
+        Some("imagenet") => return usage("--normalize imagenet needs a 3-channel model"),
+        Some("none") => pre.normalize = None,
+        Some(other) => return usage(format!("--normalize: '{other}' is not imagenet or none")),
+    }
+    let normalize = pre.normalize.clone();
     if let Some(r) = &args.resize {
         pre.resize = Some(parse_usize("--resize", r)?);
     }
@@ -970,20 +984,12 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
         .map_err(|e: klrp::Error| usage_error(e).prefixed("--target"))?;
     let mut spec = ExplainSpec::from_args(&ExplainArgs {
         semiring: a.semiring.as_deref(),
-        rule: a.rules.rule.as_deref(),
-        first_rule: a.rules.first_rule.as_deref(),
-        composite: a.rules.composite.as_deref(),
-        low: a.rules.low.as_deref(),
-        high: a.rules.high.as_deref(),
-        theta: a.rules.theta.as_deref(),
-        theta_at: a.rules.theta_at.iter().map(String::as_str).collect(),
-        theta_abs: a.rules.theta_abs,
         theta_auto: a.theta_auto.as_deref(),
         init: a.init.as_deref(),
-        maxpool: a.rules.maxpool.as_deref(),
+        ..a.rules.explain_args()
     })
     .map_err(usage_error)?;
-    let heatmap = a.heatmap.as_deref().map(PathBuf::from);
+    let heatmap = a.output.heatmap.as_deref().map(PathBuf::from);
 
     let t_load = Instant::now();
     let loaded = load_model(&a.model)?;
@@ -1031,7 +1037,7 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
         RelevanceArray::Counting(_) => (false, true),
         _ => (false, false),
     };
-    let out_path = a.out.as_str();
+    let out_path = a.output.out.as_str();
     match e.input {
         RelevanceArray::Real(r) => {
             if e.overflowed > 0 {
@@ -1060,7 +1066,7 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
     if let Some(h) = &heatmap {
         write_heatmaps(h, &heat, signed, counts)?;
     }
-    if a.timing {
+    if a.output.timing {
         eprintln!(
             "timing: load {load_ms:.1} ms, forward {:.1} ms, relevance {:.1} ms",
             e.forward.as_secs_f64() * 1e3,
@@ -1083,15 +1089,15 @@ fn paths(a: &PathsCli) -> CliResult<()> {
     if let Targets::PerSample(_) = target {
         return usage("--target: paths take one class (or `predicted`)");
     }
-    let sampling = a.sample.is_some();
-    if sampling && (a.top.is_some() || a.from_index.is_some()) {
+    let sampling = a.select.sample.is_some();
+    if sampling && (a.select.top.is_some() || a.select.from_index.is_some()) {
         return usage(
             "--sample draws relevant paths (counting); --top and --from list the strongest paths \
              (viterbi): give one or the other",
         );
     }
     if !sampling {
-        if a.top.is_none() {
+        if a.select.top.is_none() {
             return usage(
                 "give --top K (the strongest paths) or --sample N --theta T (relevant paths)",
             );
@@ -1102,46 +1108,38 @@ fn paths(a: &PathsCli) -> CliResult<()> {
                  paths use Θ = clamp to [0, 1]",
             );
         }
-        if a.seed.is_some() {
+        if a.select.seed.is_some() {
             return usage("--seed applies to --sample");
         }
     }
     let top = a
+        .select
         .top
         .as_deref()
         .map(|k| parse_count("--top", k))
         .transpose()?;
     let count = a
+        .select
         .sample
         .as_deref()
         .map(|n| parse_count("--sample", n))
         .transpose()?;
     let from = a
+        .select
         .from_index
         .as_deref()
         .map(|j| parse_usize("--from", j))
         .transpose()?;
-    let seed = match &a.seed {
+    let seed = match &a.select.seed {
         Some(s) => match s.trim().parse::<u64>() {
             Ok(v) => v,
             Err(_) => return usage(format!("--seed: '{s}' is not a non-negative integer")),
         },
         None => 0,
     };
-    let r = &a.rules;
     let mut spec = ExplainSpec::from_args(&ExplainArgs {
         semiring: Some(if sampling { "counting" } else { "viterbi" }),
-        rule: r.rule.as_deref(),
-        first_rule: r.first_rule.as_deref(),
-        composite: r.composite.as_deref(),
-        low: r.low.as_deref(),
-        high: r.high.as_deref(),
-        theta: r.theta.as_deref(),
-        theta_at: r.theta_at.iter().map(String::as_str).collect(),
-        theta_abs: r.theta_abs,
-        theta_auto: None,
-        init: None,
-        maxpool: r.maxpool.as_deref(),
+        ..a.rules.explain_args()
     })
     .map_err(usage_error)?;
     let loaded = load_model(&a.model)?;
@@ -1154,7 +1152,7 @@ fn paths(a: &PathsCli) -> CliResult<()> {
             input.x.shape()[0]
         )));
     }
-    if let Some(f) = &a.figure {
+    if let Some(f) = &a.output.figure {
         let s = net.input_shape();
         if s.len() != 3 {
             return Err(CliError::Failure(format!(
@@ -1173,7 +1171,7 @@ fn paths(a: &PathsCli) -> CliResult<()> {
     let composite = spec.composite().map_err(usage_error)?;
     // The picture the figure is drawn on: an image input with its normalisation undone, else
     // each channel stretched to its range.
-    let picture = match &a.figure {
+    let picture = match &a.output.figure {
         Some(_) => Some(klrp::paths::input_image(
             &input.x,
             input
@@ -1224,18 +1222,18 @@ fn paths(a: &PathsCli) -> CliResult<()> {
         let figure = draw_first(&g, &found, picture)?;
         (klrp::paths::paths_json(g.target(), &found), found, figure)
     };
-    std::fs::write(&a.out, json).map_err(|e| klrp::Error::Io {
-        path: a.out.clone(),
+    std::fs::write(&a.output.out, json).map_err(|e| klrp::Error::Io {
+        path: a.output.out.clone(),
         source: e,
     })?;
-    if let Some(c) = &a.circuit {
+    if let Some(c) = &a.output.circuit {
         let circuit = klrp::paths::Circuit::from_paths(&found);
         std::fs::write(c, circuit.to_json()).map_err(|e| klrp::Error::Io {
             path: c.clone(),
             source: e,
         })?;
     }
-    if let Some(f) = &a.figure {
+    if let Some(f) = &a.output.figure {
         match figure {
             Some(fig) => klrp::viz::save_png(f, &fig)?,
             None => eprintln!("note: no path to draw; {f} not written"),

@@ -239,6 +239,52 @@ impl Preprocess {
     }
 }
 
+impl Preprocess {
+    /// The preprocessing an image gets for a model with these `metadata_props` and a network
+    /// input of `channels × height × width`: what the model declares
+    /// ([`from_metadata`](Self::from_metadata)), else [`for_input`](Self::for_input) with
+    /// ImageNet normalisation for 3 channels and none for 1 — what `klrp explain` and the Python
+    /// binding's `Model.preprocess` do without options.
+    ///
+    /// ```
+    /// use klrp::io::image::{Normalization, Preprocess};
+    /// use std::collections::BTreeMap;
+    /// let none = BTreeMap::new();
+    /// let pre = Preprocess::for_model(&none, 3, 224, 224)?;
+    /// assert_eq!((pre.resize, pre.crop), (Some(256), Some((224, 224))));
+    /// assert_eq!(pre.normalize, Some(Normalization::imagenet()));
+    /// let declared = BTreeMap::from([("klrp.resize".to_string(), "none".to_string())]);
+    /// let pre = Preprocess::for_model(&declared, 3, 224, 224)?;
+    /// assert_eq!((pre.resize, pre.normalize), (None, None));
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `channels` is not 1 or 3 (an image has no other), or as
+    /// [`from_metadata`](Self::from_metadata).
+    pub fn for_model(
+        metadata: &std::collections::BTreeMap<String, String>,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Self> {
+        if channels != 1 && channels != 3 {
+            return Err(Error::invalid(format!(
+                "the model takes {channels}-channel images; an image gives 1 or 3 channels"
+            )));
+        }
+        Ok(
+            match Self::from_metadata(metadata, channels, height, width)? {
+                Some(declared) => declared,
+                None => {
+                    let normalize = (channels == 3).then(Normalization::imagenet);
+                    Self::for_input(channels, height, width, normalize)
+                }
+            },
+        )
+    }
+}
+
 fn bad(format: &'static str, reason: impl std::fmt::Display) -> Error {
     Error::malformed(format, reason.to_string())
 }
@@ -615,6 +661,28 @@ mod tests {
                 std: vec![0.3]
             })
         );
+    }
+
+    #[test]
+    fn for_model_is_the_declared_preprocessing_or_the_default() {
+        // Nothing declared: resize ⌊256/224 · 28⌋ = 32, crop 28, ImageNet for RGB, none for gray.
+        let rgb = Preprocess::for_model(&meta(&[]), 3, 28, 28).unwrap();
+        assert_eq!(
+            rgb,
+            Preprocess::for_input(3, 28, 28, Some(Normalization::imagenet()))
+        );
+        let gray = Preprocess::for_model(&meta(&[("license", "MIT")]), 1, 28, 28).unwrap();
+        assert_eq!(gray, Preprocess::for_input(1, 28, 28, None));
+        // Declared: the metadata wins, also when it declares no normalisation.
+        let declared = meta(&[("klrp.resize", "40")]);
+        let pre = Preprocess::for_model(&declared, 3, 28, 28).unwrap();
+        assert_eq!((pre.resize, pre.normalize), (Some(40), None));
+        // Invalid metadata and channel counts an image cannot have are errors.
+        assert!(Preprocess::for_model(&meta(&[("klrp.mean", "0.5")]), 3, 28, 28).is_err());
+        for c in [0, 2, 4] {
+            let err = Preprocess::for_model(&meta(&[]), c, 28, 28).unwrap_err();
+            assert!(err.to_string().contains(&format!("{c}-channel")), "{err}");
+        }
     }
 
     #[test]

@@ -371,6 +371,40 @@ mod tests {
         assert!(SafeTensors::parse(file(&deep, &[])).is_err());
     }
 
+    /// The 2³²-element limit after the move to the `safetensors` crate: a header declaring more
+    /// elements than the file holds is refused by the crate's offset checks (klrp's
+    /// `MAX_TENSOR_ELEMENTS` check only decides for files of more than 4 GiB, which really hold
+    /// the data); nothing of the declared size is allocated either way.
+    #[test]
+    fn absurd_shapes_are_refused_without_allocating() {
+        let cases = [
+            // 2³² + 1 one-byte elements, offsets consistent with the shape, 4 bytes of data
+            (
+                r#"{"a":{"dtype":"U8","shape":[4294967297],"data_offsets":[0,4294967297]}}"#,
+                "cover the data section exactly",
+            ),
+            // offsets inconsistent with the shape
+            (
+                r#"{"a":{"dtype":"F32","shape":[4294967296,2],"data_offsets":[0,4]}}"#,
+                "do not span its shape",
+            ),
+            // a shape whose byte size overflows u64
+            (
+                r#"{"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#,
+                "overflows",
+            ),
+        ];
+        for (h, want) in cases {
+            match SafeTensors::parse(file(h, &[0; 4])) {
+                Err(Error::Malformed { reason, .. }) => {
+                    assert!(reason.contains(want), "{h}: {reason}")
+                }
+                Err(other) => panic!("{h}: {other}"),
+                Ok(_) => panic!("{h}: accepted"),
+            }
+        }
+    }
+
     #[test]
     fn the_reference_rules_hold_gaps_overlaps_and_trailing_bytes_are_errors() {
         let two = |a: &str, b: &str, data: &[u8]| {

@@ -43,6 +43,12 @@ fn klrp(args: &[&str]) -> Output {
         .expect("run klrp")
 }
 
+/// The arguments `COMMAND --model MODEL --input INPUT REST…` of `klrp explain`, `paths` or
+/// `predict`.
+fn argv<'a>(command: &'a str, model: &'a str, input: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    [&[command, "--model", model, "--input", input], rest].concat()
+}
+
 fn ok(args: &[&str]) -> Output {
     let o = klrp(args);
     assert!(
@@ -116,19 +122,14 @@ fn check_model_against_zennit(model: &str) {
         for line in cases.lines().filter(|l| !l.trim().is_empty()) {
             let (case, args) = line.split_once('\t').unwrap_or((line, ""));
             let out = tmp.file(&format!("{case}.npy"));
-            let mut argv = vec![
+            let mut cmd = argv(
                 "explain",
-                "--model",
                 path_str(onnx),
-                "--input",
                 path_str(&input),
-                "--target",
-                target,
-                "--out",
-                path_str(&out),
-            ];
-            argv.extend(args.split_whitespace());
-            ok(&argv);
+                &["--target", target, "--out", path_str(&out)],
+            );
+            cmd.extend(args.split_whitespace());
+            ok(&cmd);
             let got = load_f32(&out);
             let want = load_f32(&dir.join(format!("{case}.npy")));
             let err = worst_relative(&got, &want);
@@ -170,19 +171,14 @@ fn library_net(onnx: &Path) -> Network {
 /// Runs `klrp explain` on cnn_pool with extra args; returns the written array.
 fn cli_run(onnx: &Path, input: &Path, target: &str, extra: &[&str], tmp: &TempDir) -> NpyData {
     let out = tmp.file("r.npy");
-    let mut argv = vec![
+    let mut cmd = argv(
         "explain",
-        "--model",
         path_str(onnx),
-        "--input",
         path_str(input),
-        "--target",
-        target,
-        "--out",
-        path_str(&out),
-    ];
-    argv.extend_from_slice(extra);
-    ok(&argv);
+        &["--target", target, "--out", path_str(&out)],
+    );
+    cmd.extend_from_slice(extra);
+    ok(&cmd);
     read_npy_file(&out).unwrap().data
 }
 
@@ -319,19 +315,14 @@ fn theta_auto_calibrates_on_the_explained_batch() {
     let targets = [1, 1, 1];
     let run = |extra: &[&str]| -> (NpyData, Vec<(usize, f32)>) {
         let out = tmp.file("auto.npy");
-        let mut argv = vec![
+        let mut cmd = argv(
             "explain",
-            "--model",
             path_str(&onnx),
-            "--input",
             path_str(&input),
-            "--target",
-            "1",
-            "--out",
-            path_str(&out),
-        ];
-        argv.extend_from_slice(extra);
-        let o = ok(&argv);
+            &["--target", "1", "--out", path_str(&out)],
+        );
+        cmd.extend_from_slice(extra);
+        let o = ok(&cmd);
         let err = String::from_utf8_lossy(&o.stderr).to_string();
         let line = err
             .lines()
@@ -400,17 +391,12 @@ fn theta_auto_calibrates_on_the_explained_batch() {
     );
 
     // Usage errors: exit 2, one line naming the flag.
-    let base = [
+    let base = argv(
         "explain",
-        "--model",
         path_str(&onnx),
-        "--input",
         path_str(&input),
-        "--target",
-        "1",
-        "--out",
-        "unused.npy",
-    ];
+        &["--target", "1", "--out", "unused.npy"],
+    );
     let with = |extra: &[&'static str]| {
         let mut argv = base.to_vec();
         argv.extend_from_slice(extra);
@@ -459,36 +445,31 @@ fn per_sample_targets_single_samples_and_heatmaps() {
     let one = tmp.file("one.npy");
     klrp::io::npy::write_npy_file(&one, &x.index_axis(ndarray::Axis(0), 0).to_owned()).unwrap();
     let out = tmp.file("r1.npy");
-    ok(&[
+    ok(&argv(
         "explain",
-        "--model",
         path_str(&onnx),
-        "--input",
         path_str(&one),
-        "--target",
-        "2",
-        "--out",
-        path_str(&out),
-    ]);
+        &["--target", "2", "--out", path_str(&out)],
+    ));
     let r1 = load_f32(&out);
     assert_eq!(r1.shape(), &[2, 8, 8]);
     // targets per sample: the first sample with target 2 equals the single run
     let heat = tmp.file("heat.png");
     let out3 = tmp.file("r3.npy");
-    let o = ok(&[
+    let o = ok(&argv(
         "explain",
-        "--model",
         path_str(&onnx),
-        "--input",
         path_str(&input),
-        "--target",
-        "2,0,1",
-        "--out",
-        path_str(&out3),
-        "--heatmap",
-        path_str(&heat),
-        "--timing",
-    ]);
+        &[
+            "--target",
+            "2,0,1",
+            "--out",
+            path_str(&out3),
+            "--heatmap",
+            path_str(&heat),
+            "--timing",
+        ],
+    ));
     let r3 = load_f32(&out3);
     assert_eq!(r3.index_axis(ndarray::Axis(0), 0), r1);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -513,38 +494,33 @@ fn image_inputs_are_preprocessed_for_the_model() {
     let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
     let out = tmp.file("r.npy");
     let heat = tmp.file("r.png");
-    ok(&[
+    ok(&argv(
         "explain",
-        "--model",
         path_str(&onnx),
-        "--input",
         path_str(&png),
-        "--target",
-        "0",
-        "--composite",
-        "epsilon-gamma-box",
-        "--out",
-        path_str(&out),
-        "--heatmap",
-        path_str(&heat),
-    ]);
+        &[
+            "--target",
+            "0",
+            "--composite",
+            "epsilon-gamma-box",
+            "--out",
+            path_str(&out),
+            "--heatmap",
+            path_str(&heat),
+        ],
+    ));
     let r = load_f32(&out);
     assert_eq!(r.shape(), &[3, 8, 8]);
     let img = klrp::io::image::read_image_file(&heat).unwrap();
     assert_eq!((img.width, img.height), (8, 8));
     // an MLP cannot take an image
     fails(
-        &[
+        &argv(
             "explain",
-            "--model",
             path_str(&fixtures().join("mlp/legacy.onnx")),
-            "--input",
             path_str(&png),
-            "--target",
-            "0",
-            "--out",
-            path_str(&out),
-        ],
+            &["--target", "0", "--out", path_str(&out)],
+        ),
         1,
         "give the input as .npy",
     );
@@ -587,6 +563,80 @@ fn info_prints_every_node_with_index_shape_and_params() {
     assert!(text.contains("fused into layer 0"), "{text}");
 }
 
+/// `klrp info` prints the model's `metadata_props` after the layer table, then the preprocessing
+/// an image gets from them (or why they cannot be used); without metadata it prints nothing more.
+#[test]
+fn info_prints_the_models_metadata() {
+    let info = |model: &Path| -> String {
+        String::from_utf8(ok(&["info", "--model", path_str(model)]).stdout).unwrap()
+    };
+    // The lines from the "N layers, P parameters" line on.
+    let tail = |text: &str| -> Vec<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let end = lines
+            .iter()
+            .position(|l| l.ends_with(" parameters") && l.contains(" layers, "))
+            .unwrap_or_else(|| panic!("no summary line in {text}"));
+        lines[end + 1..].iter().map(|l| l.to_string()).collect()
+    };
+    let plain = info(&fixtures().join("mlp/legacy.onnx"));
+    assert_eq!(tail(&plain), Vec::<String>::new(), "{plain}");
+    assert!(!plain.contains("metadata"));
+
+    let dir = fixtures().join("metadata");
+    assert_eq!(
+        tail(&info(&dir.join("preprocess.onnx"))),
+        [
+            "metadata (ONNX metadata_props, 5 entries):",
+            "  klrp.crop = 6,6",
+            "  klrp.mean = 0.5,0.4,0.3",
+            "  klrp.resize = 8",
+            "  klrp.std = 0.25",
+            "  license = MIT",
+            "image preprocessing (from the metadata): resize 8, center crop 6×6, normalize mean \
+             [0.5, 0.4, 0.3] std [0.25, 0.25, 0.25]",
+        ]
+    );
+    assert_eq!(
+        tail(&info(&dir.join("grayscale.onnx"))),
+        [
+            "metadata (ONNX metadata_props, 4 entries):",
+            "  klrp.crop = 6",
+            "  klrp.mean = 0.5",
+            "  klrp.resize = none",
+            "  klrp.std = 0.25",
+            "image preprocessing (from the metadata): no resize, center crop 6×6, normalize mean \
+             [0.5] std [0.25]",
+        ]
+    );
+    // Unusable metadata does not stop `info` (it stops `explain` on an image, below).
+    assert_eq!(
+        tail(&info(&dir.join("mean_without_std.onnx"))),
+        [
+            "metadata (ONNX metadata_props, 1 entry):",
+            "  klrp.mean = 0.5",
+            "image preprocessing (from the metadata): unusable (invalid argument: model metadata \
+             klrp.mean = '0.5': klrp.std is missing)",
+        ]
+    );
+    let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
+    let model = dir.join("mean_without_std.onnx");
+    fails(
+        &argv("predict", path_str(&model), path_str(&png), &[]),
+        1,
+        "klrp.std is missing",
+    );
+    // The Lite0 the repository ships: its TensorFlow normalisation (docs/imagenet.md).
+    let lite0 = info(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/efficientnet_lite0.onnx"));
+    assert!(
+        lite0.ends_with(
+            "image preprocessing (from the metadata): resize 256, center crop 224×224, normalize \
+             mean [0.49803922, 0.49803922, 0.49803922] std [0.50196075, 0.50196075, 0.50196075]\n"
+        ),
+        "{lite0}"
+    );
+}
+
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     let onnx = fixtures().join("mlp/legacy.onnx");
@@ -603,21 +653,16 @@ fn usage_errors_exit_2_with_one_line() {
     );
     fails(&["info", "--model"], 2, "--model needs a value");
     fails(
-        &["explain", "--model", m, "--input", x, "--out", "r.npy"],
+        &argv("explain", m, x, &["--out", "r.npy"]),
         2,
         "--target is required",
     );
-    let base = [
+    let base = argv(
         "explain",
-        "--model",
         m,
-        "--input",
         x,
-        "--target",
-        "1",
-        "--out",
-        "/tmp/never.npy",
-    ];
+        &["--target", "1", "--out", "/tmp/never.npy"],
+    );
     let with = |extra: &[&'static str]| {
         let mut v: Vec<&str> = base.to_vec();
         v.extend_from_slice(extra);
@@ -626,65 +671,48 @@ fn usage_errors_exit_2_with_one_line() {
     fails(&with(&["--bogus"]), 2, "unknown option '--bogus'");
     // rules are checked before the model is read
     fails(
-        &[
+        &argv(
             "explain",
-            "--model",
             "/nonexistent.onnx",
-            "--input",
             x,
-            "--target",
-            "1",
-            "--out",
-            "r.npy",
-            "--rule",
-            "gamma=-1",
-        ],
+            &["--target", "1", "--out", "r.npy", "--rule", "gamma=-1"],
+        ),
         2,
         "γ must be finite and ≥ 0",
     );
-    fails(&with(&["--semiring", "tropical"]), 2, "--semiring");
-    fails(&with(&["--rule", "epsilon=abc"]), 2, "not a finite number");
-    fails(&with(&["--rule", "alpha-beta=3,1"]), 2, "α − β = 1");
-    fails(&with(&["--rule", "zbox"]), 2, "--first-rule zbox");
-    fails(
-        &with(&["--rule", "flat", "--composite", "epsilon-plus-flat"]),
-        2,
-        "either --rule or --composite",
-    );
-    fails(&with(&["--composite", "lrp-magic"]), 2, "--composite");
-    fails(&with(&["--theta", "0.1"]), 2, "boolean and counting");
-    fails(
-        &with(&["--semiring", "boolean", "--init", "output"]),
-        2,
-        "real semiring only",
-    );
-    fails(
-        &with(&["--semiring", "boolean", "--theta-at", "99=0.1"]),
-        2,
-        "layer 99 does not exist",
-    );
-    fails(
-        &with(&["--semiring", "counting", "--theta-at", "3"]),
-        2,
-        "INDEX=T",
-    );
-    fails(
-        &with(&["--low", "-1", "--high", "1"]),
-        2,
-        "--low/--high apply",
-    );
-    fails(
-        &with(&["--first-rule", "zbox", "--low", "-1"]),
-        2,
-        "both --low and --high",
-    );
-    fails(&with(&["--maxpool", "median"]), 2, "--maxpool");
-    fails(
-        &with(&["--rule", "flat", "--rule", "zplus"]),
-        2,
-        "given twice",
-    );
-    fails(&with(&["--target", "2"]), 2, "given twice");
+    // (extra arguments, what the one-line message must contain)
+    let cases: [(&[&str], &str); 15] = [
+        (&["--semiring", "tropical"], "--semiring"),
+        (&["--rule", "epsilon=abc"], "not a finite number"),
+        (&["--rule", "alpha-beta=3,1"], "α − β = 1"),
+        (&["--rule", "zbox"], "--first-rule zbox"),
+        (
+            &["--rule", "flat", "--composite", "epsilon-plus-flat"],
+            "either --rule or --composite",
+        ),
+        (&["--composite", "lrp-magic"], "--composite"),
+        (&["--theta", "0.1"], "boolean and counting"),
+        (
+            &["--semiring", "boolean", "--init", "output"],
+            "real semiring only",
+        ),
+        (
+            &["--semiring", "boolean", "--theta-at", "99=0.1"],
+            "layer 99 does not exist",
+        ),
+        (&["--semiring", "counting", "--theta-at", "3"], "INDEX=T"),
+        (&["--low", "-1", "--high", "1"], "--low/--high apply"),
+        (
+            &["--first-rule", "zbox", "--low", "-1"],
+            "both --low and --high",
+        ),
+        (&["--maxpool", "median"], "--maxpool"),
+        (&["--rule", "flat", "--rule", "zplus"], "given twice"),
+        (&["--target", "2"], "given twice"),
+    ];
+    for (extra, want) in cases {
+        fails(&with(extra), 2, want);
+    }
     let help = ok(&["--help"]);
     let help = String::from_utf8(help.stdout).unwrap();
     for flag in [
@@ -736,141 +764,66 @@ fn bad_files_exit_1_with_one_line() {
         1,
         "I/O error on /nonexistent.onnx",
     );
-    // truncated and non-npy inputs
+    // truncated and non-npy inputs, a wrong input shape, a NaN input, a truncated image
     let npy = std::fs::read(&xp).unwrap();
     let tnpy = tmp.file("t.npy");
     std::fs::write(&tnpy, &npy[..npy.len() - 5]).unwrap();
-    fails(
-        &[
-            "explain",
-            "--model",
-            m,
-            "--input",
-            path_str(&tnpy),
-            "--target",
-            "0",
-            "--out",
-            o,
-        ],
-        1,
-        "malformed npy",
-    );
     let garbage = tmp.file("g.bin");
     std::fs::write(&garbage, b"\x00\x01\x02not an array").unwrap();
-    fails(
-        &[
-            "explain",
-            "--model",
-            m,
-            "--input",
-            path_str(&garbage),
-            "--target",
-            "0",
-            "--out",
-            o,
-        ],
-        1,
-        "is not an .npy, PNG or JPEG file",
-    );
-    // wrong input shape
     let wrong = tmp.file("wrong.npy");
     klrp::io::npy::write_npy_file(&wrong, &ArrayD::<f32>::zeros(vec![2, 7])).unwrap();
-    fails(
-        &[
-            "explain",
-            "--model",
-            m,
-            "--input",
-            path_str(&wrong),
-            "--target",
-            "0",
-            "--out",
-            o,
-        ],
-        1,
-        "has shape [2, 7]; the model takes [N, 8]",
-    );
-    // target out of range, NaN input
-    fails(
-        &[
-            "explain", "--model", m, "--input", x, "--target", "7", "--out", o,
-        ],
-        1,
-        "target 7 out of range",
-    );
     let nan = tmp.file("nan.npy");
     klrp::io::npy::write_npy_file(&nan, &ArrayD::<f32>::from_elem(vec![1, 8], f32::NAN)).unwrap();
-    fails(
-        &[
-            "explain",
-            "--model",
-            m,
-            "--input",
-            path_str(&nan),
-            "--target",
-            "0",
-            "--out",
-            o,
-        ],
-        1,
-        "non-finite",
-    );
-    // truncated image
     let png =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png"))
             .unwrap();
     let tpng = tmp.file("t.png");
     std::fs::write(&tpng, &png[..png.len() / 2]).unwrap();
     let cnn = fixtures().join("cnn_bn/legacy.onnx");
-    fails(
-        &[
-            "explain",
-            "--model",
+    let heatmap = tmp.file("h.png");
+    // (model, input, target, output, extra arguments, what the one-line message must contain)
+    let cases = [
+        (m, path_str(&tnpy), "0", o, &[][..], "malformed npy"),
+        (
+            m,
+            path_str(&garbage),
+            "0",
+            o,
+            &[],
+            "is not an .npy, PNG or JPEG file",
+        ),
+        (
+            m,
+            path_str(&wrong),
+            "0",
+            o,
+            &[],
+            "has shape [2, 7]; the model takes [N, 8]",
+        ),
+        (m, x, "7", o, &[], "target 7 out of range"),
+        (m, path_str(&nan), "0", o, &[], "non-finite"),
+        (
             path_str(&cnn),
-            "--input",
             path_str(&tpng),
-            "--target",
             "0",
-            "--out",
             o,
-        ],
-        1,
-        "malformed PNG",
-    );
-    // an unwritable output
-    fails(
-        &[
-            "explain",
-            "--model",
+            &[],
+            "malformed PNG",
+        ),
+        (m, x, "0", "/nonexistent/dir/r.npy", &[], "I/O error"),
+        (
             m,
-            "--input",
             x,
-            "--target",
             "0",
-            "--out",
-            "/nonexistent/dir/r.npy",
-        ],
-        1,
-        "I/O error",
-    );
-    // heatmap for a non-image model
-    fails(
-        &[
-            "explain",
-            "--model",
-            m,
-            "--input",
-            x,
-            "--target",
-            "0",
-            "--out",
             o,
-            "--heatmap",
-            path_str(&tmp.file("h.png")),
-        ],
-        1,
-        "image-shaped input",
-    );
+            &["--heatmap", path_str(&heatmap)],
+            "image-shaped input",
+        ),
+    ];
+    for (model, input, target, out, extra, want) in cases {
+        let rest = [&["--target", target, "--out", out][..], extra].concat();
+        fails(&argv("explain", model, input, &rest), 1, want);
+    }
 }
 
 /// Writes an `.npy` file with a raw header `descr` and `shape` (a Python tuple) and `data`.
@@ -899,14 +852,11 @@ fn reliability_bad_inputs_exit_cleanly() {
     let out = tmp.file("r.npy");
     let o = path_str(&out);
     let explain = |input: &str, target: &str, extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "explain", "--model", m, "--input", input, "--target", target, "--out", o,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        let rest = [&["--target", target, "--out", o][..], extra].concat();
+        argv("explain", m, input, &rest)
+            .into_iter()
+            .map(String::from)
+            .collect()
     };
     let run = |args: Vec<String>, code: i32, want: &str| {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -1026,9 +976,7 @@ fn size_limits_can_be_set_from_the_command_line() {
     ] {
         fails(&["info", "--model", m, flag, value], code, want);
     }
-    let base = [
-        "explain", "--model", m, "--input", x, "--target", "1", "--out", o,
-    ];
+    let base = argv("explain", m, x, &["--target", "1", "--out", o]);
     let explain = |extra: &[&'static str]| [&base[..], extra].concat();
     ok(&explain(&[]));
     let unbounded = load_f32(&out);
@@ -1048,17 +996,12 @@ fn size_limits_can_be_set_from_the_command_line() {
     // --max-pixels: rgb.png is 40 × 30.
     let onnx = fixtures().join("cnn_bn/legacy.onnx");
     let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
-    let base = [
+    let base = argv(
         "explain",
-        "--model",
         path_str(&onnx),
-        "--input",
         path_str(&png),
-        "--target",
-        "0",
-        "--out",
-        o,
-    ];
+        &["--target", "0", "--out", o],
+    );
     let image = |extra: &[&'static str]| [&base[..], extra].concat();
     ok(&image(&["--max-pixels", "1200"]));
     fails(
@@ -1095,17 +1038,12 @@ fn predict_prints_softmax_classes_best_first_with_labels() {
     let labels = tmp.file("labels.txt");
     let names: Vec<String> = (0..classes).map(|c| format!("name of {c}")).collect();
     std::fs::write(&labels, names.join("\n") + "\n").unwrap();
-    let o = ok(&[
+    let o = ok(&argv(
         "predict",
-        "--model",
         path_str(&onnx),
-        "--input",
         path_str(&input),
-        "--top",
-        "2",
-        "--labels",
-        path_str(&labels),
-    ]);
+        &["--top", "2", "--labels", path_str(&labels)],
+    ));
     let text = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), n * 3, "{text}");
@@ -1138,13 +1076,7 @@ fn predict_prints_softmax_classes_best_first_with_labels() {
         &load_f32(&input).index_axis(ndarray::Axis(0), 0).to_owned(),
     )
     .unwrap();
-    let o = ok(&[
-        "predict",
-        "--model",
-        path_str(&onnx),
-        "--input",
-        path_str(&one),
-    ]);
+    let o = ok(&argv("predict", path_str(&onnx), path_str(&one), &[]));
     let text = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), classes.min(5));
@@ -1159,47 +1091,23 @@ fn predict_prints_softmax_classes_best_first_with_labels() {
     // bad K, short and missing label files
     let m = path_str(&onnx);
     let x = path_str(&input);
-    fails(
-        &["predict", "--model", m, "--input", x, "--top", "0"],
-        2,
-        "--top",
-    );
-    fails(
-        &["predict", "--model", m, "--input", x, "--top", "x"],
-        2,
-        "--top",
-    );
+    fails(&argv("predict", m, x, &["--top", "0"]), 2, "--top");
+    fails(&argv("predict", m, x, &["--top", "x"]), 2, "--top");
     let short = tmp.file("short.txt");
     std::fs::write(&short, "only one\n").unwrap();
     fails(
-        &[
-            "predict",
-            "--model",
-            m,
-            "--input",
-            x,
-            "--labels",
-            path_str(&short),
-        ],
+        &argv("predict", m, x, &["--labels", path_str(&short)]),
         1,
         "has 1 lines",
     );
     fails(
-        &[
-            "predict",
-            "--model",
-            m,
-            "--input",
-            x,
-            "--labels",
-            "/nonexistent/l.txt",
-        ],
+        &argv("predict", m, x, &["--labels", "/nonexistent/l.txt"]),
         1,
         "I/O error on /nonexistent/l.txt",
     );
     fails(&["predict", "--model", m], 2, "--input is required");
     fails(
-        &["predict", "--model", m, "--input", x, "--target", "1"],
+        &argv("predict", m, x, &["--target", "1"]),
         2,
         "--target does not apply to `klrp predict`",
     );
@@ -1224,17 +1132,12 @@ fn explain_target_predicted_explains_the_top_class() {
         .collect();
     let out = tmp.file("p.npy");
     let run = |target: &str| {
-        ok(&[
+        ok(&argv(
             "explain",
-            "--model",
             path_str(&onnx),
-            "--input",
             path_str(&input),
-            "--target",
-            target,
-            "--out",
-            path_str(&out),
-        ])
+            &["--target", target, "--out", path_str(&out)],
+        ))
     };
     let o = run("predicted");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -1262,17 +1165,12 @@ fn clap_conveniences_help_suggestions_completions() {
     let m = path_str(&onnx);
     let xp = fixtures().join("mlp/input.npy");
     let x = path_str(&xp);
-    let base = [
+    let base = argv(
         "explain",
-        "--model",
         m,
-        "--input",
         x,
-        "--target",
-        "1",
-        "--out",
-        "/tmp/never.npy",
-    ];
+        &["--target", "1", "--out", "/tmp/never.npy"],
+    );
     let with = |extra: &[&'static str]| [&base[..], extra].concat();
     fails(&with(&["--targte", "2"]), 2, "did you mean '--target'?");
     fails(
@@ -1352,22 +1250,12 @@ fn efficientnet_lite0_uses_the_models_preprocessing() {
         photo.to_str().unwrap(),
         labels.to_str().unwrap(),
     );
-    let o = ok(&[
-        "predict", "--model", m, "--input", x, "--labels", l, "--top", "2",
-    ]);
+    let o = ok(&argv("predict", m, x, &["--labels", l, "--top", "2"]));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
         "1\t282\t0.4072\ttiger cat\n2\t285\t0.3454\tEgyptian cat\n"
     );
-    let o = ok(&[
-        "predict",
-        "--model",
-        m,
-        "--input",
-        x,
-        "--normalize",
-        "imagenet",
-    ]);
+    let o = ok(&argv("predict", m, x, &["--normalize", "imagenet"]));
     let first = String::from_utf8_lossy(&o.stdout)
         .lines()
         .next()
@@ -1377,21 +1265,21 @@ fn efficientnet_lite0_uses_the_models_preprocessing() {
 
     let tmp = TempDir::new("lite0");
     let (out, heat) = (tmp.file("r.npy"), tmp.file("r.png"));
-    let o = ok(&[
+    let o = ok(&argv(
         "explain",
-        "--model",
         m,
-        "--input",
         x,
-        "--target",
-        "predicted",
-        "--composite",
-        "epsilon-gamma-box",
-        "--heatmap",
-        heat.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &[
+            "--target",
+            "predicted",
+            "--composite",
+            "epsilon-gamma-box",
+            "--heatmap",
+            heat.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
     assert!(String::from_utf8_lossy(&o.stderr).contains("predicted: 282"));
     let r = load_f32(&out);
     assert_eq!(r.shape(), &[3, 224, 224]);
@@ -1440,21 +1328,21 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
         let net = library_net(&onnx);
         let out = tmp.file("paths.json");
         let circuit = tmp.file("circuit.json");
-        ok(&[
+        ok(&argv(
             "paths",
-            "--model",
             path_str(&onnx),
-            "--input",
             path_str(&input),
-            "--target",
-            "1",
-            "--top",
-            "7",
-            "--out",
-            path_str(&out),
-            "--circuit",
-            path_str(&circuit),
-        ]);
+            &[
+                "--target",
+                "1",
+                "--top",
+                "7",
+                "--out",
+                path_str(&out),
+                "--circuit",
+                path_str(&circuit),
+            ],
+        ));
         let v = read_json(&out);
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(v["target"], 1);
@@ -1520,21 +1408,21 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
             .filter(|&j| r0[j] > 0.0)
             .min_by(|&a, &b| r0[a].total_cmp(&r0[b]))
             .unwrap();
-        ok(&[
+        ok(&argv(
             "paths",
-            "--model",
             path_str(&onnx),
-            "--input",
             path_str(&input),
-            "--target",
-            "1",
-            "--top",
-            "3",
-            "--from",
-            &j.to_string(),
-            "--out",
-            path_str(&out),
-        ]);
+            &[
+                "--target",
+                "1",
+                "--top",
+                "3",
+                "--from",
+                &j.to_string(),
+                "--out",
+                path_str(&out),
+            ],
+        ));
         let v = read_json(&out);
         let paths = v["paths"].as_array().unwrap();
         assert!(!paths.is_empty());
@@ -1546,23 +1434,23 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
 
         // --sample N --theta T --seed S: N relevant paths, reproducible.
         let sample = |seed: &str| {
-            ok(&[
+            ok(&argv(
                 "paths",
-                "--model",
                 path_str(&onnx),
-                "--input",
                 path_str(&input),
-                "--target",
-                "1",
-                "--sample",
-                "25",
-                "--theta",
-                "0.01",
-                "--seed",
-                seed,
-                "--out",
-                path_str(&out),
-            ]);
+                &[
+                    "--target",
+                    "1",
+                    "--sample",
+                    "25",
+                    "--theta",
+                    "0.01",
+                    "--seed",
+                    seed,
+                    "--out",
+                    path_str(&out),
+                ],
+            ));
             read_json(&out)
         };
         let a = sample("3");
@@ -1607,21 +1495,21 @@ fn paths_figure_and_bad_input() {
     let out = tmp.file("p.json");
     let fig = tmp.file("p.png");
     let o = path_str(&out);
-    ok(&[
+    ok(&argv(
         "paths",
-        "--model",
         m,
-        "--input",
         x,
-        "--target",
-        "predicted",
-        "--top",
-        "2",
-        "--out",
-        o,
-        "--figure",
-        path_str(&fig),
-    ]);
+        &[
+            "--target",
+            "predicted",
+            "--top",
+            "2",
+            "--out",
+            o,
+            "--figure",
+            path_str(&fig),
+        ],
+    ));
     // The receptive-field figure: the image enlarged to about 448 pixels, the first box red
     // (`depth_color(0, n)` for every n), the input pixel's marker white.
     let png = klrp::viz::read_png(&fig).unwrap();
@@ -1629,9 +1517,7 @@ fn paths_figure_and_bad_input() {
     let has = |c: [u8; 3]| png.as_raw().chunks_exact(3).any(|p| p == c);
     assert_eq!(klrp::paths::depth_color(0, 3), [255, 0, 0]);
     assert!(has([255, 0, 0]) && has([255, 255, 255]));
-    let base = [
-        "paths", "--model", m, "--input", x, "--target", "1", "--out", o,
-    ];
+    let base = argv("paths", m, x, &["--target", "1", "--out", o]);
     let with = |extra: &[&'static str]| {
         let mut v: Vec<&str> = base.to_vec();
         v.extend_from_slice(extra);
@@ -1678,19 +1564,12 @@ fn paths_figure_and_bad_input() {
     // A batch of three samples.
     let batch = fixtures().join("cnn_pool/input.npy");
     fails(
-        &[
+        &argv(
             "paths",
-            "--model",
             m,
-            "--input",
             path_str(&batch),
-            "--target",
-            "1",
-            "--top",
-            "1",
-            "--out",
-            o,
-        ],
+            &["--target", "1", "--top", "1", "--out", o],
+        ),
         1,
         "one sample",
     );
@@ -1699,21 +1578,12 @@ fn paths_figure_and_bad_input() {
     x0.as_slice_mut().unwrap()[0] = 0.0;
     let zero = tmp.file("zero.npy");
     klrp::io::npy::write_npy_file(&zero, &x0).unwrap();
-    let r = ok(&[
+    let r = ok(&argv(
         "paths",
-        "--model",
         m,
-        "--input",
         path_str(&zero),
-        "--target",
-        "1",
-        "--top",
-        "2",
-        "--from",
-        "0",
-        "--out",
-        o,
-    ]);
+        &["--target", "1", "--top", "2", "--from", "0", "--out", o],
+    ));
     assert_eq!(read_json(&out)["paths"], serde_json::json!([]));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no path of strength > 0"));
 }
