@@ -267,10 +267,10 @@ pub fn for_input_fraction(
         };
     }
     let mut best = (grid[lo], at_lo);
-    if let Some(b) = before {
-        if (b - fraction).abs() < (at_lo - fraction).abs() {
-            best = (grid[lo - 1], b);
-        }
+    if let Some(b) = before
+        && (b - fraction).abs() < (at_lo - fraction).abs()
+    {
+        best = (grid[lo - 1], b);
     }
     Ok(InputCalibration {
         theta: thetas(&active, best.0)?,
