@@ -43,8 +43,17 @@ fn explains_a_photo_and_writes_the_figure() {
     let img = klrp::viz::read_png(&e.figure).unwrap();
     assert!(img.width() >= 5 * 224 && img.height() > 224, "{img:?}");
     let _ = std::fs::remove_dir_all(&out);
+}
 
-    // --target: another class is explained, and a class out of range is an error.
+/// `--target`: another class is explained, and a class out of range is an error. (A test of its
+/// own, so that it runs beside the one above: each explains the photo once.)
+#[test]
+fn explains_another_target_and_refuses_a_class_out_of_range() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = std::env::temp_dir().join(format!("klrp-imagenet-target-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let model = lite0::load_model(&root).unwrap();
+    let chelsea = root.join(lite0::PHOTOS).join("chelsea.png");
     // LRP-0 shares (`--mask-rules k-lrp`) calibrate faster.
     let other = Config {
         out: out.clone(),
