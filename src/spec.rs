@@ -541,6 +541,9 @@ impl ExplainSpec {
                 collect(&r, |v: &Real<f32>| v.0, RelevanceArray::Real)
             }
             SemiringKind::Viterbi => {
+                // Path strengths need shares in [0, 1]: refused as `Explainer` refuses them.
+                crate::explain::Explainer::<Viterbi, Clamp01>::new(composite.clone(), Clamp01)
+                    .check_fits(net)?;
                 let r: Relevance<Viterbi> = run.propagate_one_hot(&PerLayer::new(Clamp01))?;
                 collect(&r, |v: &Viterbi| v.0 as f32, RelevanceArray::Viterbi)
             }
@@ -977,6 +980,33 @@ mod tests {
         assert_eq!(layers.len(), 4);
         assert_eq!(layers[0], e.input);
         assert_eq!(layers[3].shape(), &[2, 2]);
+    }
+
+    #[test]
+    fn viterbi_refuses_rules_whose_shares_leave_the_unit_interval() {
+        let net = net();
+        let x = array![[1.0_f32, 2.0, 0.5]].into_dyn();
+        let viterbi = |rule: Option<&'static str>| ExplainArgs {
+            semiring: Some("viterbi"),
+            rule,
+            ..args()
+        };
+        for rule in ["zero", "epsilon"] {
+            let spec = ExplainSpec::from_args(&viterbi(Some(rule))).unwrap();
+            let e = spec.run(&net, &x, &Targets::Class(1), false).unwrap_err();
+            assert!(
+                e.to_string().contains("needs shares in [0, 1]"),
+                "{rule}: {e}"
+            );
+        }
+        // The default (max-abs) and the unit-interval rules are accepted.
+        for rule in [None, Some("max-abs"), Some("flat"), Some("wsquare")] {
+            let spec = ExplainSpec::from_args(&viterbi(rule)).unwrap();
+            assert!(
+                spec.run(&net, &x, &Targets::Class(1), false).is_ok(),
+                "{rule:?}"
+            );
+        }
     }
 
     #[test]
