@@ -1077,6 +1077,15 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
 }
 
 /// A count flag (at least 1: `parse_limit` refuses 0).
+/// An optional flag's value, parsed by `parse` (which names `flag` in its errors).
+fn optional<T>(
+    flag: &str,
+    value: &Option<String>,
+    parse: fn(&str, &str) -> CliResult<T>,
+) -> CliResult<Option<T>> {
+    value.as_deref().map(|v| parse(flag, v)).transpose()
+}
+
 fn parse_count(flag: &str, s: &str) -> CliResult<usize> {
     Ok(usize::try_from(parse_limit(flag, s)?).unwrap_or(usize::MAX))
 }
@@ -1112,24 +1121,10 @@ fn paths(a: &PathsCli) -> CliResult<()> {
             return usage("--seed applies to --sample");
         }
     }
-    let top = a
-        .select
-        .top
-        .as_deref()
-        .map(|k| parse_count("--top", k))
-        .transpose()?;
-    let count = a
-        .select
-        .sample
-        .as_deref()
-        .map(|n| parse_count("--sample", n))
-        .transpose()?;
-    let from = a
-        .select
-        .from_index
-        .as_deref()
-        .map(|j| parse_usize("--from", j))
-        .transpose()?;
+    let sel = &a.select;
+    let top = optional("--top", &sel.top, parse_count)?;
+    let count = optional("--sample", &sel.sample, parse_count)?;
+    let from = optional("--from", &sel.from_index, parse_usize)?;
     let seed = match &a.select.seed {
         Some(s) => match s.trim().parse::<u64>() {
             Ok(v) => v,
