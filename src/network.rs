@@ -138,9 +138,7 @@ fn flat_to_index(shape: &[usize], sample: usize, flat: usize) -> Vec<usize> {
 fn accumulate<K: Semiring>(slot: &mut Option<ArrayD<K>>, r: ArrayD<K>) {
     match slot {
         None => *slot = Some(r),
-        Some(acc) => ndarray::Zip::from(acc)
-            .and(&r)
-            .par_for_each(|a, &b| a.add_assign(b)),
+        Some(acc) => crate::kernels::elementwise::add_assign(acc, &r),
     }
 }
 

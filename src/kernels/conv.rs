@@ -10,6 +10,7 @@
 
 use super::gemm::{Mat, gemm, gemm_with_threads};
 use super::lanes::{accumulate_lanes, fold_lanes, fused_lanes};
+use super::par;
 use crate::conversion::Conversion;
 use crate::error::Result;
 use crate::layers::ConvGeometry;
@@ -455,10 +456,10 @@ fn relevance_in_bands<K: Semiring, T: Conversion<K> + ?Sized>(
             .collect();
         // Output positions whose relevance is zero in every channel contribute nothing
         // (`Θ(d) ⊗ 0 = 0`): skip them.
-        let live: Vec<bool> = r_cl
-            .par_chunks_exact(cout.max(1))
-            .map(|row| row.iter().any(|r| !r.is_zero()))
-            .collect();
+        let width = cout.max(1);
+        let live: Vec<bool> = par::map_init(r_cl.len() / width, &|| (), &|_, i| {
+            r_cl[i * width..][..width].iter().any(|r| !r.is_zero())
+        });
         let ctx = GatherCtx {
             g,
             wts: &wts,
@@ -493,39 +494,35 @@ fn relevance_in_bands<K: Semiring, T: Conversion<K> + ?Sized>(
         let tasks: Vec<(usize, usize)> = (0..n_bands)
             .flat_map(|y| (0..n_groups).map(move |gi| (gi * group, y * band)))
             .collect();
-        let results: Vec<Vec<K>> = tasks
-            .par_iter()
-            .map_init(
-                || (vec![0.0f32; cout], vec![K::zero(); MAX_BLOCK * cout]),
-                |(dbuf, acc), &(cg, y0)| {
-                    let ncg = group.min(cin - cg);
-                    let ny = band.min(g.in_h - y0);
-                    let mut out = vec![K::zero(); ncg * ny * g.in_w];
-                    for c0 in (cg..cg + ncg).step_by(block) {
-                        let nc = block.min(cg + ncg - c0);
-                        let at = (c0 - cg) * ny * g.in_w;
-                        let out = &mut out[at..at + nc * ny * g.in_w];
-                        gather_block_simd(&ctx, theta, c0, nc, y0, ny, out, dbuf, acc);
-                    }
-                    out
-                },
-            )
-            .collect();
+        let results: Vec<Vec<K>> = par::map_init(
+            tasks.len(),
+            &|| (vec![0.0f32; cout], vec![K::zero(); MAX_BLOCK * cout]),
+            &|(dbuf, acc), task| {
+                let (cg, y0) = tasks[task];
+                let ncg = group.min(cin - cg);
+                let ny = band.min(g.in_h - y0);
+                let mut out = vec![K::zero(); ncg * ny * g.in_w];
+                for c0 in (cg..cg + ncg).step_by(block) {
+                    let nc = block.min(cg + ncg - c0);
+                    let at = (c0 - cg) * ny * g.in_w;
+                    let out = &mut out[at..at + nc * ny * g.in_w];
+                    gather_block_simd(&ctx, theta, c0, nc, y0, ny, out, dbuf, acc);
+                }
+                out
+            },
+        );
         // Each task's result is `[channel][row][column]`; copy it into the input planes.
         let r_in_s = &mut r_in[s * n_in..(s + 1) * n_in];
-        r_in_s
-            .par_chunks_mut(hw_in.max(1))
-            .enumerate()
-            .for_each(|(ch, plane)| {
-                let gi = ch / group;
-                for yi in 0..n_bands {
-                    let y0 = yi * band;
-                    let ny = band.min(g.in_h - y0);
-                    let len = ny * g.in_w;
-                    let src = &results[yi * n_groups + gi][(ch - gi * group) * len..][..len];
-                    plane[y0 * g.in_w..y0 * g.in_w + len].copy_from_slice(src);
-                }
-            });
+        par::chunks_mut(r_in_s, hw_in.max(1), &|ch, plane| {
+            let gi = ch / group;
+            for yi in 0..n_bands {
+                let y0 = yi * band;
+                let ny = band.min(g.in_h - y0);
+                let len = ny * g.in_w;
+                let src = &results[yi * n_groups + gi][(ch - gi * group) * len..][..len];
+                plane[y0 * g.in_w..y0 * g.in_w + len].copy_from_slice(src);
+            }
+        });
     }
     r_in
 }

@@ -2,6 +2,7 @@
 //! inputs are formed in one vectorised pass and accumulated into `R_in`, parallel over input ranges.
 
 use super::lanes::{accumulate_scalar, add_term_scaled};
+use super::par;
 use crate::conversion::Conversion;
 use crate::rules::WeightMap;
 use crate::semiring::Semiring;
@@ -80,23 +81,20 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     for s in 0..n {
         let r_out_s = &r_out[s * n_out..(s + 1) * n_out];
         let out = &mut r_in[s * n_in..(s + 1) * n_in];
-        out.par_chunks_mut(chunk).enumerate().for_each_init(
-            || vec![0.0f32; chunk],
-            |dbuf, (c, acc)| {
-                dense_chunk_simd(
-                    w,
-                    n_in,
-                    n_out,
-                    s,
-                    c * chunk,
-                    terms,
-                    theta,
-                    r_out_s,
-                    dbuf,
-                    acc,
-                )
-            },
-        );
+        par::chunks_mut_init(out, chunk, &|| vec![0.0f32; chunk], &|dbuf, c, acc| {
+            dense_chunk_simd(
+                w,
+                n_in,
+                n_out,
+                s,
+                c * chunk,
+                terms,
+                theta,
+                r_out_s,
+                dbuf,
+                acc,
+            )
+        });
     }
     r_in
 }

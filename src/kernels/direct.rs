@@ -20,11 +20,11 @@
 //! every output is summed by one item in one fixed order (`ci`, then `ky`, then `kx`), so results
 //! are bit-identical for any number of threads.
 
+use super::par;
 use super::simd::{SimdLevel, simd_level};
 use crate::layers::ConvGeometry;
 use crate::rules::WeightMap;
 use ndarray::ArrayView4;
-use rayon::prelude::*;
 use std::sync::Mutex;
 
 /// Output channels per micro-kernel tile.
@@ -171,21 +171,18 @@ pub(crate) fn pack_weights<E: Lane>(
     let blocks = p.cout.div_ceil(CO_BLOCK);
     let per_block = p.cin * p.kh * p.kw * CO_BLOCK;
     let mut packed = vec![E::default(); blocks * per_block];
-    packed
-        .par_chunks_mut(per_block)
-        .enumerate()
-        .for_each(|(b, block)| {
-            for (step, lane) in block.chunks_exact_mut(CO_BLOCK).enumerate() {
-                let (ci, tap) = (step / (p.kh * p.kw), step % (p.kh * p.kw));
-                let (ky, kx) = (tap / p.kw, tap % p.kw);
-                for (c, v) in lane.iter_mut().enumerate() {
-                    let co = b * CO_BLOCK + c;
-                    if co < p.cout {
-                        *v = w(co, ci, ky, kx);
-                    }
+    par::chunks_mut(&mut packed, per_block.max(1), &|b, block| {
+        for (step, lane) in block.chunks_exact_mut(CO_BLOCK).enumerate() {
+            let (ci, tap) = (step / (p.kh * p.kw), step % (p.kh * p.kw));
+            let (ky, kx) = (tap / p.kw, tap % p.kw);
+            for (c, v) in lane.iter_mut().enumerate() {
+                let co = b * CO_BLOCK + c;
+                if co < p.cout {
+                    *v = w(co, ci, ky, kx);
                 }
             }
-        });
+        }
+    });
     packed
 }
 
@@ -244,19 +241,17 @@ pub(crate) fn conv_fused<E: Lane, O: Send>(
     // then the staged rows.
     let (body, rest) = xp.0.split_at_mut(p.cin * plane);
     rest.fill(E::default());
-    body.par_chunks_mut(plane)
-        .enumerate()
-        .for_each(|(ci, dst)| {
-            let (top, bottom) = (p.pad.0 * wp, (p.pad.0 + p.h) * wp);
-            dst[..top].fill(E::default());
-            dst[bottom..].fill(E::default());
-            for iy in 0..p.h {
-                let row = &mut dst[(iy + p.pad.0) * wp..][..wp];
-                row[..p.pad.1].fill(E::default());
-                row[p.pad.1 + p.w..].fill(E::default());
-                stage(&mut row[p.pad.1..][..p.w], (ci * p.h + iy) * p.w);
-            }
-        });
+    par::chunks_mut(body, plane, &|ci, dst| {
+        let (top, bottom) = (p.pad.0 * wp, (p.pad.0 + p.h) * wp);
+        dst[..top].fill(E::default());
+        dst[bottom..].fill(E::default());
+        for iy in 0..p.h {
+            let row = &mut dst[(iy + p.pad.0) * wp..][..wp];
+            row[..p.pad.1].fill(E::default());
+            row[p.pad.1 + p.w..].fill(E::default());
+            stage(&mut row[p.pad.1..][..p.w], (ci * p.h + iy) * p.w);
+        }
+    });
     let taps: Vec<usize> = (0..p.kh * p.kw)
         .map(|t| (t / p.kw) * p.dil.0 * wp + (t % p.kw) * p.dil.1)
         .collect();
@@ -280,7 +275,7 @@ pub(crate) fn conv_fused<E: Lane, O: Send>(
         out_w,
         cout: p.cout,
     };
-    (0..bands * co_blocks).into_par_iter().for_each(|item| {
+    par::for_each(bands * co_blocks, &|item| {
         let (band, cb) = (item / co_blocks, item % co_blocks);
         let w = &packed[cb * steps * CO_BLOCK..][..steps * CO_BLOCK];
         let mut acc = [E::default(); ACC];

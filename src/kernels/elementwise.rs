@@ -2,9 +2,10 @@
 //! the heavy kernels: a sequential `mapv` over a 64 × 224 × 224 activation costs as much as a
 //! tenth of the convolution that produced it.
 
+use super::par;
 use crate::layers::Tensor;
-use ndarray::IxDyn;
-use rayon::prelude::*;
+use crate::semiring::Semiring;
+use ndarray::{ArrayD, IxDyn};
 
 /// Elements per parallel chunk.
 const CHUNK: usize = 1 << 14;
@@ -14,13 +15,11 @@ pub fn map(t: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
     let x = t.as_standard_layout();
     let x = x.as_slice().unwrap_or(&[]);
     let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(o, x)| {
-            for (o, &x) in o.iter_mut().zip(x) {
-                *o = f(x);
-            }
-        });
+    par::chunks_mut(&mut out, CHUNK, &|i, o| {
+        for (o, &x) in o.iter_mut().zip(par::chunk(x, CHUNK, i)) {
+            *o = f(x);
+        }
+    });
     shaped(t.shape(), out)
 }
 
@@ -37,13 +36,12 @@ pub fn zip_map(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send
     let (x, y) = (a.as_standard_layout(), b.as_standard_layout());
     let (x, y) = (x.as_slice().unwrap_or(&[]), y.as_slice().unwrap_or(&[]));
     let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-        .for_each(|(o, (x, y))| {
-            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                *o = f(x, y);
-            }
-        });
+    par::chunks_mut(&mut out, CHUNK, &|i, o| {
+        let (x, y) = (par::chunk(x, CHUNK, i), par::chunk(y, CHUNK, i));
+        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+            *o = f(x, y);
+        }
+    });
     shaped(a.shape(), out)
 }
 
@@ -65,14 +63,34 @@ pub fn for_each_zip3<A: Sync, B: Send, C: Send>(
         x.len() == y.len() && y.len() == z.len(),
         "for_each_zip3 of slices of different lengths"
     );
-    x.par_chunks(CHUNK)
-        .zip(y.par_chunks_mut(CHUNK))
-        .zip(z.par_chunks_mut(CHUNK))
-        .for_each(|((x, y), z)| {
-            for ((x, y), z) in x.iter().zip(y).zip(z) {
-                f(x, y, z);
+    par::chunks_mut_pair(y, z, CHUNK, &|i, y, z| {
+        for ((x, y), z) in par::chunk(x, CHUNK, i).iter().zip(y).zip(z) {
+            f(x, y, z);
+        }
+    });
+}
+
+/// `acc ← acc ⊕ r` element-wise, in parallel.
+///
+/// # Panics
+/// If the shapes differ (callers check them first).
+pub(crate) fn add_assign<K: Semiring>(acc: &mut ArrayD<K>, r: &ArrayD<K>) {
+    assert_eq!(
+        acc.shape(),
+        r.shape(),
+        "add_assign of tensors of different shapes"
+    );
+    let r = r.as_standard_layout();
+    match (acc.as_slice_mut(), r.as_slice()) {
+        (Some(a), Some(r)) => par::chunks_mut(a, CHUNK, &|i, a| {
+            for (a, &b) in a.iter_mut().zip(par::chunk(r, CHUNK, i)) {
+                a.add_assign(b);
             }
-        });
+        }),
+        _ => ndarray::Zip::from(acc)
+            .and(&r)
+            .for_each(|a, &b| a.add_assign(b)),
+    }
 }
 
 /// Whether every element satisfies `pred`, tested in parallel.
@@ -81,7 +99,9 @@ pub fn all<S: ndarray::Data<Elem = f32>>(
     pred: impl Fn(f32) -> bool + Sync + Send,
 ) -> bool {
     match t.as_slice_memory_order() {
-        Some(s) => s.par_chunks(CHUNK).all(|c| c.iter().all(|&x| pred(x))),
+        Some(s) => par::all(par::chunk_count(s.len(), CHUNK), &|i| {
+            par::chunk(s, CHUNK, i).iter().all(|&x| pred(x))
+        }),
         None => t.iter().all(|&x| pred(x)),
     }
 }

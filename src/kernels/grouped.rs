@@ -25,6 +25,7 @@
 
 use super::conv::ConvTerm;
 use super::lanes::accumulate_lanes;
+use super::par;
 use crate::conversion::{Conversion, Indicator};
 use crate::layers::ConvGeometry;
 use crate::rules::WeightMap;
@@ -106,13 +107,12 @@ fn stage_planes(
     let (plane_in, plane) = (g.in_h * g.in_w, g.in_h * ph.row());
     let planes = x.len() / plane_in.max(1);
     let mut out = vec![0.0f32; planes * plane];
-    out.par_chunks_mut(plane.max(1))
-        .zip(x.par_chunks(plane_in.max(1)))
-        .for_each(|(dst, src)| {
-            for (d, s) in dst.chunks_exact_mut(ph.row()).zip(src.chunks_exact(g.in_w)) {
-                ph.stage(s, d, 0.0, &f);
-            }
-        });
+    par::chunks_mut(&mut out, plane.max(1), &|i, dst| {
+        let src = par::chunk(x, plane_in.max(1), i);
+        for (d, s) in dst.chunks_exact_mut(ph.row()).zip(src.chunks_exact(g.in_w)) {
+            ph.stage(s, d, 0.0, &f);
+        }
+    });
     out
 }
 
@@ -436,9 +436,11 @@ pub(crate) fn relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     };
     let hw_in = g.in_h * g.in_w;
     let mut r_in = super::filled(n * g.in_channels * hw_in, K::zero());
-    r_in.par_chunks_mut(hw_in.max(1)).enumerate().for_each_init(
-        || Scratch::new(1),
-        |scratch, (task, out)| relevance_plane_simd(&ctx, theta, task, scratch, out),
+    par::chunks_mut_init(
+        &mut r_in,
+        hw_in.max(1),
+        &|| Scratch::new(1),
+        &|scratch, task, out| relevance_plane_simd(&ctx, theta, task, scratch, out),
     );
     r_in
 }
@@ -539,9 +541,11 @@ pub(crate) fn linear_relevance<K: Semiring>(
     };
     let hw_in = g.in_h * g.in_w;
     let mut r_in = super::filled(n * g.in_channels * hw_in, K::zero());
-    r_in.par_chunks_mut(hw_in.max(1)).enumerate().for_each_init(
-        || Scratch::new(terms.len()),
-        |scratch, (task, out)| linear_plane_simd(&ctx, &from_f32, task, scratch, out),
+    par::chunks_mut_init(
+        &mut r_in,
+        hw_in.max(1),
+        &|| Scratch::new(terms.len()),
+        &|scratch, task, out| linear_plane_simd(&ctx, &from_f32, task, scratch, out),
     );
     r_in
 }

@@ -17,6 +17,7 @@ pub mod elementwise;
 mod gemm;
 mod grouped;
 mod lanes;
+mod par;
 
 pub use simd::{SimdLevel, simd_level};
 
@@ -572,13 +573,11 @@ pub(crate) fn filled<T: Copy + Send + Sync>(n: usize, v: T) -> Vec<T> {
 
 /// `out[i] = f(x[i])`, in parallel.
 fn par_map_into<A: Copy + Sync, B: Send>(x: &[A], out: &mut [B], f: impl Fn(A) -> B + Sync) {
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(o, x)| {
-            for (o, &x) in o.iter_mut().zip(x) {
-                *o = f(x);
-            }
-        });
+    par::chunks_mut(out, CHUNK, &|i, o| {
+        for (o, &x) in o.iter_mut().zip(par::chunk(x, CHUNK, i)) {
+            *o = f(x);
+        }
+    });
 }
 
 /// The Viterbi semiring through a stride-1 convolution in factored form, when it applies (else
@@ -610,7 +609,7 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     }
     let [t] = terms else { return None };
     let tp = direct::transpose_problem(g)?;
-    let nonneg = |v: &[f32]| v.par_chunks(CHUNK).all(|c| c.iter().all(|&x| x >= 0.0));
+    let nonneg = |v: &[f32]| all_chunks(v, |&x| x >= 0.0);
     if !t.g.is_nonnegative() || !nonneg(&t.p) || !nonneg(&t.q) {
         return None;
     }
@@ -653,10 +652,13 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
         let p = &t.p[s * n_in..][..n_in];
         // Every share is at most 1, so R_j ≤ max_k R_k; the bound removes the excess of rounding
         // (≤ 2⁻²³ relative), keeping relevance in [0, 1].
-        let top = r
-            .par_chunks(CHUNK)
-            .map(|c| c.iter().fold(0.0f64, |m, r| m.max(r.to_f64())))
-            .reduce(|| 0.0, f64::max);
+        let top = par::map_init(par::chunk_count(r.len(), CHUNK), &|| (), &|_, i| {
+            par::chunk(r, CHUNK, i)
+                .iter()
+                .fold(0.0f64, |m, r| m.max(r.to_f64()))
+        })
+        .into_iter()
+        .fold(0.0, f64::max);
         // u = q ⊙ R as the kernel copies its input; R_in = p ⊙ max(…) as it writes its output.
         let stage = |row: &mut [f64], at: usize| {
             for ((u, &q), r) in row.iter_mut().zip(&q[at..]).zip(&r[at..]) {
@@ -705,19 +707,17 @@ fn conv_linear_relevance<K: Semiring>(
             for s in 0..n {
                 let (q, rs) = (&t.q[s * n_out..][..n_out], &r[s * n_out..][..n_out]);
                 par_zip_map_into(q, rs, &mut sv, |q, r| q * to_f32(r));
-                if sv.par_chunks(CHUNK).all(|c| c.iter().all(|&v| v == 0.0)) {
+                if all_chunks(&sv, |&v| v == 0.0) {
                     continue;
                 }
                 conv::transpose_sample(g, &w, &sv, &mut grad)?;
-                r_in[s * n_in..(s + 1) * n_in]
-                    .par_chunks_mut(CHUNK)
-                    .zip(grad.par_chunks(CHUNK))
-                    .zip(t.p[s * n_in..(s + 1) * n_in].par_chunks(CHUNK))
-                    .for_each(|((o, gr), p)| {
-                        for ((o, gr), p) in o.iter_mut().zip(gr).zip(p) {
-                            *o = from_f32(to_f32(*o) + p * gr);
-                        }
-                    });
+                let ps = &t.p[s * n_in..(s + 1) * n_in];
+                par::chunks_mut(&mut r_in[s * n_in..(s + 1) * n_in], CHUNK, &|i, o| {
+                    let (gr, p) = (par::chunk(&grad, CHUNK, i), par::chunk(ps, CHUNK, i));
+                    for ((o, gr), p) in o.iter_mut().zip(gr).zip(p) {
+                        *o = from_f32(to_f32(*o) + p * gr);
+                    }
+                });
             }
         }
         return Ok(r_in);
@@ -730,10 +730,10 @@ fn conv_linear_relevance<K: Semiring>(
             let pt = &t.p[s * n_in..][..n_in];
             // A term whose factor is zero wherever relevance arrives adds nothing (e.g. the γ
             // rule's negative branch, z < 0, where a following ReLU leaves no relevance).
-            let silent = q
-                .par_chunks(CHUNK)
-                .zip(rs.par_chunks(CHUNK))
-                .all(|(q, r)| q.iter().zip(r).all(|(&q, &r)| q * to_f32(r) == 0.0));
+            let silent = par::all(par::chunk_count(q.len(), CHUNK), &|i| {
+                let (q, r) = (par::chunk(q, CHUNK, i), par::chunk(rs, CHUNK, i));
+                q.iter().zip(r).all(|(&q, &r)| q * to_f32(r) == 0.0)
+            });
             if silent {
                 continue;
             }
@@ -762,14 +762,19 @@ fn par_zip_map_into<A: Copy + Sync, B: Copy + Sync, C: Send>(
     out: &mut [C],
     f: impl Fn(A, B) -> C + Sync,
 ) {
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .zip(y.par_chunks(CHUNK))
-        .for_each(|((o, x), y)| {
-            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                *o = f(x, y);
-            }
-        });
+    par::chunks_mut(out, CHUNK, &|i, o| {
+        let (x, y) = (par::chunk(x, CHUNK, i), par::chunk(y, CHUNK, i));
+        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+            *o = f(x, y);
+        }
+    });
+}
+
+/// Whether `pred` holds for every element of `v`, tested in parallel.
+fn all_chunks<A: Sync>(v: &[A], pred: impl Fn(&A) -> bool + Sync) -> bool {
+    par::all(par::chunk_count(v.len(), CHUNK), &|i| {
+        par::chunk(v, CHUNK, i).iter().all(&pred)
+    })
 }
 
 /// The forward pass of a convolution with mapped parameters, on the fastest applicable path.
