@@ -48,13 +48,16 @@ pub(crate) fn chunks_mut_pair<T: Send, U: Send>(
     a: &mut [T],
     b: &mut [U],
     len: usize,
-    f: &(dyn Fn(usize, &mut [T], &mut [U]) + Sync),
+    f: &PairBody<'_, T, U>,
 ) {
     a.par_chunks_mut(len)
         .zip(b.par_chunks_mut(len))
         .enumerate()
         .for_each(|(i, (a, b))| f(i, a, b));
 }
+
+/// The body of [`chunks_mut_pair`]: `f(i, a_i, b_i)`.
+pub(crate) type PairBody<'a, T, U> = dyn Fn(usize, &mut [T], &mut [U]) + Sync + 'a;
 
 /// `f(i)` for every `i` in `0..n`, in parallel.
 pub(crate) fn for_each(n: usize, f: &(dyn Fn(usize) + Sync)) {
