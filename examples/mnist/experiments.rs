@@ -325,8 +325,9 @@ pub fn calibrate_theta(
     x: ArrayView2<'_, f32>,
     targets: &[usize],
 ) -> klrp::Result<Calibration> {
-    // The library's fair-share calibration: κ on the grid 0.1 … 0.9, 1, 1.5, … 128, by
-    // bisection, keeping TARGET_COVERAGE of the non-zero (ink) pixels.
+    // The library's fair-share calibration: κ on the grid 0.1 … 0.9, 1, 1.5, … 128 (one bottleneck
+    // propagation, then Boolean ones to confirm), keeping TARGET_COVERAGE of the non-zero (ink)
+    // pixels.
     let cal = klrp::calibrate::for_input_fraction(
         net,
         &x.to_owned().into_dyn(),

@@ -1,6 +1,7 @@
 """Dataset-scale K-LRP on Ray: explain every sample (map), reduce with the semiring's ⊕.
 
-Ray Data runs :class:`Explainer` in an actor pool (``map_batches(..., concurrency=N)``): each
+Ray Data runs :class:`Explainer` in a fixed actor pool of ``concurrency`` actors
+(``map_batches(..., compute=ray.data.ActorPoolStrategy(size=N))``): each
 actor loads the ONNX model once and turns a batch of samples into one partial result per class
 present in the batch (the batch's samples of that class reduced with ⊕). The driver reduces the
 partials with the same ⊕. The class explained for a sample is its label.
@@ -187,7 +188,7 @@ def reduce_dataset(
         ),
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=concurrency,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=num_cpus_per_actor,
     )
     rows = (

@@ -797,41 +797,20 @@ pub fn conv_forward(
     else {
         return linear_forward(conn, x, weight_map, bias_map, out_shape);
     };
-    if g.groups > 1 {
-        let n = check_len("convolution input", x.shape(), conn.input_len())?;
-        let b: Option<Vec<f32>> = match (bias_map, bias) {
-            (Some(m), Some(b)) => Some(b.iter().map(|&b| m.apply(b)).collect()),
-            _ => None,
-        };
-        let out = grouped::forward(g, weight, weight_map, b.as_deref(), &samples(x), n);
-        return ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
-            .map_err(|e| Error::invalid(format!("convolution output: {e}")));
-    }
-    let (n_in, n_out) = (conn.input_len(), conn.output_len());
-    let n = check_len("convolution input", x.shape(), n_in)?;
+    let n = check_len("convolution input", x.shape(), conn.input_len())?;
     let xs = samples(x);
     let b: Option<Vec<f32>> = match (bias_map, bias) {
         (Some(m), Some(b)) => Some(b.iter().map(|&b| m.apply(b)).collect()),
         _ => None,
     };
-    if !conv::gemm_applies(g) {
-        let out = strided_forward(g, weight, weight_map, b.as_deref(), &xs, n)?;
-        return ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
-            .map_err(|e| Error::invalid(format!("convolution output: {e}")));
-    }
-    let mut out = vec![0.0f32; n * n_out];
-    if direct::available() {
-        let p = direct::forward_problem(g);
-        let packed = direct::pack_forward(&p, weight, weight_map);
-        for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
-            direct::conv(direct::Op::MulAdd, &p, &packed, b.as_deref(), xs, out);
-        }
+    let b = b.as_deref();
+    let out = if g.groups > 1 {
+        grouped::forward(g, weight, weight_map, b, &xs, n)
+    } else if !conv::gemm_applies(g) {
+        strided_forward(g, weight, weight_map, b, &xs, n)?
     } else {
-        let w: Vec<f32> = weight.iter().map(|&w| weight_map.apply(w)).collect();
-        for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
-            conv::forward_sample(g, &w, b.as_deref(), xs, out)?;
-        }
-    }
+        unit_stride_forward(g, weight, weight_map, b, &xs, n)?
+    };
     ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
         .map_err(|e| Error::invalid(format!("convolution output: {e}")))
 }
