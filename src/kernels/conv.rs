@@ -457,7 +457,7 @@ fn relevance_in_bands<K: Semiring, T: Conversion<K> + ?Sized>(
         // Output positions whose relevance is zero in every channel contribute nothing
         // (`Θ(d) ⊗ 0 = 0`): skip them.
         let width = cout.max(1);
-        let live: Vec<bool> = par::map_init(r_cl.len() / width, &|| (), &|_, i| {
+        let live: Vec<bool> = par::map(r_cl.len() / width, &|i| {
             r_cl[i * width..][..width].iter().any(|r| !r.is_zero())
         });
         let ctx = GatherCtx {

@@ -8,18 +8,14 @@ use crate::semiring::Semiring;
 use ndarray::{ArrayD, IxDyn};
 
 /// Elements per parallel chunk.
-const CHUNK: usize = 1 << 14;
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// `f(x)` for every element, in parallel; the result has `t`'s shape (standard layout).
 pub fn map(t: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
     let x = t.as_standard_layout();
     let x = x.as_slice().unwrap_or(&[]);
     let mut out = vec![0.0f32; x.len()];
-    par::chunks_mut(&mut out, CHUNK, &|i, o| {
-        for (o, &x) in o.iter_mut().zip(par::chunk(x, CHUNK, i)) {
-            *o = f(x);
-        }
-    });
+    map_into(x, &mut out, f);
     shaped(t.shape(), out)
 }
 
@@ -36,13 +32,39 @@ pub fn zip_map(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send
     let (x, y) = (a.as_standard_layout(), b.as_standard_layout());
     let (x, y) = (x.as_slice().unwrap_or(&[]), y.as_slice().unwrap_or(&[]));
     let mut out = vec![0.0f32; x.len()];
-    par::chunks_mut(&mut out, CHUNK, &|i, o| {
+    zip_map_into(x, y, &mut out, f);
+    shaped(a.shape(), out)
+}
+
+/// `out[i] = f(x[i])`, in parallel (over the shorter of the two).
+pub(crate) fn map_into<A: Copy + Sync, B: Send>(x: &[A], out: &mut [B], f: impl Fn(A) -> B + Sync) {
+    par::chunks_mut(out, CHUNK, &|i, o| {
+        for (o, &x) in o.iter_mut().zip(par::chunk(x, CHUNK, i)) {
+            *o = f(x);
+        }
+    });
+}
+
+/// `out[i] = f(x[i], y[i])`, in parallel (over the shortest of the three).
+pub(crate) fn zip_map_into<A: Copy + Sync, B: Copy + Sync, C: Send>(
+    x: &[A],
+    y: &[B],
+    out: &mut [C],
+    f: impl Fn(A, B) -> C + Sync,
+) {
+    par::chunks_mut(out, CHUNK, &|i, o| {
         let (x, y) = (par::chunk(x, CHUNK, i), par::chunk(y, CHUNK, i));
         for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
             *o = f(x, y);
         }
     });
-    shaped(a.shape(), out)
+}
+
+/// Whether `pred` holds for every element of `v`, tested in parallel.
+pub(crate) fn all_of<A: Sync>(v: &[A], pred: impl Fn(&A) -> bool + Sync) -> bool {
+    par::all(par::chunk_count(v.len(), CHUNK), &|i| {
+        par::chunk(v, CHUNK, i).iter().all(&pred)
+    })
 }
 
 fn shaped(shape: &[usize], data: Vec<f32>) -> Tensor {
@@ -99,9 +121,7 @@ pub fn all<S: ndarray::Data<Elem = f32>>(
     pred: impl Fn(f32) -> bool + Sync + Send,
 ) -> bool {
     match t.as_slice_memory_order() {
-        Some(s) => par::all(par::chunk_count(s.len(), CHUNK), &|i| {
-            par::chunk(s, CHUNK, i).iter().all(|&x| pred(x))
-        }),
+        Some(s) => all_of(s, |&x| pred(x)),
         None => t.iter().all(|&x| pred(x)),
     }
 }

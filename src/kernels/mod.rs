@@ -19,6 +19,8 @@ mod grouped;
 mod lanes;
 mod par;
 
+use elementwise::CHUNK;
+
 pub use simd::{SimdLevel, simd_level};
 
 use crate::conversion::Conversion;
@@ -176,7 +178,7 @@ pub fn max_abs_forward(conn: &Connectivity<'_>, x: &Tensor, out_shape: &[usize])
             let mut out = vec![0.0f32; n * n_out];
             let mut xa = vec![0.0f32; n_in];
             for (xs, out) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
-                par_map_into(xs, &mut xa, f32::abs);
+                elementwise::map_into(xs, &mut xa, f32::abs);
                 direct::conv(direct::Op::MaxMul, &p, &packed, None, &xa, out);
             }
             out
@@ -395,7 +397,7 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
             }
             let d = samples(d);
             r_in = filled(n * n_in, K::zero());
-            par_zip_map_into(&d, &r_out_flat, &mut r_in, |d, r| {
+            elementwise::zip_map_into(&d, &r_out_flat, &mut r_in, |d, r| {
                 if d == 0.0 && skip_zero {
                     K::zero()
                 } else {
@@ -571,15 +573,6 @@ pub(crate) fn filled<T: Copy + Send + Sync>(n: usize, v: T) -> Vec<T> {
     (0..n).into_par_iter().map(|_| v).collect()
 }
 
-/// `out[i] = f(x[i])`, in parallel.
-fn par_map_into<A: Copy + Sync, B: Send>(x: &[A], out: &mut [B], f: impl Fn(A) -> B + Sync) {
-    par::chunks_mut(out, CHUNK, &|i, o| {
-        for (o, &x) in o.iter_mut().zip(par::chunk(x, CHUNK, i)) {
-            *o = f(x);
-        }
-    });
-}
-
 /// The Viterbi semiring through a stride-1 convolution in factored form, when it applies (else
 /// `None`, and the general kernel runs):
 ///
@@ -609,7 +602,7 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     }
     let [t] = terms else { return None };
     let tp = direct::transpose_problem(g)?;
-    let nonneg = |v: &[f32]| all_chunks(v, |&x| x >= 0.0);
+    let nonneg = |v: &[f32]| elementwise::all_of(v, |&x| x >= 0.0);
     if !t.g.is_nonnegative() || !nonneg(&t.p) || !nonneg(&t.q) {
         return None;
     }
@@ -652,7 +645,7 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
         let p = &t.p[s * n_in..][..n_in];
         // Every share is at most 1, so R_j ≤ max_k R_k; the bound removes the excess of rounding
         // (≤ 2⁻²³ relative), keeping relevance in [0, 1].
-        let top = par::map_init(par::chunk_count(r.len(), CHUNK), &|| (), &|_, i| {
+        let top = par::map(par::chunk_count(r.len(), CHUNK), &|i| {
             par::chunk(r, CHUNK, i)
                 .iter()
                 .fold(0.0f64, |m, r| m.max(r.to_f64()))
@@ -676,9 +669,6 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
     let any: Box<dyn std::any::Any> = Box::new(r_in);
     any.downcast::<Vec<K>>().ok().map(|b| *b)
 }
-
-/// Elements per parallel chunk of elementwise loops.
-const CHUNK: usize = 1 << 14;
 
 /// Mapped weights for a transposed convolution, in the layout of the path that runs it.
 /// Classical LRP through a convolution, in its linear form: `R_in = Σ_t p_t ⊙ convᵀ_{g_t}(q_t ⊙ R_out)`,
@@ -706,8 +696,8 @@ fn conv_linear_relevance<K: Semiring>(
             let w: Vec<f32> = weight.iter().map(|&w| t.g.apply(w)).collect();
             for s in 0..n {
                 let (q, rs) = (&t.q[s * n_out..][..n_out], &r[s * n_out..][..n_out]);
-                par_zip_map_into(q, rs, &mut sv, |q, r| q * to_f32(r));
-                if all_chunks(&sv, |&v| v == 0.0) {
+                elementwise::zip_map_into(q, rs, &mut sv, |q, r| q * to_f32(r));
+                if elementwise::all_of(&sv, |&v| v == 0.0) {
                     continue;
                 }
                 conv::transpose_sample(g, &w, &sv, &mut grad)?;
@@ -753,28 +743,6 @@ fn conv_linear_relevance<K: Semiring>(
         }
     }
     Ok(r_in)
-}
-
-/// `out[i] = f(x[i], y[i])`, in parallel.
-fn par_zip_map_into<A: Copy + Sync, B: Copy + Sync, C: Send>(
-    x: &[A],
-    y: &[B],
-    out: &mut [C],
-    f: impl Fn(A, B) -> C + Sync,
-) {
-    par::chunks_mut(out, CHUNK, &|i, o| {
-        let (x, y) = (par::chunk(x, CHUNK, i), par::chunk(y, CHUNK, i));
-        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-            *o = f(x, y);
-        }
-    });
-}
-
-/// Whether `pred` holds for every element of `v`, tested in parallel.
-fn all_chunks<A: Sync>(v: &[A], pred: impl Fn(&A) -> bool + Sync) -> bool {
-    par::all(par::chunk_count(v.len(), CHUNK), &|i| {
-        par::chunk(v, CHUNK, i).iter().all(&pred)
-    })
 }
 
 /// The forward pass of a convolution with mapped parameters, on the fastest applicable path.

@@ -69,6 +69,11 @@ pub(crate) fn all(n: usize, pred: &(dyn Fn(usize) -> bool + Sync)) -> bool {
     (0..n).into_par_iter().all(pred)
 }
 
+/// `[f(0), …, f(n - 1)]` computed in parallel.
+pub(crate) fn map<R: Send>(n: usize, f: &(dyn Fn(usize) -> R + Sync)) -> Vec<R> {
+    (0..n).into_par_iter().map(f).collect()
+}
+
 /// `[f(w, 0), …, f(w, n - 1)]` computed in parallel, with scratch state `w = init()` made once per
 /// rayon task.
 pub(crate) fn map_init<R: Send, W>(
@@ -135,6 +140,7 @@ mod tests {
         assert!(!all(500, &|i| i != 377));
         assert!(all(0, &|_| false));
         assert_eq!(map_init(5, &|| 10, &|w, i| *w * i), vec![0, 10, 20, 30, 40]);
+        assert_eq!(map(4, &|i| i * i), vec![0, 1, 4, 9]);
         assert_eq!(chunk_count(1000, 64), 16);
         assert_eq!(chunk_count(0, 64), 0);
         let x: Vec<u8> = (0..10).collect();
