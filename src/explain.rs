@@ -61,7 +61,7 @@ use crate::conversion::{Clamp01, Conversion, Identity, PerLayer, Threshold};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::layers::{Layer, Shares, Tensor};
-use crate::network::{Network, Relevance, Trace, one_hot};
+use crate::network::{Network, Relevance, Trace, layer_index_error, one_hot};
 use crate::rules::{EpsilonRule, Rule};
 use crate::semiring::{
     Boolean, Counting, FloatCounting, Fuzzy, LogCounting, Lukasiewicz, MaxPlus, Product, Real,
@@ -464,26 +464,68 @@ impl Network {
     }
 }
 
-/// Layer indices named by a composite or a per-layer Θ must exist: [`Error::InvalidArgument`]
-/// naming the first index that does not, and the layer count.
-pub(crate) fn check_layer_indices<T>(
-    composite: &Composite,
-    theta: &PerLayer<T>,
-    layers: usize,
-) -> Result<()> {
-    let out_of_range = |what: &str, i: usize| {
-        Error::invalid(format!(
-            "{what}({i}, …) names layer {i}, but the network has {layers} layers (indices 0 to {})",
-            layers.saturating_sub(1)
-        ))
-    };
-    if let Some(i) = composite.layer_overrides().find(|&i| i >= layers) {
-        return Err(out_of_range("Composite::with_layer", i));
+/// The composite-facing propagation: rules from a [`Composite`], then the network's engine.
+impl Network {
+    /// K-LRP from `init` (shaped like the output batch) back to the input:
+    /// `R^(l)_j = ⊕_k Θ^(l)(d_jk) ⊗ R^(l+1)_k`, with the rules of `composite` and `theta.at(l)`
+    /// at layer `l`. With `keep_layers`, every layer's input relevance is kept. In a graph, node
+    /// `l` sends relevance to each of its inputs through that operand's shares, and a tensor
+    /// read by several nodes gets the ⊕ ([`Semiring::add`]) of what each sends back.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `init` does not match the output batch or `trace` was not made
+    /// by this network ([`Error::InvalidArgument`] if it has another number of layers);
+    /// [`Error::InvalidArgument`] if `composite` or `theta` names a layer index the network does not
+    /// have; [`Error::NonFinite`] if `init` holds NaN/±Inf (or a saturated count);
+    /// [`Error::TooLarge`] if the batch exceeds the element limit; [`Error::Layer`] if a
+    /// layer cannot propagate (an unfused normalisation, a rule that does not apply).
+    pub fn propagate<K: Semiring, T: Conversion<K>>(
+        &self,
+        trace: &Trace,
+        init: ArrayD<K>,
+        composite: &Composite,
+        theta: &PerLayer<T>,
+        keep_layers: bool,
+    ) -> Result<Relevance<K>> {
+        self.propagate_keeping_shares(trace, init, composite, theta, keep_layers, None)
     }
-    if let Some(i) = theta.overridden().find(|&i| i >= layers) {
-        return Err(out_of_range("PerLayer::with", i));
+
+    /// [`propagate`](Network::propagate), also handing back every node's shares (one
+    /// [`Shares`] per operand, by node index) when `shares_out` is given: the relevance-path
+    /// search walks them.
+    pub(crate) fn propagate_keeping_shares<'a, K: Semiring, T: Conversion<K>>(
+        &'a self,
+        trace: &Trace,
+        init: ArrayD<K>,
+        composite: &Composite,
+        theta: &PerLayer<T>,
+        keep_layers: bool,
+        shares_out: Option<&mut Vec<Vec<Shares<'a>>>>,
+    ) -> Result<Relevance<K>> {
+        let layers = self.layers().len();
+        if let Some(i) = composite.layer_overrides().find(|&i| i >= layers) {
+            return Err(layer_index_error("Composite::with_layer", i, layers));
+        }
+        let rules = composite.assign(self.layers());
+        self.propagate_rules(trace, init, &rules, theta, keep_layers, shares_out)
     }
-    Ok(())
+
+    /// Explains `targets` (one per sample of `x`): forward pass, then K-LRP from
+    /// `R_i = 1 if i = target else 0`.
+    ///
+    /// # Errors
+    /// As [`trace`](Network::trace), [`one_hot`] and [`propagate`](Network::propagate).
+    pub fn explain<K: Semiring, T: Conversion<K>>(
+        &self,
+        x: &Tensor,
+        targets: &[usize],
+        composite: &Composite,
+        theta: &PerLayer<T>,
+    ) -> Result<Relevance<K>> {
+        let trace = self.trace(x)?;
+        let init = one_hot::<K>(trace.output().shape(), targets)?;
+        self.propagate(&trace, init, composite, theta, false)
+    }
 }
 
 /// A semiring element as a plain Rust value: `Real<f32>` → `f32`, `Boolean` → `bool`,
@@ -817,9 +859,7 @@ mod tests {
                 .unwrap_err(),
             "k-best",
         );
-        let lrp0 = kbest(Composite::k_lrp());
-        let e = crate::paths::RelevanceGraph::new(&net, &x, 1, &lrp0).unwrap_err();
-        refused(e, "k-best");
+        // The relevance graph of `paths` refuses them too (src/paths/mod.rs, its tests).
         let r = net
             .explain_with(&x, 1, &kbest(Composite::viterbi()))
             .unwrap();

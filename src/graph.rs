@@ -1,10 +1,10 @@
 //! Networks as graphs: [`Source`] (where a node reads an input), [`Node`] (a layer and its
-//! inputs) and [`GraphBuilder`] (building a [`Network`] node by node).
+//! inputs) and [`GraphBuilder`] (building a [`Network`](crate::Network) node by node).
 //!
 //! A network is a directed acyclic graph of nodes in topological order: node `i` reads the
 //! network input or nodes before it, and the last node is the output. Node index = layer index,
 //! so [`PerLayer`](crate::PerLayer), [`Composite::with_layer`](crate::Composite::with_layer) and
-//! error messages say "node i". A chain ([`Network::new`]) is the graph where node `i` reads node
+//! error messages say "node i". A chain ([`Network::new`](crate::Network::new)) is the graph where node `i` reads node
 //! `i − 1`.
 //!
 //! ```
@@ -26,7 +26,6 @@
 
 use crate::error::{Error, Result};
 use crate::layers::Layer;
-use crate::network::Network;
 
 /// Where a node reads one of its inputs: the network input or the output of an earlier node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,7 +71,7 @@ impl Node {
     }
 }
 
-/// Builds a graph [`Network`] node by node; each [`add`](GraphBuilder::add) returns the new
+/// Builds a graph [`Network`](crate::Network) node by node; each [`add`](GraphBuilder::add) returns the new
 /// node's output as a [`Source`] for later nodes. Shapes are checked as nodes are added.
 ///
 /// ```
@@ -175,21 +174,9 @@ impl GraphBuilder {
         Ok(Source::Node(i))
     }
 
-    /// The network: the last node added is its output.
-    ///
-    /// # Errors
-    /// As [`Network::graph`] (e.g. a node whose output no later node reads).
-    pub fn build(self) -> Result<Network> {
-        Network::graph(self.input_shape, self.nodes)
-    }
-
-    /// As [`build`](GraphBuilder::build), with `max_elements` as the element limit of any one
-    /// tensor (see [`Network::new_with_max_elements`]).
-    ///
-    /// # Errors
-    /// As [`Network::graph_with_max_elements`].
-    pub fn build_with_max_elements(self, max_elements: u64) -> Result<Network> {
-        Network::graph_with_max_elements(self.input_shape, self.nodes, max_elements)
+    /// The nodes added so far and the input shape, for [`build`](GraphBuilder::build).
+    pub(crate) fn into_parts(self) -> (Vec<usize>, Vec<Node>) {
+        (self.input_shape, self.nodes)
     }
 }
 

@@ -136,7 +136,9 @@ pub mod network;
 pub mod paths;
 pub mod rules;
 pub mod semiring;
+pub mod shares;
 pub mod spec;
+pub mod tensor;
 #[cfg(feature = "viz")]
 pub mod viz;
 

@@ -1,12 +1,14 @@
 //! `Network`: layers in sequence, the forward pass, and K-LRP from an initialization vector.
 
-use crate::composite::Composite;
 use crate::conversion::{Conversion, PerLayer};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Source, check_order, check_sources};
+use crate::graph::{GraphBuilder, Node, Source, check_order, check_sources};
 use crate::kernels;
-use crate::layers::{IdentityLayer, Layer, Shares, Tensor, with_batch};
+use crate::layers::{IdentityLayer, Layer};
+use crate::rules::Rule;
 use crate::semiring::{Real, Semiring};
+use crate::shares::Shares;
+use crate::tensor::{Tensor, with_batch};
 use ndarray::{ArrayD, Axis, IxDyn};
 use num_traits::Float;
 use std::fmt::Debug;
@@ -138,7 +140,7 @@ fn flat_to_index(shape: &[usize], sample: usize, flat: usize) -> Vec<usize> {
 fn accumulate<K: Semiring>(slot: &mut Option<ArrayD<K>>, r: ArrayD<K>) {
     match slot {
         None => *slot = Some(r),
-        Some(acc) => crate::kernels::elementwise::add_assign(acc, &r),
+        Some(acc) => crate::tensor::elementwise::add_assign(acc, &r),
     }
 }
 
@@ -573,7 +575,7 @@ impl Network {
         }
         crate::layers::check_batch(x, &self.input_shape, "network input")?;
         self.check_size(x.shape()[0])?;
-        if crate::kernels::elementwise::all(x, f32::is_finite) {
+        if crate::tensor::elementwise::all(x, f32::is_finite) {
             Ok(())
         } else {
             Err(Error::NonFinite("network input".into()))
@@ -645,7 +647,7 @@ impl Network {
             .collect();
         let a = layer.forward_multi(&ins).map_err(wrap)?;
         self.check_output(i, batch, &a).map_err(wrap)?;
-        if !crate::kernels::elementwise::all(&a, f32::is_finite) {
+        if !crate::tensor::elementwise::all(&a, f32::is_finite) {
             return Err(wrap(Error::NonFinite("activations".into())));
         }
         Ok(a)
@@ -666,37 +668,15 @@ impl Network {
         Ok(Trace { activations })
     }
 
-    /// K-LRP from `init` (shaped like the output batch) back to the input:
-    /// `R^(l)_j = ⊕_k Θ^(l)(d_jk) ⊗ R^(l+1)_k`, with the rules of `composite` and `theta.at(l)`
-    /// at layer `l`. With `keep_layers`, every layer's input relevance is kept. In a graph, node
-    /// `l` sends relevance to each of its inputs through that operand's shares, and a tensor
-    /// read by several nodes gets the ⊕ ([`Semiring::add`]) of what each sends back.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] if `init` does not match the output batch or `trace` was not made
-    /// by this network ([`Error::InvalidArgument`] if it has another number of layers);
-    /// [`Error::InvalidArgument`] if `composite` or `theta` names a layer index the network does not
-    /// have; [`Error::NonFinite`] if `init` holds NaN/±Inf (or a saturated count);
-    /// [`Error::TooLarge`] if the batch exceeds the element limit; [`Error::Layer`] if a
-    /// layer cannot propagate (an unfused normalisation, a rule that does not apply).
-    pub fn propagate<K: Semiring, T: Conversion<K>>(
-        &self,
-        trace: &Trace,
-        init: ArrayD<K>,
-        composite: &Composite,
-        theta: &PerLayer<T>,
-        keep_layers: bool,
-    ) -> Result<Relevance<K>> {
-        self.propagate_keeping_shares(trace, init, composite, theta, keep_layers, None)
-    }
-
-    /// [`propagate`](Network::propagate), also handing back every node's shares (one [`Shares`]
-    /// per operand, by node index) when `shares` is given: the relevance-path search walks them.
-    pub(crate) fn propagate_keeping_shares<'a, K: Semiring, T: Conversion<K>>(
+    /// The propagation engine behind [`propagate`](Network::propagate): K-LRP from `init` with
+    /// `rules[i]` and `theta.at(i)` at node `i`, also handing back every node's shares (one
+    /// [`Shares`] per operand, by node index) when `shares_out` is given (the relevance-path
+    /// search walks them). `rules` has one rule per node ([`Composite::assign`](crate::Composite::assign)).
+    pub(crate) fn propagate_rules<'a, K: Semiring, T: Conversion<K>>(
         &'a self,
         trace: &Trace,
         init: ArrayD<K>,
-        composite: &Composite,
+        rules: &[Rule],
         theta: &PerLayer<T>,
         keep_layers: bool,
         mut shares_out: Option<&mut Vec<Vec<Shares<'a>>>>,
@@ -710,7 +690,14 @@ impl Network {
                 self.layers.len()
             )));
         }
-        crate::explain::check_layer_indices(composite, theta, self.layers.len())?;
+        if rules.len() != self.layers.len() {
+            return Err(Error::shape(
+                "rules (one per node)",
+                &[self.layers.len()],
+                &[rules.len()],
+            ));
+        }
+        check_theta_indices(theta, self.layers.len())?;
         if init.shape() != out.shape() {
             return Err(Error::shape(
                 "initialization vector",
@@ -738,7 +725,6 @@ impl Network {
                 ));
             }
         }
-        let rules = composite.assign(&self.layers);
         let count = self.layers.len();
         if let Some(kept) = shares_out.as_mut() {
             kept.clear();
@@ -817,26 +803,47 @@ impl Network {
         })
     }
 
-    /// Explains `targets` (one per sample of `x`): forward pass, then K-LRP from
-    /// `R_i = 1 if i = target else 0`.
-    ///
-    /// # Errors
-    /// As [`trace`](Network::trace), [`one_hot`] and [`propagate`](Network::propagate).
-    pub fn explain<K: Semiring, T: Conversion<K>>(
-        &self,
-        x: &Tensor,
-        targets: &[usize],
-        composite: &Composite,
-        theta: &PerLayer<T>,
-    ) -> Result<Relevance<K>> {
-        let trace = self.trace(x)?;
-        let init = one_hot::<K>(trace.output().shape(), targets)?;
-        self.propagate(&trace, init, composite, theta, false)
-    }
-
     /// Splits a batch into single samples (views of `x`).
     pub fn samples(x: &Tensor) -> impl Iterator<Item = Tensor> + '_ {
         x.axis_iter(Axis(0))
             .map(|s| s.insert_axis(Axis(0)).to_owned())
     }
+}
+
+/// Building: a [`GraphBuilder`]'s nodes become a network (`graph` holds the structure only).
+impl GraphBuilder {
+    /// The network: the last node added is its output.
+    ///
+    /// # Errors
+    /// As [`Network::graph`] (e.g. a node whose output no later node reads).
+    pub fn build(self) -> Result<Network> {
+        let (input_shape, nodes) = self.into_parts();
+        Network::graph(input_shape, nodes)
+    }
+
+    /// As [`build`](GraphBuilder::build), with `max_elements` as the element limit of any one
+    /// tensor (see [`Network::new_with_max_elements`]).
+    ///
+    /// # Errors
+    /// As [`Network::graph_with_max_elements`].
+    pub fn build_with_max_elements(self, max_elements: u64) -> Result<Network> {
+        let (input_shape, nodes) = self.into_parts();
+        Network::graph_with_max_elements(input_shape, nodes, max_elements)
+    }
+}
+
+/// An index a [`PerLayer::with`] override names that the network does not have is an error.
+fn check_theta_indices<T>(theta: &PerLayer<T>, layers: usize) -> Result<()> {
+    match theta.overridden().find(|&i| i >= layers) {
+        Some(i) => Err(layer_index_error("PerLayer::with", i, layers)),
+        None => Ok(()),
+    }
+}
+
+/// `what(i, …)` names layer `i`, but the network has only `layers` layers.
+pub(crate) fn layer_index_error(what: &str, i: usize, layers: usize) -> Error {
+    Error::invalid(format!(
+        "{what}({i}, …) names layer {i}, but the network has {layers} layers (indices 0 to {})",
+        layers.saturating_sub(1)
+    ))
 }

@@ -29,8 +29,11 @@
 //! `stab_ε(x) = x + ε·s(x)` with `s(x) = sign(x)` and `s(0) = +1`: it always moves away from zero.
 
 use crate::error::{Error, Result};
-use crate::kernels::elementwise;
-use crate::layers::{LinearMap, Tensor};
+use crate::shares::LinearMap;
+pub use crate::shares::{ShareTerm, WeightMap};
+pub use crate::tensor::SharedTensor;
+use crate::tensor::shared_copy;
+use crate::tensor::{Tensor, elementwise};
 use ndarray::ArrayD;
 use std::sync::Arc;
 
@@ -62,67 +65,6 @@ pub fn stabilized_recip(x: f32, epsilon: f32) -> f32 {
     } else {
         1.0 / s
     }
-}
-
-/// A map applied to every weight (or bias) before a modified forward pass.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum WeightMap {
-    /// w
-    Identity,
-    /// w⁺ = max(w, 0)
-    Positive,
-    /// w⁻ = min(w, 0)
-    Negative,
-    /// |w|
-    Abs,
-    /// w²
-    Square,
-    /// 1 (connectivity only)
-    Ones,
-    /// w + γ·w⁺
-    GammaPositive(f32),
-    /// w + γ·w⁻
-    GammaNegative(f32),
-}
-
-impl WeightMap {
-    /// Whether the map's values are never negative (`|w|`, `w²`, `1`, `w⁺`).
-    pub fn is_nonnegative(self) -> bool {
-        matches!(
-            self,
-            WeightMap::Abs | WeightMap::Square | WeightMap::Ones | WeightMap::Positive
-        )
-    }
-
-    /// Applies the map to one weight.
-    #[inline]
-    pub fn apply(self, w: f32) -> f32 {
-        match self {
-            WeightMap::Identity => w,
-            WeightMap::Positive => w.max(0.0),
-            WeightMap::Negative => w.min(0.0),
-            WeightMap::Abs => w.abs(),
-            WeightMap::Square => w * w,
-            WeightMap::Ones => 1.0,
-            WeightMap::GammaPositive(g) => w + g * w.max(0.0),
-            WeightMap::GammaNegative(g) => w + g * w.min(0.0),
-        }
-    }
-}
-
-/// A tensor that several share terms hold without copying it (cloning it is cheap):
-/// `tensor.into_shared()` makes one from a [`Tensor`].
-pub type SharedTensor = ndarray::ArcArray<f32, ndarray::IxDyn>;
-
-/// One factored term `p[j] · g(w_jk) · q[k]` of a linear layer's shares.
-#[derive(Clone, Debug)]
-pub struct ShareTerm {
-    /// `p`: the input factor, shaped like the layer's input (batch included).
-    pub input: SharedTensor,
-    /// `g`: the weight map.
-    pub weight: WeightMap,
-    /// `q`: the output factor, shaped like the layer's output (batch included).
-    pub scale: SharedTensor,
 }
 
 /// Box bounds of [`ZBoxRule`]: one value for every input, or one per input element.
@@ -499,12 +441,6 @@ impl Rule {
     pub fn is_linear_rule(&self) -> bool {
         !matches!(self, Rule::WinnerTakesAll(_) | Rule::Proportional(_))
     }
-}
-
-/// A copy of `t` that share terms can hold together, made in parallel (`to_shared` copies on
-/// one thread, which a 13 MB activation makes a visible serial step of a relevance pass).
-pub(crate) fn shared_copy(t: &Tensor) -> SharedTensor {
-    elementwise::map(t, |x| x).into_shared()
 }
 
 fn pos(t: &Tensor) -> Tensor {

@@ -10,12 +10,12 @@
 
 use super::gemm::{Mat, gemm, gemm_with_threads};
 use super::lanes::{accumulate_lanes, fold_lanes, fused_lanes};
-use super::par;
 use crate::conversion::Conversion;
 use crate::error::Result;
-use crate::layers::ConvGeometry;
-use crate::rules::WeightMap;
 use crate::semiring::Semiring;
+use crate::shares::ConvGeometry;
+use crate::shares::WeightMap;
+use crate::tensor::par;
 use ndarray::ArrayView4;
 use rayon::prelude::*;
 

@@ -2,10 +2,10 @@
 //! inputs are formed in one vectorised pass and accumulated into `R_in`, parallel over input ranges.
 
 use super::lanes::{accumulate_scalar, add_term_scaled};
-use super::par;
 use crate::conversion::Conversion;
-use crate::rules::WeightMap;
 use crate::semiring::Semiring;
+use crate::shares::WeightMap;
+use crate::tensor::par;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 

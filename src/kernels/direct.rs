@@ -20,10 +20,10 @@
 //! every output is summed by one item in one fixed order (`ci`, then `ky`, then `kx`), so results
 //! are bit-identical for any number of threads.
 
-use super::par;
 use super::simd::{SimdLevel, simd_level};
-use crate::layers::ConvGeometry;
-use crate::rules::WeightMap;
+use crate::shares::ConvGeometry;
+use crate::shares::WeightMap;
+use crate::tensor::par;
 use ndarray::ArrayView4;
 use std::sync::Mutex;
 

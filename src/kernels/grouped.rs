@@ -25,11 +25,11 @@
 
 use super::conv::ConvTerm;
 use super::lanes::accumulate_lanes;
-use super::par;
 use crate::conversion::{Conversion, Indicator};
-use crate::layers::ConvGeometry;
-use crate::rules::WeightMap;
 use crate::semiring::Semiring;
+use crate::shares::ConvGeometry;
+use crate::shares::WeightMap;
+use crate::tensor::par;
 use ndarray::ArrayView4;
 use rayon::prelude::*;
 

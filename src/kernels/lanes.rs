@@ -2,8 +2,8 @@
 //! vectorises them for every semiring.
 
 use crate::conversion::{Conversion, Indicator};
-use crate::rules::WeightMap;
 use crate::semiring::Semiring;
+use crate::shares::WeightMap;
 
 /// `acc[i] ← acc[i] ⊕ Θ(d[i]) ⊗ r[i]`.
 #[inline(always)]

@@ -13,21 +13,22 @@ pub mod simd;
 mod conv;
 mod dense;
 mod direct;
-pub mod elementwise;
 mod gemm;
 mod grouped;
 mod lanes;
-mod par;
 
-use elementwise::CHUNK;
+/// Parallel elementwise maps over tensors (now [`crate::tensor::elementwise`]).
+pub use crate::tensor::elementwise;
+use crate::tensor::elementwise::CHUNK;
+use crate::tensor::par;
 
 pub use simd::{SimdLevel, simd_level};
 
 use crate::conversion::Conversion;
 use crate::error::{Error, Result};
-use crate::layers::{Connectivity, Shares, Tensor};
-use crate::rules::{ShareTerm, WeightMap};
 use crate::semiring::{Real, Semiring};
+use crate::shares::{Connectivity, ShareTerm, Shares, WeightMap};
+use crate::tensor::Tensor;
 use ndarray::{ArrayD, ArrayView4, IxDyn};
 use rayon::prelude::*;
 use std::any::TypeId;
@@ -155,7 +156,7 @@ pub fn linear_forward(
             out[k] += xs[j] * weight.apply(w);
         });
     }
-    ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
+    ArrayD::from_shape_vec(IxDyn(&crate::tensor::with_batch(n, out_shape)), out)
         .map_err(|e| Error::invalid(format!("linear forward output: {e}")))
 }
 
@@ -202,7 +203,7 @@ pub fn max_abs_forward(conn: &Connectivity<'_>, x: &Tensor, out_shape: &[usize])
             out
         }
     };
-    ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
+    ArrayD::from_shape_vec(IxDyn(&crate::tensor::with_batch(n, out_shape)), out)
         .map_err(|e| Error::invalid(format!("max-abs forward output: {e}")))
 }
 
@@ -585,7 +586,7 @@ pub(crate) fn filled<T: Copy + Send + Sync>(n: usize, v: T) -> Vec<T> {
 /// max over `k` is then a max-times transposed convolution in `f64` ([`direct`]). Results agree
 /// with the general kernel up to rounding (shares are not rounded to `f32` first).
 fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
-    g: &crate::layers::ConvGeometry,
+    g: &crate::shares::ConvGeometry,
     weight: &ArrayView4<'_, f32>,
     terms: &[FlatTerm],
     theta: &T,
@@ -679,7 +680,7 @@ fn conv_max_times_relevance<K: Semiring, T: Conversion<K> + ?Sized>(
 /// `R_in` itself.
 #[allow(clippy::too_many_arguments)]
 fn conv_linear_relevance<K: Semiring>(
-    g: &crate::layers::ConvGeometry,
+    g: &crate::shares::ConvGeometry,
     weight: &ArrayView4<'_, f32>,
     terms: &[FlatTerm],
     r: &[K],
@@ -779,14 +780,14 @@ pub fn conv_forward(
     } else {
         unit_stride_forward(g, weight, weight_map, b, &xs, n)?
     };
-    ArrayD::from_shape_vec(IxDyn(&crate::layers::with_batch(n, out_shape)), out)
+    ArrayD::from_shape_vec(IxDyn(&crate::tensor::with_batch(n, out_shape)), out)
         .map_err(|e| Error::invalid(format!("convolution output: {e}")))
 }
 
 /// The stride-1 forward pass of a convolution (one group) on the fastest path: `n` samples of
 /// `g`'s input in `xs`, `g.stride == (1, 1)`.
 fn unit_stride_forward(
-    g: &crate::layers::ConvGeometry,
+    g: &crate::shares::ConvGeometry,
     weight: &ArrayView4<'_, f32>,
     weight_map: WeightMap,
     b: Option<&[f32]>,
@@ -819,7 +820,7 @@ fn unit_stride_forward(
 /// costs `s_h·s_w` times the strided work on the vectorised, multi-threaded path (still far
 /// faster than the connection-by-connection walk).
 fn strided_forward(
-    g: &crate::layers::ConvGeometry,
+    g: &crate::shares::ConvGeometry,
     weight: &ArrayView4<'_, f32>,
     weight_map: WeightMap,
     b: Option<&[f32]>,
@@ -832,7 +833,7 @@ fn strided_forward(
     let plane_out = g.out_h * g.out_w;
     let unpadded = g.padding == (0, 0) && g.padding_end == (0, 0);
     if g.kh == 1 && g.kw == 1 && unpadded {
-        let g1 = crate::layers::ConvGeometry {
+        let g1 = crate::shares::ConvGeometry {
             in_h: g.out_h,
             in_w: g.out_w,
             stride: (1, 1),
@@ -854,7 +855,7 @@ fn strided_forward(
     }
     let h1 = g.in_h + g.padding.0 + g.padding_end.0 - g.dilation.0 * (g.kh - 1);
     let w1 = g.in_w + g.padding.1 + g.padding_end.1 - g.dilation.1 * (g.kw - 1);
-    let g1 = crate::layers::ConvGeometry {
+    let g1 = crate::shares::ConvGeometry {
         out_h: h1,
         out_w: w1,
         stride: (1, 1),
@@ -939,7 +940,7 @@ pub fn propagate_reference<K: Semiring, T: Conversion<K> + ?Sized>(
 #[cfg(test)]
 mod strided_tests {
     use super::*;
-    use crate::layers::{Conv2d, LinearMap};
+    use crate::shares::{ConvGeometry, out_len};
     use ndarray::{Array1, Array4};
 
     /// Strided convolutions (1×1 picked, k×k subsampled; padding symmetric or not, dilation) on
@@ -963,18 +964,28 @@ mod strided_tests {
         for (cin, cout, k, stride, pb, pe, dil, h, w) in cases {
             let weight = Array4::from_shape_fn((cout, cin, k, k), |_| next());
             let bias = Array1::from_shape_fn(cout, |_| next());
-            let conv = Conv2d::new(weight, Some(bias))
-                .unwrap()
-                .with_stride(stride)
-                .unwrap()
-                .with_padding_asym(pb, pe)
-                .unwrap()
-                .with_dilation(dil)
-                .unwrap();
-            let conn = conv.connectivity(&[cin, h, w]).unwrap();
-            let Connectivity::Conv { geometry: g, .. } = conn else {
-                unreachable!()
+            let out = |n, (s, b, e, d)| out_len(n, k, s, (b, e), d).unwrap();
+            let g = ConvGeometry {
+                in_channels: cin,
+                out_channels: cout,
+                groups: 1,
+                in_h: h,
+                in_w: w,
+                out_h: out(h, (stride.0, pb.0, pe.0, dil.0)),
+                out_w: out(w, (stride.1, pb.1, pe.1, dil.1)),
+                kh: k,
+                kw: k,
+                stride,
+                padding: pb,
+                padding_end: pe,
+                dilation: dil,
             };
+            let conn = Connectivity::Conv {
+                weight: weight.view(),
+                bias: bias.as_slice(),
+                geometry: g,
+            };
+            conn.check().unwrap();
             let out_shape = [cout, g.out_h, g.out_w];
             let x = ArrayD::from_shape_fn(IxDyn(&[2, cin, h, w]), |_| next());
             for (wm, bm) in [

@@ -1,9 +1,11 @@
 //! Element-wise layers: `ReLU`, `Clip` (ReLU6), `LeakyReLU`, `Sigmoid`, `SiLU`, `HardSigmoid`,
 //! `HardSwish`, `Gelu`, `Tanh`, `Dropout`, `IdentityLayer`. Relevance passes through them unchanged.
 
-use super::{Layer, LayerKind, Shares, Tensor};
+use super::{Layer, LayerKind};
 use crate::error::{Error, Result};
 use crate::rules::Rule;
+use crate::shares::Shares;
+use crate::tensor::Tensor;
 
 /// `max(x, 0)`, element-wise. Relevance passes unchanged (Zennit's `Pass`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -20,7 +22,7 @@ impl Layer for ReLU {
         Ok(input.to_vec())
     }
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        Ok(crate::kernels::elementwise::map(input, |x| x.max(0.0)))
+        Ok(crate::tensor::elementwise::map(input, |x| x.max(0.0)))
     }
     fn shares(&self, _: &Tensor, _: &Tensor, _: &Rule) -> Result<Shares<'_>> {
         Ok(Shares::Pass)
@@ -78,7 +80,7 @@ macro_rules! elementwise_activation {
             fn forward(&self, input: &Tensor) -> Result<Tensor> {
                 let $s = *self;
                 let _ = $s;
-                Ok(crate::kernels::elementwise::map(input, move |$x| $f))
+                Ok(crate::tensor::elementwise::map(input, move |$x| $f))
             }
             fn shares(&self, _: &Tensor, _: &Tensor, _: &Rule) -> Result<Shares<'_>> {
                 Ok(Shares::Pass)

@@ -1,9 +1,11 @@
 //! `BatchNorm2d`: batch normalisation at inference, fused into the preceding linear layer before
 //! relevance propagation (like Zennit's canonizers).
 
-use super::{ChannelAffine, Layer, LayerKind, Shares, Tensor};
+use super::{ChannelAffine, Layer, LayerKind};
 use crate::error::{Error, Result, ensure_finite};
 use crate::rules::Rule;
+use crate::shares::Shares;
+use crate::tensor::Tensor;
 use ndarray::Array1;
 
 /// Batch normalisation at inference over channel axis 1 (`[N, C]` or `[N, C, H, W]`):

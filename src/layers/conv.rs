@@ -1,45 +1,12 @@
 //! `Conv2d`: 2-D convolution (stride, padding, dilation, groups), and its LRP shares.
 
-use super::{
-    ChannelAffine, Connectivity, Layer, LayerKind, LinearMap, Shares, Tensor, check_batch,
-};
+use super::{ChannelAffine, Layer, LayerKind, check_batch};
 use crate::error::{Error, Result, ensure_finite};
 use crate::kernels;
-use crate::rules::{Rule, WeightMap, linear_share_terms};
+use crate::rules::{Rule, linear_share_terms};
+use crate::shares::{Connectivity, ConvGeometry, LinearMap, Shares, WeightMap};
+use crate::tensor::Tensor;
 use ndarray::{Array1, Array4};
-
-/// The sizes of one convolution applied to one input size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeometry {
-    /// Input channels.
-    pub in_channels: usize,
-    /// Output channels.
-    pub out_channels: usize,
-    /// Channel groups.
-    pub groups: usize,
-    /// Input height.
-    pub in_h: usize,
-    /// Input width.
-    pub in_w: usize,
-    /// Output height.
-    pub out_h: usize,
-    /// Output width.
-    pub out_w: usize,
-    /// Kernel height.
-    pub kh: usize,
-    /// Kernel width.
-    pub kw: usize,
-    /// Stride (vertical, horizontal).
-    pub stride: (usize, usize),
-    /// Zero padding before the input (top, left); with [`padding_end`](Self::padding_end), ONNX
-    /// `pads = [top, left, bottom, right]` is `padding = (top, left)`,
-    /// `padding_end = (bottom, right)`.
-    pub padding: (usize, usize),
-    /// Zero padding after the input (bottom, right); equal to `padding` for symmetric padding.
-    pub padding_end: (usize, usize),
-    /// Dilation (vertical, horizontal).
-    pub dilation: (usize, usize),
-}
 
 /// A 2-D convolution over NCHW batches (PyTorch `Conv2d`, weight `[C_out, C_in / groups, kh, kw]`).
 ///
@@ -255,7 +222,7 @@ impl Conv2d {
             ));
         }
         let (kh, kw) = (self.weight.shape()[2], self.weight.shape()[3]);
-        let out = super::out_len;
+        let out = crate::shares::out_len;
         let (Some(out_h), Some(out_w)) = (
             out(
                 h,

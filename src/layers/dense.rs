@@ -1,11 +1,11 @@
 //! `Dense`: the fully connected layer `z = W a + b`, and its LRP shares.
 
-use super::{
-    ChannelAffine, Connectivity, Layer, LayerKind, LinearMap, Shares, Tensor, check_batch,
-};
+use super::{ChannelAffine, Layer, LayerKind, check_batch};
 use crate::error::{Error, Result, ensure_finite};
 use crate::kernels;
-use crate::rules::{Rule, WeightMap, linear_share_terms};
+use crate::rules::{Rule, linear_share_terms};
+use crate::shares::{Connectivity, LinearMap, Shares, WeightMap};
+use crate::tensor::Tensor;
 use ndarray::{Array1, Array2};
 
 /// A fully connected layer: `z_k = Σ_j w_kj a_j + b_k` (PyTorch `Linear`, weight `[out, in]`).

@@ -1,8 +1,10 @@
 //! `Flatten`: `[N, C, H, W] → [N, C·H·W]`; relevance is reshaped back.
 
-use super::{Layer, LayerKind, Shares, Tensor};
+use super::{Layer, LayerKind};
 use crate::error::{Error, Result};
 use crate::rules::Rule;
+use crate::shares::Shares;
+use crate::tensor::Tensor;
 use ndarray::IxDyn;
 
 /// Flattens every sample to one axis (PyTorch `nn.Flatten()`, start_dim = 1).

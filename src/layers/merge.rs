@@ -9,10 +9,12 @@
 //! [`Composite::k_lrp`]: crate::Composite::k_lrp
 //! [`Composite::viterbi`]: crate::Composite::viterbi
 
-use super::{Layer, LayerKind, Shares, Tensor};
+use super::{Layer, LayerKind};
 use crate::error::{Error, Result};
-use crate::kernels::elementwise;
 use crate::rules::{Rule, stabilized_recip};
+use crate::shares::Shares;
+use crate::tensor::Tensor;
+use crate::tensor::elementwise;
 use ndarray::{Axis, IxDyn};
 
 /// Per-sample shapes of a batch list, or an error if one is not a batch.
@@ -227,7 +229,7 @@ impl Layer for Concat {
     ) -> Result<Vec<Shares<'_>>> {
         let out = self.output_shape_multi(&sample_shapes(inputs, "Concat")?)?;
         same_batch(inputs, "Concat")?;
-        let want = super::with_batch(inputs[0].shape()[0], &out);
+        let want = crate::tensor::with_batch(inputs[0].shape()[0], &out);
         if output.shape() != want.as_slice() {
             return Err(Error::shape("Concat output", &want, output.shape()));
         }

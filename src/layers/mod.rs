@@ -21,19 +21,19 @@ pub use activation::{
     Tanh,
 };
 pub use batchnorm::BatchNorm2d;
-pub use conv::{Conv2d, ConvGeometry};
+pub use conv::Conv2d;
 pub use dense::Dense;
 pub use flatten::Flatten;
 pub use merge::{Add, Concat, Mul};
-pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MAX_ADAPTIVE_OUTPUT, MaxPool2d, PoolGeometry};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MAX_ADAPTIVE_OUTPUT, MaxPool2d};
+// The vocabulary layers describe themselves in, where it has always been importable from.
+pub use crate::shares::{Connectivity, ConvGeometry, LinearMap, PoolGeometry, Shares};
+pub use crate::tensor::Tensor;
 
 use crate::error::{Error, Result};
-use crate::rules::{Rule, ShareTerm, SharedTensor, WeightMap};
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayView4};
+use crate::rules::Rule;
+use crate::tensor::with_batch;
 use std::fmt::Debug;
-
-/// A batch of activations (`f32`, batch axis first).
-pub type Tensor = ArrayD<f32>;
 
 /// What kind of layer this is; [`Composite`](crate::composite::Composite)s assign rules by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,258 +80,6 @@ pub struct ChannelAffine {
     pub scale: Vec<f32>,
     /// Per-channel offset.
     pub shift: Vec<f32>,
-}
-
-/// Which connections a linear layer has and their weights, for the kernels.
-#[derive(Clone, Debug)]
-pub enum Connectivity<'a> {
-    /// Every input feeds every output; `weight` is `[out, in]` (PyTorch layout).
-    Dense {
-        /// `[out, in]`.
-        weight: ArrayView2<'a, f32>,
-        /// `[out]`, if the layer has a bias.
-        bias: Option<&'a [f32]>,
-    },
-    /// A 2-D convolution; `weight` is `[C_out, C_in / groups, kh, kw]`.
-    Conv {
-        /// `[C_out, C_in / groups, kh, kw]`.
-        weight: ArrayView4<'a, f32>,
-        /// `[C_out]`, if the layer has a bias.
-        bias: Option<&'a [f32]>,
-        /// Sizes, strides, padding, dilation, groups.
-        geometry: ConvGeometry,
-    },
-    /// Pooling windows, every connection of weight 1.
-    Pool {
-        /// The windows.
-        geometry: PoolGeometry,
-    },
-}
-
-impl Connectivity<'_> {
-    /// Elements of one input sample.
-    pub fn input_len(&self) -> usize {
-        match self {
-            Connectivity::Dense { weight, .. } => weight.ncols(),
-            Connectivity::Conv { geometry: g, .. } => g.in_channels * g.in_h * g.in_w,
-            Connectivity::Pool { geometry: g } => g.channels * g.in_h * g.in_w,
-        }
-    }
-
-    /// Elements of one output sample.
-    pub fn output_len(&self) -> usize {
-        match self {
-            Connectivity::Dense { weight, .. } => weight.nrows(),
-            Connectivity::Conv { geometry: g, .. } => g.out_channels * g.out_h * g.out_w,
-            Connectivity::Pool { geometry: g } => g.channels * g.out_h * g.out_w,
-        }
-    }
-
-    /// Checks that the parts agree (the enum is public, so a hand-made one may not): a bias of one
-    /// value per output; a convolution's weight `[C_out, C_in / groups, kh, kw]`, output size
-    /// `⌊(in + pad_begin + pad_end − dilation·(k − 1) − 1) / stride⌋ + 1` and non-zero stride, dilation and
-    /// groups dividing both channel counts; pooling windows inside the input, one per output row
-    /// and column. The kernels call this before touching any data.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] naming the part that does not fit.
-    pub fn check(&self) -> Result<()> {
-        let bias_fits = |bias: Option<&[f32]>, out: usize, what: &str| match bias {
-            Some(b) if b.len() != out => Err(Error::shape(what, &[out], &[b.len()])),
-            _ => Ok(()),
-        };
-        match self {
-            Connectivity::Dense { weight, bias } => {
-                bias_fits(*bias, weight.nrows(), "dense connectivity bias")
-            }
-            Connectivity::Conv {
-                weight,
-                bias,
-                geometry: g,
-            } => {
-                let geometry_error = || {
-                    Error::shape(
-                        "convolution connectivity geometry [groups, stride, dilation, out_h, out_w]",
-                        &[
-                            g.groups.max(1),
-                            1,
-                            1,
-                            out_len(
-                                g.in_h,
-                                g.kh,
-                                g.stride.0,
-                                (g.padding.0, g.padding_end.0),
-                                g.dilation.0,
-                            )
-                            .unwrap_or(0),
-                            out_len(
-                                g.in_w,
-                                g.kw,
-                                g.stride.1,
-                                (g.padding.1, g.padding_end.1),
-                                g.dilation.1,
-                            )
-                            .unwrap_or(0),
-                        ],
-                        &[
-                            g.groups,
-                            g.stride.0.min(g.stride.1),
-                            g.dilation.0.min(g.dilation.1),
-                            g.out_h,
-                            g.out_w,
-                        ],
-                    )
-                };
-                let positive = g.groups > 0
-                    && g.stride.0 > 0
-                    && g.stride.1 > 0
-                    && g.dilation.0 > 0
-                    && g.dilation.1 > 0;
-                if !positive || g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0 {
-                    return Err(geometry_error());
-                }
-                let want = [g.out_channels, g.in_channels / g.groups, g.kh, g.kw];
-                if weight.shape() != want {
-                    return Err(Error::shape(
-                        "convolution connectivity weight [C_out, C_in / groups, kh, kw]",
-                        &want,
-                        weight.shape(),
-                    ));
-                }
-                let outs = (
-                    out_len(
-                        g.in_h,
-                        g.kh,
-                        g.stride.0,
-                        (g.padding.0, g.padding_end.0),
-                        g.dilation.0,
-                    ),
-                    out_len(
-                        g.in_w,
-                        g.kw,
-                        g.stride.1,
-                        (g.padding.1, g.padding_end.1),
-                        g.dilation.1,
-                    ),
-                );
-                if outs != (Some(g.out_h), Some(g.out_w)) {
-                    return Err(geometry_error());
-                }
-                bias_fits(*bias, g.out_channels, "convolution connectivity bias")
-            }
-            Connectivity::Pool { geometry: g } => {
-                let inside = |r: &[std::ops::Range<usize>], n: usize| {
-                    r.iter().all(|r| r.start <= r.end && r.end <= n)
-                };
-                let fits = g.rows.len() == g.out_h
-                    && g.cols.len() == g.out_w
-                    && g.row_div.len() == g.out_h
-                    && g.col_div.len() == g.out_w
-                    && inside(&g.rows, g.in_h)
-                    && inside(&g.cols, g.in_w);
-                if fits {
-                    Ok(())
-                } else {
-                    Err(Error::shape(
-                        "pooling connectivity windows [rows, cols, row divisors, col divisors]",
-                        &[g.out_h, g.out_w, g.out_h, g.out_w],
-                        &[g.rows.len(), g.cols.len(), g.row_div.len(), g.col_div.len()],
-                    ))
-                }
-            }
-        }
-    }
-
-    /// The shape of one output sample (batch axis excluded): `[out]` for a dense layer,
-    /// `[C, H, W]` for a convolution or pooling.
-    pub fn output_shape(&self) -> Vec<usize> {
-        match self {
-            Connectivity::Dense { weight, .. } => vec![weight.nrows()],
-            Connectivity::Conv { geometry: g, .. } => vec![g.out_channels, g.out_h, g.out_w],
-            Connectivity::Pool { geometry: g } => vec![g.channels, g.out_h, g.out_w],
-        }
-    }
-}
-
-/// `⌊(n + pad_begin + pad_end − dilation·(k − 1) − 1) / stride⌋ + 1`, or `None` if the dilated kernel does not fit
-/// (or the arithmetic overflows, or `k` or `stride` is 0).
-pub(crate) fn out_len(
-    n: usize,
-    k: usize,
-    stride: usize,
-    (pad_begin, pad_end): (usize, usize),
-    dilation: usize,
-) -> Option<usize> {
-    if stride == 0 {
-        return None;
-    }
-    let span = dilation.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
-    let padded = n.checked_add(pad_begin)?.checked_add(pad_end)?;
-    padded.checked_sub(span).map(|r| r / stride + 1)
-}
-
-/// A layer's relevance shares `d_jk`, described without any semiring.
-#[derive(Clone, Debug)]
-pub enum Shares<'a> {
-    /// Relevance passes unchanged (element-wise activations, reshapes, identities); no Θ.
-    Pass,
-    /// `d_jk = Σ_t p_t[j] · g_t(w_jk) · q_t[k]` over the connections of a linear or pooling layer.
-    Linear {
-        /// The connections and their weights.
-        connectivity: Connectivity<'a>,
-        /// The factored terms, from [`rules::linear_share_terms`](crate::rules::linear_share_terms).
-        terms: Vec<ShareTerm>,
-    },
-    /// Winner-take-all pooling: `d_jk = 1` if j is window k's winner, else 0.
-    Winner {
-        /// The windows.
-        geometry: PoolGeometry,
-        /// `[N, output elements]`: the winner's flat index within its input sample.
-        winners: Array2<usize>,
-    },
-    /// Shares listed explicitly, per sample, as `(j, k, d_jk)` (flat indices within a sample);
-    /// unlisted pairs are not connected. The general form for layers of your own.
-    Explicit(Vec<Vec<(usize, usize, f32)>>),
-    /// One-to-one shares between an input and an output of the same shape: input `j` feeds
-    /// only output `j`, with `d_jj = shares[j]` (the operands of [`Add`]);
-    /// `R_j = Θ(d_jj) ⊗ R_j`. `shares` is shaped like the input batch.
-    Elementwise(SharedTensor),
-    /// The input is the slice of the output along the channel axis (the first axis after the
-    /// batch) that starts at channel `start` (an operand of [`Concat`]): relevance of the slice
-    /// passes unchanged, without Θ.
-    ChannelSlice {
-        /// The output channel where this input's channels begin.
-        start: usize,
-    },
-    /// No connection: the input receives no relevance (`R_j = 0`; the gate of [`Mul`]).
-    Disconnected,
-}
-
-/// A linear layer (dense or convolution): the forward passes the rules need.
-pub trait LinearMap {
-    /// The layer's connections and parameters for an input of per-sample shape `input`.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] if `input` does not fit the layer.
-    fn connectivity(&self, input: &[usize]) -> Result<Connectivity<'_>>;
-
-    /// The forward pass with mapped parameters: `z_k = Σ_j x_j g(w_jk) + g_b(b_k)`, no bias when
-    /// `bias` is `None` (or the layer has none).
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] if `x` does not fit the layer.
-    fn forward_mapped(
-        &self,
-        x: &Tensor,
-        weight: WeightMap,
-        bias: Option<WeightMap>,
-    ) -> Result<Tensor>;
-
-    /// `max_j |x_j w_jk|` over the inputs connected to each output k.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] if `x` does not fit the layer.
-    fn max_abs_forward(&self, x: &Tensor) -> Result<Tensor>;
 }
 
 /// A network layer: forward pass and K-LRP shares.
@@ -497,14 +245,6 @@ pub(crate) fn check_output(
         return Err(Error::shape(context, &want, output.shape()));
     }
     Ok(())
-}
-
-/// Prepends the batch size to a per-sample shape.
-pub(crate) fn with_batch(n: usize, sample: &[usize]) -> Vec<usize> {
-    let mut s = Vec::with_capacity(sample.len() + 1);
-    s.push(n);
-    s.extend_from_slice(sample);
-    s
 }
 
 /// Folds `affine` (applied per output channel after the layer) into a linear layer's parameters:

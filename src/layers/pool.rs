@@ -6,37 +6,16 @@
 //! `d_jk = (a_j / n_k) / stab_ε(mean_k)`, or max-abs under the Viterbi composite,
 //! `d_jk = |a_j| / (max_window |a_j'| + δ)` (also max pooling treated as average there).
 
-use super::{Connectivity, Layer, LayerKind, Shares, Tensor, check_batch};
+use super::{Layer, LayerKind, check_batch};
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::kernels::elementwise;
-use crate::rules::{ProportionalRule, Rule, ShareTerm, WeightMap, stabilized_recip};
+use crate::rules::{ProportionalRule, Rule, stabilized_recip};
+use crate::shares::{Connectivity, PoolGeometry, ShareTerm, Shares, WeightMap};
+use crate::tensor::Tensor;
+use crate::tensor::elementwise;
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 use std::ops::Range;
-
-/// Pooling windows on one input size: separable row and column ranges of in-bounds inputs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PoolGeometry {
-    /// Channels (pooled independently).
-    pub channels: usize,
-    /// Input height.
-    pub in_h: usize,
-    /// Input width.
-    pub in_w: usize,
-    /// Output height.
-    pub out_h: usize,
-    /// Output width.
-    pub out_w: usize,
-    /// For each output row, the in-bounds input rows of its windows.
-    pub rows: Vec<Range<usize>>,
-    /// For each output column, the in-bounds input columns of its windows.
-    pub cols: Vec<Range<usize>>,
-    /// For each output row, the window height used as the averaging divisor.
-    pub row_div: Vec<usize>,
-    /// For each output column, the window width used as the averaging divisor.
-    pub col_div: Vec<usize>,
-}
 
 fn sample_chw(input: &[usize], layer: &str) -> Result<(usize, usize, usize)> {
     match *input {
@@ -156,7 +135,7 @@ impl PoolGeometry {
         let abs = elementwise::map(a, f32::abs);
         let n = a.shape().first().copied().unwrap_or(0);
         let plane_in = self.in_h * self.in_w;
-        let mut q = Tensor::zeros(super::with_batch(n, &self.output_shape()));
+        let mut q = Tensor::zeros(crate::tensor::with_batch(n, &self.output_shape()));
         let abs_std = abs.as_standard_layout();
         for (xs, mut qs) in abs_std.outer_iter().zip(q.outer_iter_mut()) {
             let xs = xs.as_slice().unwrap_or(&[]);
@@ -209,7 +188,7 @@ impl PoolGeometry {
                 geometry: self.clone(),
             },
             terms: vec![ShareTerm {
-                input: crate::rules::shared_copy(a),
+                input: crate::tensor::shared_copy(a),
                 weight: WeightMap::Ones,
                 scale: q.into_shared(),
             }],
@@ -286,7 +265,7 @@ impl MaxPool2d {
         check_batch(x, &input, "MaxPool2d input")?;
         let n = x.shape()[0];
         let n_out = g.channels * g.out_h * g.out_w;
-        let mut out = Tensor::zeros(super::with_batch(n, &g.output_shape()));
+        let mut out = Tensor::zeros(crate::tensor::with_batch(n, &g.output_shape()));
         let mut winners = Array2::<usize>::zeros((n, n_out));
         let x = x.as_standard_layout();
         let plane = (g.out_h * g.out_w).max(1);

@@ -562,3 +562,42 @@ impl Network {
         RelevanceGraph::new(self, x, target, explainer)?.sample(n, seed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Composite;
+    use crate::conversion::Clamp01;
+    use crate::layers::{Dense, ReLU};
+    use crate::semiring::KBest;
+    use ndarray::array;
+
+    /// Like [`Network::explain_with`], the relevance graph refuses LRP-0 shares (outside [0, 1])
+    /// for a semiring of path strengths, naming the semiring and the rule.
+    #[test]
+    fn relevance_graph_refuses_shares_outside_the_unit_interval() {
+        let net = Network::new(
+            [3],
+            vec![
+                Box::new(Dense::new(array![[1.0, 0.5, -1.0], [0.2, 1.0, 0.3]], None).unwrap()),
+                Box::new(ReLU),
+                Box::new(Dense::new(array![[1.0, -0.5], [0.3, 1.0]], None).unwrap()),
+            ],
+        )
+        .unwrap();
+        let x = array![[1.0_f32, 2.0, 0.5]];
+        let lrp0 = Explainer::<KBest<3>, _>::new(Composite::k_lrp(), Clamp01);
+        let e = RelevanceGraph::new(&net, &x, 1, &lrp0).unwrap_err();
+        let Error::Layer { index, source, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(index, 0);
+        let Error::Unsupported(m) = *source else {
+            panic!("{source:?}")
+        };
+        assert!(
+            m.contains("the k-best semiring needs shares in [0, 1]") && m.contains("'zero'"),
+            "{m}"
+        );
+    }
+}

@@ -18,6 +18,7 @@ mod imagenet_example;
 mod images;
 mod invariants;
 mod kernels;
+mod layering;
 mod mnist_example;
 mod models;
 mod network_figure;

@@ -2,9 +2,9 @@
 //! the heavy kernels: a sequential `mapv` over a 64 × 224 × 224 activation costs as much as a
 //! tenth of the convolution that produced it.
 
-use super::par;
-use crate::layers::Tensor;
 use crate::semiring::Semiring;
+use crate::tensor::Tensor;
+use crate::tensor::par;
 use ndarray::{ArrayD, IxDyn};
 
 /// Elements per parallel chunk.
