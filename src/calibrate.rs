@@ -45,7 +45,7 @@ use crate::kernels;
 use crate::layers::{Connectivity, Shares, Tensor};
 use crate::network::{Network, Trace, one_hot};
 use crate::rules::{Rule, ZeroRule};
-use crate::semiring::{Boolean, Counting, Semiring};
+use crate::semiring::{Boolean, Counting, Fuzzy};
 use ndarray::{ArrayD, IxDyn};
 
 /// θ on layers that are neither dense nor convolutions (pooling): any positive share counts.
@@ -281,40 +281,10 @@ pub fn for_input_fraction(
 }
 
 /// The (max, min) semiring on `[0, 1]` in `f32`: a path is as strong as its weakest step, an
-/// input as its strongest path. [`Fuzzy`](crate::semiring::Fuzzy) in single precision, which
-/// the bottleneck propagation of [`for_input_fraction`] needs no more than (its values are
-/// compared with `f32` thresholds) and which halves the memory the kernels stream.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Bottleneck(f32);
-
-impl Semiring for Bottleneck {
-    const NAME: &'static str = "bottleneck";
-    const ADD_IDEMPOTENT: bool = true;
-    #[inline]
-    fn zero() -> Self {
-        Bottleneck(0.0)
-    }
-    #[inline]
-    fn one() -> Self {
-        Bottleneck(1.0)
-    }
-    #[inline]
-    fn add(self, rhs: Self) -> Self {
-        Bottleneck(self.0.max(rhs.0))
-    }
-    #[inline]
-    fn mul(self, rhs: Self) -> Self {
-        Bottleneck(self.0.min(rhs.0))
-    }
-    #[inline]
-    fn top() -> Option<Self> {
-        Some(Bottleneck(1.0))
-    }
-    #[inline]
-    fn to_f64(&self) -> f64 {
-        f64::from(self.0)
-    }
-}
+/// input as its strongest path. Single precision is all the bottleneck propagation of
+/// [`for_input_fraction`] needs (its values are compared with `f32` thresholds), and it halves
+/// the memory the kernels stream.
+type Bottleneck = Fuzzy<f32>;
 
 /// Θ of the bottleneck propagation behind [`for_input_fraction`]: a dense or convolution share
 /// `d` becomes the largest κ at which it still passes `d ≥ κ / n̄_l`, i.e. `d · n̄_l`, scaled
@@ -332,8 +302,8 @@ impl Conversion<Bottleneck> for CriticalKappa {
     #[inline]
     fn convert(&self, share: f32) -> Bottleneck {
         match *self {
-            CriticalKappa::FairShare(scale) => Bottleneck((share * scale).clamp(0.0, 1.0)),
-            CriticalKappa::Other => Bottleneck(f32::from(u8::from(share >= DEFAULT_OTHER_THETA))),
+            CriticalKappa::FairShare(scale) => Fuzzy((share * scale).clamp(0.0, 1.0)),
+            CriticalKappa::Other => Fuzzy(f32::from(u8::from(share >= DEFAULT_OTHER_THETA))),
         }
     }
 }
