@@ -1,5 +1,8 @@
 //! θ calibration: per-layer thresholds for Boolean and Counting relevance, chosen on data.
 //!
+//! May import: `composite`, `conversion`, `error`, `explain`, `graph`, `kernels`, `layers`,
+//! `network`, `rules`, `semiring`, `shares`, `tensor` (docs/architecture.md, "Layers").
+//!
 //! A threshold θ decides which shares `d_jk` count as relevant (`Θ(d) = [d ≥ θ]`). Too low and
 //! every input has a relevant path (an all-on mask); too high and none has (all off). Three ways
 //! to choose θ per layer on a calibration batch (docs/semantics.md §9):

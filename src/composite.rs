@@ -1,5 +1,7 @@
 //! Composites: which rule each layer gets, by layer kind, position and index (as in Zennit).
 //!
+//! May import: `error`, `layers`, `rules` (docs/architecture.md, "Layers").
+//!
 //! Resolution order for a layer: an explicit index ([`Composite::with_layer`]) first, then the
 //! first-convolution rule, then the first-linear rule, then the rule of the layer's kind.
 //!

@@ -1,5 +1,7 @@
 //! Θ: the conversion that maps a real share `d_jk` into the semiring.
 //!
+//! May import: `error`, `semiring` (docs/architecture.md, "Layers").
+//!
 //! K-LRP computes `R_j = ⊕_k Θ(d_jk) ⊗ R_k`; this module holds every Θ in one place:
 //!
 //! | Θ | formula | into |

@@ -1,4 +1,6 @@
 //! The crate's error type: everything a user can get wrong, named.
+//!
+//! May import: nothing of klrp (docs/architecture.md, "Layers").
 
 use std::fmt;
 

@@ -1,5 +1,8 @@
 //! The common path: one call from an input batch to plain relevance arrays.
 //!
+//! May import: `composite`, `conversion`, `error`, `kernels`, `layers`, `network`, `rules`,
+//! `semiring`, `shares`, `tensor` (docs/architecture.md, "Layers").
+//!
 //! An [`Explainer`] bundles what K-LRP needs besides the network — the semiring `K`, Θ per layer,
 //! the rules ([`Composite`]) and the initialization ([`Init`]) — with the defaults of
 //! docs/semantics.md §7 for each shipped semiring, so that no call needs a turbofish:

@@ -1,6 +1,8 @@
 //! Networks as graphs: [`Source`] (where a node reads an input), [`Node`] (a layer and its
 //! inputs) and [`GraphBuilder`] (building a [`Network`](crate::Network) node by node).
 //!
+//! May import: `error`, `layers` (docs/architecture.md, "Layers").
+//!
 //! A network is a directed acyclic graph of nodes in topological order: node `i` reads the
 //! network input or nodes before it, and the last node is the output. Node index = layer index,
 //! so [`PerLayer`](crate::PerLayer), [`Composite::with_layer`](crate::Composite::with_layer) and

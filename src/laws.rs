@@ -1,5 +1,7 @@
 //! A reusable checker for the semiring laws (feature `laws`).
 //!
+//! May import: `semiring` (docs/architecture.md, "Layers").
+//!
 //! [`check_laws`] draws random triples (a, b, c) from a [`proptest`] strategy and checks every
 //! [`Law`] a [`Semiring`] promises, including the declared properties kernels rely on
 //! ([`ADD_IDEMPOTENT`](Semiring::ADD_IDEMPOTENT), [`MUL_COMMUTATIVE`](Semiring::MUL_COMMUTATIVE),

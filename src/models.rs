@@ -1,5 +1,7 @@
 //! Model architectures built in code, with weights loaded by name.
 //!
+//! May import: `error`, `io`, `layers`, `network` (docs/architecture.md, "Layers").
+//!
 //! # VGG-16 (torchvision)
 //!
 //! [`vgg16`] builds torchvision's `vgg16` (configuration D, no batch norm) for `3 × 224 × 224`

@@ -1,4 +1,7 @@
 //! `Network`: layers in sequence, the forward pass, and K-LRP from an initialization vector.
+//!
+//! May import: `conversion`, `error`, `graph`, `kernels`, `layers`, `rules`, `semiring`, `shares`,
+//! `tensor` (docs/architecture.md, "Layers").
 
 use crate::conversion::{Conversion, PerLayer};
 use crate::error::{Error, Result};

@@ -1,5 +1,7 @@
 //! LRP rules: how a layer's forward pass is turned into shares `d_jk`.
 //!
+//! May import: `error`, `shares`, `tensor` (docs/architecture.md, "Layers").
+//!
 //! Every rule for a linear layer (dense or convolution) writes its shares as a short sum of
 //! factored terms
 //!

@@ -1,5 +1,8 @@
 //! What `klrp explain` and `klrp predict` do with their options, independent of the command line.
 //!
+//! May import: `calibrate`, `composite`, `conversion`, `error`, `explain`, `layers`, `network`,
+//! `rules`, `semiring`, `tensor` (docs/architecture.md, "Layers").
+//!
 //! [`ExplainSpec`] holds the explanation options (semiring, rules, bounds, Θ, initialization,
 //! max pooling) with the command line's meanings and defaults; [`ExplainSpec::from_args`] reads
 //! them from the command line's strings (with its error messages), [`ExplainSpec::run`] explains a

@@ -1,6 +1,9 @@
 //! Pictures of relevance: colormaps, heatmaps, image grids, line plots and PNG files
 //! (feature `viz`, on by default).
 //!
+//! May import: `composite`, `conversion`, `error`, `explain`, `io`, `layers`, `network`, `rules`,
+//! `semiring`, `tensor` (docs/architecture.md, "Layers").
+//!
 //! Everything draws into an [`RgbImage`], a plain 8-bit RGB buffer, and [`save_png`] writes it
 //! with the pure-Rust [`png`](https://docs.rs/png) crate. Text (titles, tick labels, legends) is
 //! drawn with a small built-in 5 × 7 pixel font, so no system font library is needed.

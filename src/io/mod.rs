@@ -1,4 +1,7 @@
 //! Reading and writing models, tensors and data sets.
+//!
+//! May import: `error`, `graph`, `layers`, `network`, `shares`, `tensor` (docs/architecture.md,
+//! "Layers").
 
 use crate::error::{Error, Result};
 use std::path::Path;

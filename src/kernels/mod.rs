@@ -1,5 +1,8 @@
 //! The kernels: the loops that evaluate forward passes and `R_j = ⊕_k Θ(d_jk) ⊗ R_k`.
 //!
+//! May import: `conversion`, `error`, `semiring`, `shares`, `tensor` (docs/architecture.md,
+//! "Layers").
+//!
 //! Everything performance-critical lives here, behind three entry points used by the layers and
 //! the network: [`linear_forward`], [`max_abs_forward`] and [`propagate`]. Layers describe their
 //! connections ([`Connectivity`]) and shares ([`Shares`]); kernels walk the connections.
@@ -34,67 +37,10 @@ use rayon::prelude::*;
 use std::any::TypeId;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Calls `f(j, k, w_jk)` for every connection of one sample, with `j` and `k` flat indices into
-/// the sample's input and output.
+/// Calls `f(j, k, w_jk)` for every connection of one sample ([`Connectivity::for_each`]).
 #[inline]
-pub fn for_each_connection(conn: &Connectivity<'_>, mut f: impl FnMut(usize, usize, f32)) {
-    match conn {
-        Connectivity::Dense { weight, .. } => {
-            for (k, row) in weight.outer_iter().enumerate() {
-                for (j, &w) in row.iter().enumerate() {
-                    f(j, k, w);
-                }
-            }
-        }
-        Connectivity::Conv {
-            weight, geometry, ..
-        } => {
-            let g = geometry;
-            let cin_g = g.in_channels / g.groups;
-            let cout_g = g.out_channels / g.groups;
-            for co in 0..g.out_channels {
-                let group = co / cout_g;
-                for oy in 0..g.out_h {
-                    for ox in 0..g.out_w {
-                        let k = (co * g.out_h + oy) * g.out_w + ox;
-                        for cl in 0..cin_g {
-                            let ci = group * cin_g + cl;
-                            for ky in 0..g.kh {
-                                let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize
-                                    - g.padding.0 as isize;
-                                if iy < 0 || iy >= g.in_h as isize {
-                                    continue;
-                                }
-                                for kx in 0..g.kw {
-                                    let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize
-                                        - g.padding.1 as isize;
-                                    if ix < 0 || ix >= g.in_w as isize {
-                                        continue;
-                                    }
-                                    let j = (ci * g.in_h + iy as usize) * g.in_w + ix as usize;
-                                    f(j, k, weight[[co, cl, ky, kx]]);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Connectivity::Pool { geometry: g } => {
-            for c in 0..g.channels {
-                for (oy, rows) in g.rows.iter().enumerate() {
-                    for (ox, cols) in g.cols.iter().enumerate() {
-                        let k = (c * g.out_h + oy) * g.out_w + ox;
-                        for iy in rows.clone() {
-                            for ix in cols.clone() {
-                                f((c * g.in_h + iy) * g.in_w + ix, k, 1.0);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+pub fn for_each_connection(conn: &Connectivity<'_>, f: impl FnMut(usize, usize, f32)) {
+    conn.for_each(f);
 }
 
 /// The flat per-sample rows of a batch in standard layout.

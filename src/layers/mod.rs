@@ -1,5 +1,7 @@
 //! Network layers: each file holds a layer's forward pass and its relevance shares side by side.
 //!
+//! May import: `error`, `kernels`, `rules`, `shares`, `tensor` (docs/architecture.md, "Layers").
+//!
 //! A [`Layer`] computes its forward pass on a batch and, given the rule a
 //! [`Composite`](crate::composite::Composite) assigned to it, describes its shares `d_jk` as
 //! [`Shares`]; the [`kernels`](crate::kernels) then evaluate `R_j = ⊕_k Θ(d_jk) ⊗ R_k` in any

@@ -100,9 +100,7 @@ pub fn outgoing(
                 return Err(Error::shape("winner shares", in_shape, out_shape));
             }
             let win = winners.row(0);
-            targets_of(&conn, j, |k, _| {
-                f(k, Some(if win[k] == j { 1.0 } else { 0.0 }))
-            });
+            conn.for_each_from(j, |k, _| f(k, Some(if win[k] == j { 1.0 } else { 0.0 })));
         }
         Shares::Linear {
             connectivity,
@@ -112,65 +110,10 @@ pub fn outgoing(
             let n = terms.first().map_or(1, |t| (t.input.len() / n_in).max(1));
             let flat = kernels::linear_terms(connectivity, terms, n, n_in, n_out)?;
             let sample = kernels::SampleTerms::of(&flat, 0, n_in, n_out);
-            targets_of(connectivity, j, |k, w| f(k, Some(sample.share(j, k, w))));
+            connectivity.for_each_from(j, |k, w| f(k, Some(sample.share(j, k, w))));
         }
     }
     Ok(())
-}
-
-/// Calls `f(k, w_jk)` for every output `k` input `j` feeds in `conn` (checked by the caller).
-fn targets_of(conn: &Connectivity<'_>, j: usize, mut f: impl FnMut(usize, f32)) {
-    match conn {
-        Connectivity::Dense { weight, .. } => {
-            for (k, row) in weight.outer_iter().enumerate() {
-                f(k, row[j]);
-            }
-        }
-        Connectivity::Conv {
-            weight, geometry, ..
-        } => {
-            let g = geometry;
-            let plane = g.in_h * g.in_w;
-            let (ci, iy, ix) = (j / plane, (j % plane) / g.in_w, j % g.in_w);
-            let cin_g = g.in_channels / g.groups;
-            let cout_g = g.out_channels / g.groups;
-            let (group, cl) = (ci / cin_g, ci % cin_g);
-            // Output position o reads input o·s + t·dil − pad: o = (i + pad − t·dil) / s.
-            let hits = |i: usize, pad: usize, t: usize, dil: usize, s: usize, n: usize| {
-                let num = (i + pad).checked_sub(t * dil)?;
-                (num % s == 0 && num / s < n).then_some(num / s)
-            };
-            for co in group * cout_g..(group + 1) * cout_g {
-                for ky in 0..g.kh {
-                    let Some(oy) = hits(iy, g.padding.0, ky, g.dilation.0, g.stride.0, g.out_h)
-                    else {
-                        continue;
-                    };
-                    for kx in 0..g.kw {
-                        let Some(ox) = hits(ix, g.padding.1, kx, g.dilation.1, g.stride.1, g.out_w)
-                        else {
-                            continue;
-                        };
-                        f((co * g.out_h + oy) * g.out_w + ox, weight[[co, cl, ky, kx]]);
-                    }
-                }
-            }
-        }
-        Connectivity::Pool { geometry: g } => {
-            let plane = g.in_h * g.in_w;
-            let (c, iy, ix) = (j / plane, (j % plane) / g.in_w, j % g.in_w);
-            for (oy, rows) in g.rows.iter().enumerate() {
-                if !rows.contains(&iy) {
-                    continue;
-                }
-                for (ox, cols) in g.cols.iter().enumerate() {
-                    if cols.contains(&ix) {
-                        f((c * g.out_h + oy) * g.out_w + ox, 1.0);
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// One node operand's K-LRP step for sample 0 rebuilt from [`outgoing`]:

@@ -1,5 +1,8 @@
 //! Relevant paths: the strongest paths behind a prediction, path sampling and circuits.
 //!
+//! May import: `composite`, `conversion`, `error`, `explain`, `kernels`, `layers`, `network`,
+//! `rules`, `semiring`, `shares`, `tensor`, `viz` (docs/architecture.md, "Layers").
+//!
 //! A **path** runs from one element of the network input through one element of every node
 //! output along its way (following one reader at each fan-out) to the target element of the last
 //! node. Each step `j → k` is a connection of a node operand's [`Shares`];

@@ -1,5 +1,7 @@
 //! Semirings (K, ⊕, ⊗, 0, 1): the algebra relevance is computed in.
 //!
+//! May import: nothing of klrp (docs/architecture.md, "Layers").
+//!
 //! A semiring is a set K with two operations such that
 //!
 //! | law | formula |

@@ -2,6 +2,8 @@
 //! [`Connectivity`] (dense weights, convolution and pooling geometries), the factored
 //! [`ShareTerm`]s `p[j] · g(w_jk) · q[k]` with their [`WeightMap`]s, and [`Shares`], a layer's
 //! `d_jk` in any of its forms. Semiring-free; imports only `error` and `tensor`.
+//!
+//! May import: `error`, `tensor` (docs/architecture.md, "Layers").
 
 mod geometry;
 
@@ -229,6 +231,144 @@ impl Connectivity<'_> {
         }
     }
 
+    /// Calls `f(j, k, w_jk)` for every connection of one sample, with `j` and `k` flat indices
+    /// into the sample's input and output (pooling windows: `w = 1`). The walk every reference
+    /// kernel and test takes; assumes [`check`](Self::check) passed.
+    ///
+    /// ```
+    /// use klrp::shares::Connectivity;
+    /// let w = klrp::ndarray::array![[1.0_f32, 2.0], [3.0, 4.0]];
+    /// let mut seen = Vec::new();
+    /// Connectivity::Dense { weight: w.view(), bias: None }.for_each(|j, k, w| seen.push((j, k, w)));
+    /// assert_eq!(seen, [(0, 0, 1.0), (1, 0, 2.0), (0, 1, 3.0), (1, 1, 4.0)]);
+    /// ```
+    #[inline]
+    pub fn for_each(&self, mut f: impl FnMut(usize, usize, f32)) {
+        match self {
+            Connectivity::Dense { weight, .. } => {
+                for (k, row) in weight.outer_iter().enumerate() {
+                    for (j, &w) in row.iter().enumerate() {
+                        f(j, k, w);
+                    }
+                }
+            }
+            Connectivity::Conv {
+                weight, geometry, ..
+            } => {
+                let g = geometry;
+                let cin_g = g.in_channels / g.groups;
+                let cout_g = g.out_channels / g.groups;
+                for co in 0..g.out_channels {
+                    let group = co / cout_g;
+                    for oy in 0..g.out_h {
+                        for ox in 0..g.out_w {
+                            let k = (co * g.out_h + oy) * g.out_w + ox;
+                            for cl in 0..cin_g {
+                                let ci = group * cin_g + cl;
+                                for ky in 0..g.kh {
+                                    let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize
+                                        - g.padding.0 as isize;
+                                    if iy < 0 || iy >= g.in_h as isize {
+                                        continue;
+                                    }
+                                    for kx in 0..g.kw {
+                                        let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize
+                                            - g.padding.1 as isize;
+                                        if ix < 0 || ix >= g.in_w as isize {
+                                            continue;
+                                        }
+                                        let j = (ci * g.in_h + iy as usize) * g.in_w + ix as usize;
+                                        f(j, k, weight[[co, cl, ky, kx]]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Connectivity::Pool { geometry: g } => {
+                for c in 0..g.channels {
+                    for (oy, rows) in g.rows.iter().enumerate() {
+                        for (ox, cols) in g.cols.iter().enumerate() {
+                            let k = (c * g.out_h + oy) * g.out_w + ox;
+                            for iy in rows.clone() {
+                                for ix in cols.clone() {
+                                    f((c * g.in_h + iy) * g.in_w + ix, k, 1.0);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f(k, w_jk)` for every output `k` that input `j` of one sample feeds: the
+    /// connections of [`for_each`](Self::for_each) with this `j` (in another order); assumes
+    /// [`check`](Self::check) passed.
+    ///
+    /// ```
+    /// use klrp::shares::Connectivity;
+    /// let w = klrp::ndarray::array![[1.0_f32, 2.0], [3.0, 4.0]];
+    /// let mut seen = Vec::new();
+    /// Connectivity::Dense { weight: w.view(), bias: None }.for_each_from(1, |k, w| seen.push((k, w)));
+    /// assert_eq!(seen, [(0, 2.0), (1, 4.0)]);
+    /// ```
+    pub fn for_each_from(&self, j: usize, mut f: impl FnMut(usize, f32)) {
+        match self {
+            Connectivity::Dense { weight, .. } => {
+                for (k, row) in weight.outer_iter().enumerate() {
+                    f(k, row[j]);
+                }
+            }
+            Connectivity::Conv {
+                weight, geometry, ..
+            } => {
+                let g = geometry;
+                let plane = g.in_h * g.in_w;
+                let (ci, iy, ix) = (j / plane, (j % plane) / g.in_w, j % g.in_w);
+                let cin_g = g.in_channels / g.groups;
+                let cout_g = g.out_channels / g.groups;
+                let (group, cl) = (ci / cin_g, ci % cin_g);
+                // Output position o reads input o·s + t·dil − pad: o = (i + pad − t·dil) / s.
+                let hits = |i: usize, pad: usize, t: usize, dil: usize, s: usize, n: usize| {
+                    let num = (i + pad).checked_sub(t * dil)?;
+                    (num % s == 0 && num / s < n).then_some(num / s)
+                };
+                for co in group * cout_g..(group + 1) * cout_g {
+                    for ky in 0..g.kh {
+                        let Some(oy) = hits(iy, g.padding.0, ky, g.dilation.0, g.stride.0, g.out_h)
+                        else {
+                            continue;
+                        };
+                        for kx in 0..g.kw {
+                            let Some(ox) =
+                                hits(ix, g.padding.1, kx, g.dilation.1, g.stride.1, g.out_w)
+                            else {
+                                continue;
+                            };
+                            f((co * g.out_h + oy) * g.out_w + ox, weight[[co, cl, ky, kx]]);
+                        }
+                    }
+                }
+            }
+            Connectivity::Pool { geometry: g } => {
+                let plane = g.in_h * g.in_w;
+                let (c, iy, ix) = (j / plane, (j % plane) / g.in_w, j % g.in_w);
+                for (oy, rows) in g.rows.iter().enumerate() {
+                    if !rows.contains(&iy) {
+                        continue;
+                    }
+                    for (ox, cols) in g.cols.iter().enumerate() {
+                        if cols.contains(&ix) {
+                            f((c * g.out_h + oy) * g.out_w + ox, 1.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The shape of one output sample (batch axis excluded): `[out]` for a dense layer,
     /// `[C, H, W]` for a convolution or pooling.
     pub fn output_shape(&self) -> Vec<usize> {
@@ -302,4 +442,70 @@ pub trait LinearMap {
     /// # Errors
     /// [`Error::ShapeMismatch`] if `x` does not fit the layer.
     fn max_abs_forward(&self, x: &Tensor) -> Result<Tensor>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, Array4};
+
+    /// `for_each_from(j)` lists exactly the connections `for_each` lists with this `j`, for
+    /// dense, grouped/strided/dilated/asymmetrically padded convolutions and pooling windows.
+    #[test]
+    fn connections_from_one_input_are_the_walk_restricted_to_it() {
+        let dense = Array2::from_shape_fn((3, 4), |(k, j)| (k * 4 + j) as f32);
+        let conv_w =
+            Array4::from_shape_fn((4, 1, 3, 2), |(a, b, c, d)| (a * 6 + b + c * 2 + d) as f32);
+        let conv = ConvGeometry {
+            in_channels: 2,
+            out_channels: 4,
+            groups: 2,
+            in_h: 5,
+            in_w: 6,
+            out_h: out_len(5, 3, 2, (1, 0), 1).unwrap(),
+            out_w: out_len(6, 2, 1, (0, 1), 2).unwrap(),
+            kh: 3,
+            kw: 2,
+            stride: (2, 1),
+            padding: (1, 0),
+            padding_end: (0, 1),
+            dilation: (1, 2),
+        };
+        let pool = PoolGeometry {
+            channels: 2,
+            in_h: 4,
+            in_w: 3,
+            out_h: 2,
+            out_w: 2,
+            rows: vec![0..3, 1..4],
+            cols: vec![0..2, 1..3],
+            row_div: vec![3, 3],
+            col_div: vec![2, 2],
+        };
+        let conns = [
+            Connectivity::Dense {
+                weight: dense.view(),
+                bias: None,
+            },
+            Connectivity::Conv {
+                weight: conv_w.view(),
+                bias: None,
+                geometry: conv,
+            },
+            Connectivity::Pool { geometry: pool },
+        ];
+        for conn in &conns {
+            conn.check().unwrap();
+            let mut all = Vec::new();
+            conn.for_each(|j, k, w| all.push((j, k, w.to_bits())));
+            all.sort_unstable();
+            let mut from = Vec::new();
+            for j in 0..conn.input_len() {
+                conn.for_each_from(j, |k, w| from.push((j, k, w.to_bits())));
+            }
+            from.sort_unstable();
+            assert!(!all.is_empty());
+            assert_eq!(all, from, "{conn:?}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Tensors: the batch type that layers, rules and kernels pass around, and parallel
-//! elementwise maps over it. At the bottom of the crate with `semiring` and `error`; imports
-//! nothing else of klrp.
+//! elementwise maps over it.
+//!
+//! May import: `semiring` (docs/architecture.md, "Layers").
 //!
 //! Tensors are batches: `[N, features]` or `[N, C, H, W]` (NCHW, as in PyTorch).
 

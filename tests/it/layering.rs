@@ -384,8 +384,58 @@ fn every_import_in_src_follows_the_layer_table() {
     rust_files(&root.join("src"), &root.join("src"), &mut files);
     files.sort();
     let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
-    let problems = violations(&table, &files, &root_exports(&lib));
+    let mut problems = violations(&table, &files, &root_exports(&lib));
+    problems.extend(doc_lines_disagreeing(&table, &files));
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// Each module's opening doc comment says what it may import in a `//! May import: …` paragraph
+/// (`nothing of klrp` for none), the same set as its row of the table.
+fn doc_lines_disagreeing(table: &[Row], files: &[(String, String)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for row in table {
+        let m = &row.module;
+        let Some((path, source)) = files
+            .iter()
+            .find(|(p, _)| *p == format!("{m}.rs") || *p == format!("{m}/mod.rs"))
+        else {
+            continue;
+        };
+        let docs: Vec<&str> = source
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .map(|l| l.trim_start_matches("//!").trim())
+            .collect();
+        let paragraph: Vec<&str> = docs
+            .iter()
+            .skip_while(|l| !l.starts_with("May import:"))
+            .take_while(|l| !l.is_empty())
+            .copied()
+            .collect();
+        if paragraph.is_empty() {
+            problems.push(format!(
+                "src/{path}: its opening doc comment has no 'May import:' paragraph"
+            ));
+            continue;
+        }
+        let said: BTreeSet<String> = paragraph
+            .join(" ")
+            .split(" (docs/architecture.md")
+            .next()
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        if said != row.may_import {
+            problems.push(format!(
+                "src/{path}: 'May import:' says {said:?}, the layer table says {:?}",
+                row.may_import
+            ));
+        }
+    }
+    problems
 }
 
 mod checker {
