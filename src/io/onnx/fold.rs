@@ -1,4 +1,6 @@
-//! Constant folding: a small evaluator for the ONNX nodes whose inputs are all constants.
+//! Constant folding: a small evaluator for the ONNX nodes whose inputs are all constants, and
+//! the identities that stand for the folded nodes in the network; uses `proto`, `attrs` and the
+//! `Importer`.
 //!
 //! Exporters compute padding amounts, reshape targets and clip bounds with small subgraphs of
 //! shape arithmetic (`Shape`, `Gather`, `Unsqueeze`, `Concat`, `ConstantOfShape`, `Reshape`,
@@ -8,10 +10,15 @@
 //! `Transpose`, `Identity`) and is refused by arithmetic. Every result is bounded by
 //! [`MAX_TENSOR_ELEMENTS`] and every index is checked: bad input is an error, never a panic.
 
+use super::MAX_TENSOR_ELEMENTS;
+use super::attrs::{attr, attr_int, attr_ints};
+use super::importer::{Act, Importer, Value, node_label};
 use super::proto::{AttributeProto, NodeProto, Values, dtype};
-use super::{MAX_TENSOR_ELEMENTS, attr, attr_int, attr_ints};
 use crate::error::{Error, Result};
+use crate::graph::Source;
+use crate::layers::{IdentityLayer, LayerKind};
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 /// The batch dimension inside constant shape tensors (from `Shape` of the activation).
 pub(super) const BATCH: i64 = i64::MIN;
@@ -81,6 +88,116 @@ impl Const {
             Values::F32(v) => Values::F32(picks.iter().map(|&k| v[k]).collect()),
         };
         Const { shape, values }
+    }
+}
+
+// The folded nodes in the network: each is an identity spliced onto the latest activation.
+impl Importer {
+    /// `CastLike`: casts a constant to the type of input 1, which may be an activation (float).
+    pub(super) fn fold_cast_like(&mut self, i: usize, node: &NodeProto) -> Result<()> {
+        let data = self.const_input(node, 0, "input")?;
+        let to = match node.inputs.get(1).map(|n| self.value(n)).transpose()? {
+            Some(Value::Const(c)) if matches!(c.values, Values::I64(_)) => dtype::INT64,
+            Some(_) => dtype::FLOAT,
+            None => return Err(Error::malformed("ONNX", "CastLike without a target")),
+        };
+        let c = cast(&data, to)?;
+        self.splice_folded(i, node, vec![c], "constant")
+    }
+
+    /// A node reading no activation (constants and shape arithmetic): evaluated now.
+    pub(super) fn fold_constants(&mut self, i: usize, node: &NodeProto) -> Result<()> {
+        let outs = eval(node, &|k| self.opt_const_input(node, k, "input"))?;
+        let note = if matches!(node.op_type.as_str(), "Constant" | "Identity") {
+            "constant"
+        } else {
+            "shape computation"
+        };
+        self.splice_folded(i, node, outs, note)
+    }
+
+    /// `Shape` of the activation `a`: only the shape is read, the ONNX shape, with a pending
+    /// Pad's padding.
+    pub(super) fn fold_shape(&mut self, i: usize, node: &NodeProto, a: &Act) -> Result<()> {
+        let mut dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+        if let (Some(p), 3) = (&a.pad, dims.len()) {
+            dims[1] += (p.pads[0] + p.pads[2]) as i64;
+            dims[2] += (p.pads[1] + p.pads[3]) as i64;
+        }
+        let full: Vec<i64> = std::iter::once(BATCH).chain(dims).collect();
+        let c = Const::vector(Values::I64(shape_slice(node, &full)?));
+        self.splice_folded(i, node, vec![c], "shape computation")
+    }
+
+    /// Records the values node `i` computed under its output names and splices it in.
+    fn splice_folded(
+        &mut self,
+        i: usize,
+        node: &NodeProto,
+        outs: Vec<Const>,
+        note: &str,
+    ) -> Result<()> {
+        self.define_outputs(i, node, outs);
+        self.splice(i, node, note)
+    }
+
+    /// Adds node `i`, evaluated at import, as an identity reading the latest activation; later
+    /// readers of that activation read the identity instead (the same values), so every node
+    /// of the file is a node of the network and none dangles.
+    fn splice(&mut self, i: usize, node: &NodeProto, note: &str) -> Result<()> {
+        let Some(Value::Activation { from, shape, pad }) = self.values.get(&self.act).cloned()
+        else {
+            return Err(Error::malformed(
+                "ONNX",
+                "the latest activation is not defined",
+            ));
+        };
+        self.values.insert(
+            self.act.clone(),
+            Value::Activation {
+                from: Source::Node(i),
+                shape,
+                pad,
+            },
+        );
+        self.push(
+            i,
+            node,
+            Box::new(IdentityLayer),
+            Some(note.into()),
+            vec![from],
+        );
+        Ok(())
+    }
+
+    /// The source behind the identities spliced in for constants (see [`splice`](Self::splice)).
+    pub(super) fn skip_constants(&self, mut from: Source) -> Source {
+        while let Source::Node(p) = from
+            && self.nodes[p].inputs.len() == 1
+            && self.layers[p].kind() == LayerKind::Identity
+            && matches!(
+                self.nodes[p].note.as_deref(),
+                Some("constant" | "shape computation")
+            )
+        {
+            from = self.nodes[p].inputs[0];
+        }
+        from
+    }
+
+    /// Records the values a constant node computed under its output names.
+    fn define_outputs(&mut self, i: usize, node: &NodeProto, outs: Vec<Const>) {
+        let label = node_label(i, node);
+        let mut outs = outs.into_iter();
+        for name in &node.outputs {
+            let value = match outs.next() {
+                Some(c) => Value::Const(Rc::new(c)),
+                None => Value::extra_output(&label),
+            };
+            if !name.is_empty() {
+                self.values.insert(name.clone(), value);
+            }
+        }
     }
 }
 
@@ -162,9 +279,9 @@ fn inputs(node: &NodeProto) -> &[String] {
 /// `None` when it is absent.
 pub(super) fn eval(
     node: &NodeProto,
-    input: &dyn Fn(usize) -> Result<Option<std::rc::Rc<Const>>>,
+    input: &dyn Fn(usize) -> Result<Option<Rc<Const>>>,
 ) -> Result<Vec<Const>> {
-    let need = |k: usize| -> Result<std::rc::Rc<Const>> {
+    let need = |k: usize| -> Result<Rc<Const>> {
         input(k)?.ok_or_else(|| bad(format!("{} without input {k}", node.op_type)))
     };
     let ints_of = |k: usize, what: &str| -> Result<Option<Vec<i64>>> {
@@ -479,7 +596,7 @@ fn gather(data: &Const, idx: &Const, axis: i64) -> Result<Const> {
     Ok(data.take(&flat, shape))
 }
 
-fn concat(parts: &[std::rc::Rc<Const>], axis: i64) -> Result<Const> {
+fn concat(parts: &[Rc<Const>], axis: i64) -> Result<Const> {
     let first = parts.first().ok_or_else(|| bad("Concat without inputs"))?;
     let rank = first.shape.len();
     if rank == 0 {
@@ -902,10 +1019,7 @@ mod tests {
         assert_eq!(g.shape, [2]);
         assert_eq!(as_ints(&g), [2, 5]);
         assert!(gather(&c, &ints(&[], &[3]), 1).is_err());
-        let parts = [
-            std::rc::Rc::new(c.clone()),
-            std::rc::Rc::new(ints(&[2, 1], &[9, 8])),
-        ];
+        let parts = [Rc::new(c.clone()), Rc::new(ints(&[2, 1], &[9, 8]))];
         let k = concat(&parts, -1).unwrap();
         assert_eq!(k.shape, [2, 4]);
         assert_eq!(as_ints(&k), [0, 1, 2, 9, 3, 4, 5, 8]);
