@@ -18,7 +18,7 @@ use std::fmt::Debug;
 
 /// A feed-forward network: layers applied to batches of a fixed sample shape, in sequence
 /// ([`Network::new`]) or as a directed acyclic graph ([`Network::graph`],
-/// [`GraphBuilder`](crate::GraphBuilder)) whose nodes name their inputs.
+/// [`GraphBuilder`]) whose nodes name their inputs.
 ///
 /// Shapes are checked when the network is built, with errors naming the layer (node).
 ///
@@ -286,7 +286,7 @@ impl Network {
 
     /// A network whose `nodes`, in topological order, each name their inputs: node `i` reads the
     /// network input or nodes before it; the last node is the output. Node `i` is layer `i`
-    /// everywhere (rules, Θ, traces, errors). [`GraphBuilder`](crate::GraphBuilder) builds the
+    /// everywhere (rules, Θ, traces, errors). [`GraphBuilder`] builds the
     /// node list step by step.
     ///
     /// ```

@@ -59,14 +59,13 @@
 //! [`Flatten`]: crate::layers::Flatten
 //! [`BatchNorm2d`]: crate::layers::BatchNorm2d
 //!
-//! # Why a hand-written protobuf decoder
+//! # Decoding
 //!
-//! The few messages needed (model, graph, node, attribute, tensor, value info) take a few hundred
-//! lines to decode (see `proto.rs`). Generated code (prost + prost-build or protobuf-codegen)
-//! would need `protoc` or a build script and several dependencies at build time, and would decode
-//! the whole schema; the hand-written decoder has no dependencies, borrows tensor bytes straight
-//! from the file, bounds-checks every varint and length, and is easy to fuzz: [`parse_onnx`]
-//! takes any byte slice and returns an error, never panics.
+//! Every message of `onnx.proto` is decoded by [`prost`](https://docs.rs/prost), from types
+//! generated once by `tools/onnx-proto` and checked in (`generated.rs`: no `protoc` and no build
+//! script for users); `proto.rs` gathers the fields the importer reads. A model loaded from a
+//! file shares the file's buffer for its tensor bytes. [`parse_onnx`] takes any byte slice and
+//! returns an error, never panics (fuzzed: docs/reliability.md).
 
 // Decoding: `proto` (the protobuf messages, decoded by the prost types of `generated.rs`, into
 // the crate's structs) and `external` (tensor data in files next to the model).
