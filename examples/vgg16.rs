@@ -19,16 +19,17 @@
 //!   inputs are on —, and the real relevance at `features.28`) and prints the time of each
 //!   semiring.
 
+#[path = "common/semirings.rs"]
+mod semirings;
+
 use klrp::calibrate;
 use klrp::composite::Composite;
-use klrp::conversion::Conversion;
 use klrp::io::image::{Preprocess, load_image};
 use klrp::io::safetensors::SafeTensors;
 use klrp::models::{vgg16, vgg16_module_name};
 use klrp::rules::{EpsilonRule, GammaRule, ZeroRule};
-use klrp::semiring::{Boolean, FloatCounting, Viterbi};
-use klrp::viz::{Colormap, Grid, Scale, heatmap_rgb, save_png};
-use klrp::{AbsThreshold, Clamp01, Identity, Network, PerLayer, Relevance, Trace, one_hot};
+use klrp::viz::{Colormap, Panel, Scale, figure, heatmap_rgb, save_png};
+use klrp::{AbsThreshold, Network, PerLayer};
 use ndarray::{Array2, ArrayD, Axis};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -118,33 +119,6 @@ fn synthetic_image() -> ArrayD<f32> {
     })
 }
 
-/// Boolean and Counting relevance under Θ, with their times.
-struct Masks {
-    boolean: Relevance<Boolean>,
-    counting: Relevance<FloatCounting>,
-    seconds: (f64, f64),
-}
-
-fn masks<T: Conversion<Boolean> + Conversion<FloatCounting>>(
-    net: &Network,
-    trace: &Trace,
-    target: usize,
-    theta: &PerLayer<T>,
-) -> klrp::Result<Masks> {
-    let init_b = one_hot::<Boolean>(trace.output().shape(), &[target])?;
-    let t = Instant::now();
-    let boolean = net.propagate(trace, init_b, &Composite::k_lrp(), theta, false)?;
-    let bool_s = t.elapsed().as_secs_f64();
-    let init_c = one_hot::<FloatCounting>(trace.output().shape(), &[target])?;
-    let t = Instant::now();
-    let counting = net.propagate(trace, init_c, &Composite::k_lrp(), theta, false)?;
-    Ok(Masks {
-        boolean,
-        counting,
-        seconds: (bool_s, t.elapsed().as_secs_f64()),
-    })
-}
-
 fn run() -> klrp::Result<()> {
     let args = parse_args().map_err(klrp::Error::invalid)?;
     std::fs::create_dir_all(&args.out).map_err(|e| klrp::Error::Io {
@@ -196,16 +170,9 @@ fn run() -> klrp::Result<()> {
         let std = (z.mapv(|v| (v - mean).powi(2)).sum() / n).sqrt();
         real = real.with_layer(i, EpsilonRule::new(0.25 * std)?);
     }
-    let t = Instant::now();
-    let r_real = net.propagate(
-        &trace,
-        trace.output_init(&[target])?,
-        &real,
-        &PerLayer::new(Identity),
-        true,
-    )?;
-    let real_s = t.elapsed().as_secs_f64();
+    let (r_real, real_s) = semirings::real(&net, &trace, target, &real, true)?;
 
+    let k_lrp = Composite::k_lrp();
     let (m, theta_note) = match args.theta_scale {
         Some(scale) => {
             let mut theta = PerLayer::new(AbsThreshold::new(0.0)?);
@@ -213,36 +180,28 @@ fn run() -> klrp::Result<()> {
                 theta.set(i, AbsThreshold::new(th * scale)?);
             }
             let note = format!("|d| > θ, the report's θ × {scale}");
-            (masks(&net, &trace, target, &theta)?, note)
+            (
+                semirings::masks(&net, &trace, target, &k_lrp, &theta)?,
+                note,
+            )
         }
         None => {
             let t = Instant::now();
-            let cal = calibrate::for_input_fraction(
-                &net,
-                &x,
-                &[target],
-                &Composite::k_lrp(),
-                args.theta_fraction,
-            )?;
+            let cal =
+                calibrate::for_input_fraction(&net, &x, &[target], &k_lrp, args.theta_fraction)?;
             let note = format!(
                 "d ≥ θ = κ/n̄, κ = {} calibrated in {:.1} s for {:.0}% of the inputs",
                 cal.kappa,
                 t.elapsed().as_secs_f64(),
                 100.0 * args.theta_fraction
             );
-            (masks(&net, &trace, target, &cal.theta)?, note)
+            (
+                semirings::masks(&net, &trace, target, &k_lrp, &cal.theta)?,
+                note,
+            )
         }
     };
-    let init_v = one_hot::<Viterbi>(trace.output().shape(), &[target])?;
-    let t = Instant::now();
-    let r_vit = net.propagate(
-        &trace,
-        init_v,
-        &Composite::viterbi(),
-        &PerLayer::new(Clamp01),
-        false,
-    )?;
-    let vit_s = t.elapsed().as_secs_f64();
+    let (r_vit, vit_s) = semirings::viterbi(&net, &trace, target)?;
 
     let on = m.boolean.nonzero_counts()[0];
     let counted = m.counting.nonzero_counts()[0];
@@ -294,28 +253,32 @@ fn run() -> klrp::Result<()> {
         .map_err(|e| klrp::Error::invalid(format!("features.28 relevance: {e}")))?
         .unwrap_or_else(|| Array2::zeros((14, 14)));
     let mid_img = heatmap_rgb(mid.view(), Colormap::Bwr, Scale::Symmetric).upscale(16);
-    let grid = Grid::new(vec![vec![
-        input,
-        heatmap_rgb(real_map.view(), Colormap::Bwr, Scale::Symmetric),
-        heatmap_rgb(
-            bool_map.view(),
-            Colormap::GrayR,
-            Scale::Range { min: 0.0, max: 3.0 },
+    let titled = |panel: Panel, title: &str| panel.with_title([title]).with_text_scale(2);
+    let panels = [
+        titled(Panel::new(input), "input"),
+        titled(
+            Panel::heatmap(real_map.view(), Colormap::Bwr, Scale::Symmetric),
+            "real",
         ),
-        heatmap_rgb(count_map.view(), Colormap::Hot, Scale::Log1p),
-        heatmap_rgb(vit_map.view(), Colormap::Viridis, Scale::MinMax),
-        mid_img,
-    ]])
-    .with_column_titles([
-        "input".to_string(),
-        "real".to_string(),
-        format!("boolean, on: {on}"),
-        format!("counting, >0: {counted}"),
-        "viterbi".to_string(),
-        "real, features.28".to_string(),
-    ])
-    .with_title(format!("VGG-16, class {target}"))
-    .render()?;
+        titled(
+            Panel::heatmap(
+                bool_map.view(),
+                Colormap::GrayR,
+                Scale::Range { min: 0.0, max: 3.0 },
+            ),
+            &format!("boolean, on: {on}"),
+        ),
+        titled(
+            Panel::heatmap(count_map.view(), Colormap::Hot, Scale::Log1p),
+            &format!("counting, >0: {counted}"),
+        ),
+        titled(
+            Panel::heatmap(vit_map.view(), Colormap::Viridis, Scale::MinMax),
+            "viterbi",
+        ),
+        titled(Panel::new(mid_img), "real, features.28"),
+    ];
+    let grid = figure(format!("VGG-16, class {target}"), &panels, 4)?;
     let path = args.out.join("vgg16.png");
     save_png(&path, &grid)?;
     println!(

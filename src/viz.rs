@@ -14,6 +14,7 @@
 //! | [`Scale`] | relevance → `[0, 1]`: a fixed range, min–max, symmetric around 0, or `log1p` for counts |
 //! | [`heatmap_rgb`] | a 2-D relevance map as an image, one pixel per value |
 //! | [`Grid`] | images in rows and columns, enlarged, with column titles and row labels |
+//! | [`Panel`], [`figure`] | a figure: heatmaps or pictures side by side under a title, each with lines of text above it |
 //! | [`LinePlot`] | a line plot with axes, ticks, grid lines and a legend |
 //! | [`NetworkDiagram`] | a dense network's neurons and connections annotated with its forward pass or one K-LRP pass in any semiring (⊤ highlighted, counts and strengths by width and colour, zero faint), the most relevant neurons of wide layers |
 //! | [`save_png`], [`read_png`], [`encode_png`], [`decode_png`] | PNG files |
@@ -749,6 +750,107 @@ impl Grid {
         }
         Ok(img)
     }
+}
+
+/// One panel of a [`figure`]: a picture (a heatmap, a photo) with lines of text centred above it.
+///
+/// ```
+/// use klrp::viz::{Colormap, Panel, Scale};
+/// use ndarray::array;
+///
+/// let panel = Panel::heatmap(array![[0.5, -1.0], [0.0, 2.0]].view(), Colormap::Bwr, Scale::Symmetric)
+///     .with_title(["real", "Θ(d) = d"]);
+/// let img = panel.render();
+/// assert_eq!(img.width(), klrp::viz::text_size("Θ(d) = d", 1).0); // wider than the 2 × 2 map
+/// assert_eq!(img.height(), 2 * (klrp::viz::text_size("", 1).1 + 2) + 2 + 2);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Panel {
+    image: RgbImage,
+    lines: Vec<String>,
+    text_scale: usize,
+}
+
+impl Panel {
+    /// `image` as a panel, without text (text scale 1).
+    pub fn new(image: RgbImage) -> Self {
+        Panel {
+            image,
+            lines: Vec::new(),
+            text_scale: 1,
+        }
+    }
+
+    /// A relevance map as a panel, drawn by [`heatmap_rgb`] (one pixel per value).
+    pub fn heatmap(relevance: ArrayView2<'_, f64>, cmap: Colormap, scale: Scale) -> Self {
+        Panel::new(heatmap_rgb(relevance, cmap, scale))
+    }
+
+    /// The same, with `lines` of text above the picture (the first on top).
+    pub fn with_title<S: Into<String>>(mut self, lines: impl IntoIterator<Item = S>) -> Self {
+        self.lines = lines.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The size of the text (font pixels per glyph pixel; default 1).
+    pub fn with_text_scale(mut self, scale: usize) -> Self {
+        self.text_scale = scale.max(1);
+        self
+    }
+
+    /// Draws the panel on white: each line centred, a line's height and 2 pixels apart, the
+    /// picture centred 2 pixels below the last line; as wide as the picture or the widest line.
+    pub fn render(&self) -> RgbImage {
+        let ts = self.text_scale;
+        let line_h = text_size("", ts).1 + 2;
+        let width = self
+            .lines
+            .iter()
+            .map(|l| text_size(l, ts).0)
+            .max()
+            .unwrap_or(0)
+            .max(self.image.width());
+        let top = if self.lines.is_empty() {
+            0
+        } else {
+            self.lines.len() * line_h + 2
+        };
+        let mut out = RgbImage::new(width, top + self.image.height(), WHITE);
+        for (i, l) in self.lines.iter().enumerate() {
+            let tw = text_size(l, ts).0;
+            out.draw_text(((width - tw) / 2) as i64, (i * line_h) as i64, l, BLACK, ts);
+        }
+        let left = (width - self.image.width()) / 2;
+        out.blit(&self.image, left as i64, top as i64);
+        out
+    }
+}
+
+/// A figure: `panels` side by side in one row, `gap` pixels apart, each in a light grey frame,
+/// under `title` (a [`Grid`] of the rendered panels).
+///
+/// ```
+/// use klrp::viz::{BLACK, Colormap, Panel, RgbImage, Scale, figure};
+/// use ndarray::Array2;
+///
+/// let map = Array2::from_shape_fn((8, 8), |(i, j)| i as f64 - j as f64);
+/// let panels = [
+///     Panel::new(RgbImage::new(8, 8, BLACK)).with_title(["input"]),
+///     Panel::heatmap(map.view(), Colormap::Bwr, Scale::Symmetric).with_title(["real"]),
+/// ];
+/// let img = figure("two panels", &panels, 6)?;
+/// assert!(img.width() > 2 * 8 + 6);
+/// # Ok::<(), klrp::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`Grid::render`]: [`Error::InvalidArgument`] if there are no panels or the figure would
+/// exceed 2¹⁴ pixels on a side.
+pub fn figure(title: impl Into<String>, panels: &[Panel], gap: usize) -> Result<RgbImage> {
+    Grid::new(vec![panels.iter().map(Panel::render).collect()])
+        .with_gap(gap)
+        .with_title(title)
+        .render()
 }
 
 fn contrast(bg: Rgb) -> Rgb {
@@ -1652,6 +1754,61 @@ mod tests {
             .render()
             .unwrap();
         assert!(titled.width() > text_size("a column title wider than the cell", 2).0);
+    }
+
+    #[test]
+    fn panel_and_figure_layout() {
+        let red = RgbImage::new(30, 4, [255, 0, 0]);
+        // Two lines over a picture wider than either: 2 · (9 + 2) + 2 rows of text, then the
+        // picture at the left edge; the lines centred.
+        let p = Panel::new(red.clone()).with_title(["ab", "abc"]).render();
+        assert_eq!((p.width(), p.height()), (30, 2 * 11 + 2 + 4));
+        assert_eq!(p.pixel(0, 24), Some([255, 0, 0]));
+        assert_eq!(p.pixel(29, 27), Some([255, 0, 0]));
+        assert_eq!(p.pixel(0, 23), Some(WHITE));
+        let ink_columns = |img: &RgbImage, rows: std::ops::Range<usize>| -> Vec<usize> {
+            (0..img.width())
+                .filter(|&x| rows.clone().any(|y| img.pixel(x, y) == Some(BLACK)))
+                .collect()
+        };
+        let first = ink_columns(&p, 0..11);
+        let (tw, _) = text_size("ab", 1);
+        assert!(first[0] >= (30 - tw) / 2 && *first.last().unwrap() < (30 + tw) / 2 + 1);
+        assert!(!ink_columns(&p, 11..22).is_empty());
+        // A line wider than the picture: the panel is as wide as the line, the picture centred.
+        let wide = "a line wider than 30 pixels";
+        let p = Panel::new(red.clone()).with_title([wide]).render();
+        let w = text_size(wide, 1).0;
+        assert_eq!((p.width(), p.height()), (w, 11 + 2 + 4));
+        assert_eq!(p.pixel((w - 30) / 2, 13), Some([255, 0, 0]));
+        assert_eq!(p.pixel((w - 30) / 2 - 1, 13), Some(WHITE));
+        // No text: the picture alone; text scale 2 doubles the line height.
+        assert_eq!(Panel::new(red.clone()).render(), red);
+        let big = Panel::new(red.clone())
+            .with_title(["x"])
+            .with_text_scale(2)
+            .render();
+        assert_eq!(big.height(), 18 + 2 + 2 + 4);
+        // A heatmap panel is the heatmap.
+        let map = array![[0.0, 1.0], [-1.0, 0.5]];
+        assert_eq!(
+            Panel::heatmap(map.view(), Colormap::Bwr, Scale::Symmetric).render(),
+            heatmap_rgb(map.view(), Colormap::Bwr, Scale::Symmetric)
+        );
+        // The figure is the grid of the rendered panels under the title.
+        let panels = [
+            Panel::new(red.clone()).with_title(["a"]),
+            Panel::new(RgbImage::new(5, 5, BLACK)),
+        ];
+        let fig = figure("title", &panels, 6).unwrap();
+        let grid = Grid::new(vec![panels.iter().map(Panel::render).collect()])
+            .with_gap(6)
+            .with_title("title")
+            .render()
+            .unwrap();
+        assert_eq!(fig, grid);
+        assert_eq!(fig.width(), 6 + 30 + 6 + 5 + 6);
+        assert!(figure("none", &[], 4).is_err());
     }
 
     #[test]

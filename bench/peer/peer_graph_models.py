@@ -25,9 +25,7 @@ import argparse
 import importlib.metadata
 import os
 import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
@@ -41,23 +39,7 @@ from zennit.torchvision import ResNetCanonizer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "tests", "fixtures", "onnx"))
 from make_graph_models import randomize_bn  # noqa: E402  (the exports' BatchNorm statistics)
-
-
-def timeit(fn, repeats, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
-def report(name, times):
-    med = statistics.median(times)
-    print(f"peer: {name} {med:.2f} ms (min {min(times):.2f} max {max(times):.2f})", flush=True)
-    return med
+from timing import report, timeit  # noqa: E402  (this folder: bench/peer/timing.py)
 
 
 MODELS = {

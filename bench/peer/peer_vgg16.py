@@ -32,12 +32,13 @@ import argparse
 import importlib.metadata
 import platform
 import statistics
-import time
 
 import torch
 import torchvision
 from zennit.attribution import Gradient
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat
+
+from timing import report, timeit  # this folder: bench/peer/timing.py
 
 VGG16_MACS = 15.47e9  # multiply-accumulates of one 224x224 VGG-16 forward pass
 
@@ -51,25 +52,6 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def timeit(fn, repeats, warmup):
-    """Return per-run wall times in ms (after `warmup` untimed runs)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
-def report(name, times, extra=""):
-    med = statistics.median(times)
-    print(f"peer: {name} {med:.2f} ms (min {min(times):.2f} max {max(times):.2f}){extra}",
-          flush=True)
-    return med
 
 
 def main():

@@ -1,15 +1,17 @@
 //! EfficientNet-Lite0 on a photo: top-5 classes, and one figure with the photo and its relevance
 //! in four semirings (shared by `main.rs` and the test `tests/it/imagenet_example.rs`).
 
+#[path = "../common/semirings.rs"]
+mod semirings;
+
 use klrp::calibrate;
 use klrp::composite::Composite;
 use klrp::io::image::{Preprocess, read_image_file, to_tensor};
 use klrp::io::onnx::load_onnx_file;
 use klrp::rules::Bound;
-use klrp::semiring::{Boolean, FloatCounting, Viterbi};
 use klrp::spec::{ClassProbability, predict};
-use klrp::viz::{BLACK, Colormap, Grid, RgbImage, Scale, WHITE, heatmap_rgb, save_png, text_size};
-use klrp::{Clamp01, Identity, Network, PerLayer, Relevance, Trace, one_hot};
+use klrp::viz::{BLACK, Colormap, Panel, RgbImage, Scale, figure, heatmap_rgb, save_png};
+use klrp::{Network, Trace};
 use ndarray::{ArrayD, Axis};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -204,28 +206,6 @@ pub fn photo_image(x: &ArrayD<f32>, pre: &Preprocess) -> RgbImage {
     img
 }
 
-/// A panel: two lines of text over `img`.
-fn panel(img: &RgbImage, lines: [&str; 2]) -> RgbImage {
-    let line_h = text_size("", 1).1 + 2;
-    let width = lines
-        .iter()
-        .map(|l| text_size(l, 1).0)
-        .max()
-        .unwrap_or(0)
-        .max(img.width());
-    let mut out = RgbImage::new(width, img.height() + 2 * line_h + 2, WHITE);
-    for (i, l) in lines.iter().enumerate() {
-        let tw = text_size(l, 1).0;
-        out.draw_text(((width - tw) / 2) as i64, (i * line_h) as i64, l, BLACK, 1);
-    }
-    out.blit(
-        img,
-        ((width - img.width()) / 2) as i64,
-        (2 * line_h + 2) as i64,
-    );
-    out
-}
-
 /// The `q`-quantile (0 ≤ q ≤ 1) of `values` (nearest rank; 0 for none).
 fn quantile(mut values: Vec<f64>, q: f64) -> f64 {
     values.retain(|v| v.is_finite());
@@ -299,15 +279,8 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
     let sample_shape: Vec<usize> = x.shape()[1..].to_vec();
     let (low, high) = pixel_bounds(&model.pre, &sample_shape);
     let egb = Composite::epsilon_gamma_box(low, high)?;
-    let t = Instant::now();
-    let real = net.propagate(
-        &trace,
-        trace.output_init(&[target])?,
-        &egb,
-        &PerLayer::new(Identity),
-        false,
-    )?;
-    times.real = t.elapsed().as_secs_f64();
+    let real;
+    (real, times.real) = semirings::real(net, &trace, target, &egb, false)?;
 
     // Θ for Boolean and Counting: fair-share thresholds θ_l = κ / n̄_l, κ calibrated so that the
     // Boolean mask keeps `theta_fraction` of the input's entries.
@@ -319,26 +292,11 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
     let cal = calibrate::for_input_fraction(net, &x, &[target], &mask_rules, cfg.theta_fraction)?;
     times.calibration = t.elapsed().as_secs_f64();
 
-    let init_b = one_hot::<Boolean>(trace.output().shape(), &[target])?;
-    let t = Instant::now();
-    let boolean: Relevance<Boolean> =
-        net.propagate(&trace, init_b, &mask_rules, &cal.theta, false)?;
-    times.boolean = t.elapsed().as_secs_f64();
-    let init_c = one_hot::<FloatCounting>(trace.output().shape(), &[target])?;
-    let t = Instant::now();
-    let counting: Relevance<FloatCounting> =
-        net.propagate(&trace, init_c, &mask_rules, &cal.theta, false)?;
-    times.counting = t.elapsed().as_secs_f64();
-    let init_v = one_hot::<Viterbi>(trace.output().shape(), &[target])?;
-    let t = Instant::now();
-    let viterbi: Relevance<Viterbi> = net.propagate(
-        &trace,
-        init_v,
-        &Composite::viterbi(),
-        &PerLayer::new(Clamp01),
-        false,
-    )?;
-    times.viterbi = t.elapsed().as_secs_f64();
+    let masks = semirings::masks(net, &trace, target, &mask_rules, &cal.theta)?;
+    let (boolean, counting) = (masks.boolean, masks.counting);
+    (times.boolean, times.counting) = masks.seconds;
+    let viterbi;
+    (viterbi, times.viterbi) = semirings::viterbi(net, &trace, target)?;
 
     let on = boolean.nonzero_counts()[0];
     let counted = counting.nonzero_counts()[0];
@@ -356,49 +314,35 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
     let bool_map = boolean.heatmap(0)?;
     let count_map = counting.heatmap(0)?;
     let vit_map = viterbi.heatmap(0)?;
-    let panels = vec![
-        panel(
-            &photo_image(&x, &model.pre),
-            [&photo_name, &format!("class {target}: {name}")],
-        ),
-        panel(
-            &real_image(&real_map),
-            ["real, ε-gamma-box", "Θ(d) = d, from the logit"],
-        ),
-        panel(
-            &heatmap_rgb(
-                bool_map.view(),
-                Colormap::GrayR,
-                Scale::Range { min: 0.0, max: 1.0 }, // black: on in any channel
-            ),
-            [
-                &format!("boolean: {on} of {inputs} on"),
-                &format!("{} d ≥ {}/n", cfg.mask_rules.name(), cal.kappa),
-            ],
-        ),
-        panel(
-            &log_image(&count_map, Colormap::Hot),
-            [
-                &format!("counting, log: {counted} > 0"),
-                &format!("same Θ; max {max_count:.1e}"),
-            ],
-        ),
-        panel(
-            &log_image(&vit_map, Colormap::Viridis),
-            ["viterbi, log: max-abs shares", "Θ = clamp to [0, 1]"],
-        ),
+    let panels = [
+        Panel::new(photo_image(&x, &model.pre))
+            .with_title([photo_name.clone(), format!("class {target}: {name}")]),
+        Panel::new(real_image(&real_map))
+            .with_title(["real, ε-gamma-box", "Θ(d) = d, from the logit"]),
+        Panel::heatmap(
+            bool_map.view(),
+            Colormap::GrayR,
+            Scale::Range { min: 0.0, max: 1.0 }, // black: on in any channel
+        )
+        .with_title([
+            format!("boolean: {on} of {inputs} on"),
+            format!("{} d ≥ {}/n", cfg.mask_rules.name(), cal.kappa),
+        ]),
+        Panel::new(log_image(&count_map, Colormap::Hot)).with_title([
+            format!("counting, log: {counted} > 0"),
+            format!("same Θ; max {max_count:.1e}"),
+        ]),
+        Panel::new(log_image(&vit_map, Colormap::Viridis))
+            .with_title(["viterbi, log: max-abs shares", "Θ = clamp to [0, 1]"]),
     ];
-    let figure = Grid::new(vec![panels])
-        .with_gap(6)
-        .with_title(format!(
-            "EfficientNet-Lite0: {photo_name}, class {target} ({}), p = {:.3}",
-            short(&model.labels[target], 30),
-            top.iter()
-                .find(|c| c.class == target)
-                .map_or_else(|| predict_probability(&trace, target), |c| c.probability)
-        ))
-        .render()?;
-    let path = save_figure(&cfg.out, photo, "", &figure)?;
+    let title = format!(
+        "EfficientNet-Lite0: {photo_name}, class {target} ({}), p = {:.3}",
+        short(&model.labels[target], 30),
+        top.iter()
+            .find(|c| c.class == target)
+            .map_or_else(|| predict_probability(&trace, target), |c| c.probability)
+    );
+    let path = save_figure(&cfg.out, photo, "", &figure(title, &panels, 6)?)?;
     Ok(Explained {
         top,
         target,

@@ -9,27 +9,13 @@
 //! - A sample explained alone equals the same sample inside a batch of different samples (bit for
 //!   bit in the exact semirings, to 1e-6 relative in Real).
 
+use crate::support::rng::Rng;
 use klrp::composite::Composite;
 use klrp::layers::{Conv2d, Dense, Flatten, Layer, MaxPool2d, ReLU};
 use klrp::rules::{EpsilonRule, GammaRule, ZPlusRule};
 use klrp::semiring::{Boolean, Counting, Fuzzy, Real, Semiring, Tropical, Viterbi};
 use klrp::{AbsThreshold, Clamp01, Conversion, Identity, Network, PerLayer, Threshold};
 use ndarray::{Array1, Array2, Array4, ArrayD, Axis, IxDyn};
-
-/// SplitMix64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
-    }
-}
 
 fn conv(rng: &mut Rng, cout: usize, cin: usize, stride: usize) -> Box<dyn Layer> {
     let scale = (2.0 / (cin * 9) as f32).sqrt();
@@ -48,7 +34,7 @@ fn conv(rng: &mut Rng, cout: usize, cin: usize, stride: usize) -> Box<dyn Layer>
 /// [3, 12, 12] → Conv 3→64 (s1) → ReLU → MaxPool 2 (s1) → Conv 64→64 (s1) → ReLU
 /// → Conv 64→64 (s2) → ReLU → Flatten (2,304) → Dense 2,304→10.
 fn network() -> Network {
-    let mut rng = Rng(2024);
+    let mut rng = Rng::new(2024);
     let dense_in = 64 * 6 * 6;
     let scale = (2.0 / dense_in as f32).sqrt();
     let layers: Vec<Box<dyn Layer>> = vec![
@@ -74,7 +60,7 @@ fn network() -> Network {
 }
 
 fn batch(n: usize) -> ArrayD<f32> {
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     ArrayD::from_shape_fn(IxDyn(&[n, 3, 12, 12]), |_| rng.uniform(-1.0, 1.0))
 }
 
@@ -258,7 +244,7 @@ fn explanations_are_deterministic_across_thread_counts() {
 /// Minimal reproducer of the kernel bug above: one stride-1 convolution 64 → 64 on 11 × 11.
 #[test]
 fn forward_is_bit_identical_for_any_thread_count() {
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     let net = Network::new([64, 11, 11], vec![conv(&mut rng, 64, 64, 1)]).unwrap();
     let x = ArrayD::from_shape_fn(IxDyn(&[1, 64, 11, 11]), |_| rng.uniform(-1.0, 1.0));
     let one = in_pool(1, || net.forward(&x).unwrap());

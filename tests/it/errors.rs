@@ -113,15 +113,7 @@ fn convolution_and_pooling_shape_mismatches_name_the_layer() {
     let e = Network::new([1, 4, 4], vec![conv(1, 3), Box::new(pool)]).unwrap_err();
     assert_shape_mismatch(&in_layer(e, 1));
     // BatchNorm with the wrong channel count after the convolution (2 channels).
-    let bn = BatchNorm2d::new(
-        Array1::ones(3),
-        Array1::zeros(3),
-        Array1::zeros(3),
-        Array1::ones(3),
-        1e-5,
-    )
-    .unwrap();
-    let e = Network::new([1, 4, 4], vec![conv(1, 3), Box::new(bn)]).unwrap_err();
+    let e = Network::new([1, 4, 4], vec![conv(1, 3), bn(3)]).unwrap_err();
     assert_shape_mismatch(&in_layer(e, 1));
     // A dense layer after a convolution without Flatten.
     let e = Network::new([1, 4, 4], vec![conv(1, 3), dense(Array2::ones((1, 8)))]).unwrap_err();
@@ -183,19 +175,24 @@ fn non_finite_input() {
     }
 }
 
+/// `trace` and `forward` both refuse `x` with `NonFinite`, naming layer `index`.
+fn assert_overflow_in_layer(net: &Network, x: &ArrayD<f32>, index: usize) {
+    assert!(matches!(
+        in_layer(net.trace(x).unwrap_err(), index),
+        Error::NonFinite(_)
+    ));
+    assert!(matches!(
+        in_layer(net.forward(x).unwrap_err(), index),
+        Error::NonFinite(_)
+    ));
+}
+
 #[test]
 fn activations_overflowing_to_infinity_name_the_layer() {
     // Finite parameters and input, but 1e30 · 1e30 overflows f32 in layer 0.
     let x = array![[1e30_f32]].into_dyn();
     let net = Network::new([1], vec![dense(array![[1e30]]), Box::new(ReLU)]).unwrap();
-    assert!(matches!(
-        in_layer(net.trace(&x).unwrap_err(), 0),
-        Error::NonFinite(_)
-    ));
-    assert!(matches!(
-        in_layer(net.forward(&x).unwrap_err(), 0),
-        Error::NonFinite(_)
-    ));
+    assert_overflow_in_layer(&net, &x, 0);
 }
 
 /// Regression: `forward` used to check only the network's output, so an activation of −∞ that a
@@ -210,14 +207,7 @@ fn an_overflow_hidden_by_a_later_relu_is_still_reported() {
         vec![dense(array![[-1e30]]), Box::new(ReLU), dense(array![[1.0]])],
     )
     .unwrap();
-    assert!(matches!(
-        in_layer(net.trace(&x).unwrap_err(), 0),
-        Error::NonFinite(_)
-    ));
-    assert!(matches!(
-        in_layer(net.forward(&x).unwrap_err(), 0),
-        Error::NonFinite(_)
-    ));
+    assert_overflow_in_layer(&net, &x, 0);
     let e = real(&net, &x, &[0]).unwrap_err();
     assert!(matches!(in_layer(e, 0), Error::NonFinite(_)));
 }
@@ -269,15 +259,8 @@ fn malformed_parameter_shapes() {
         &Conv2d::new(Array4::ones((2, 1, 3, 3)), Some(Array1::ones(1))).unwrap_err(),
     );
     assert_shape_mismatch(&Conv2d::new(Array4::ones((2, 1, 0, 3)), None).unwrap_err());
-    let e = BatchNorm2d::new(
-        Array1::ones(2),
-        Array1::zeros(3),
-        Array1::zeros(2),
-        Array1::ones(2),
-        1e-5,
-    )
-    .unwrap_err();
-    assert_shape_mismatch(&e);
+    // The bias has 3 channels, the rest 2.
+    assert_shape_mismatch(&batch_norm([2, 3, 2, 2]).unwrap_err());
     // A variance + eps that is not positive.
     let e = BatchNorm2d::new(
         Array1::ones(1),
@@ -437,17 +420,21 @@ fn zbox_bounds_of_the_wrong_shape() {
 // Layers that cannot propagate, rules on the wrong layer
 // ---------------------------------------------------------------------------------------------
 
-fn bn(channels: usize) -> Box<dyn Layer> {
-    Box::new(
-        BatchNorm2d::new(
-            Array1::ones(channels),
-            Array1::zeros(channels),
-            Array1::zeros(channels),
-            Array1::ones(channels),
-            1e-5,
-        )
-        .unwrap(),
+/// An identity BatchNorm2d (weight and variance 1, bias and mean 0, ε = 1e-5) whose weight, bias,
+/// mean and variance have these channel counts.
+fn batch_norm([weight, bias, mean, var]: [usize; 4]) -> Result<BatchNorm2d, Error> {
+    BatchNorm2d::new(
+        Array1::ones(weight),
+        Array1::zeros(bias),
+        Array1::zeros(mean),
+        Array1::ones(var),
+        1e-5,
     )
+}
+
+/// An identity BatchNorm2d on `channels` channels.
+fn bn(channels: usize) -> Box<dyn Layer> {
+    Box::new(batch_norm([channels; 4]).unwrap())
 }
 
 #[test]

@@ -473,31 +473,10 @@ fn viterbi_average_pooling_takes_max_abs_shares() {
 
 pub(crate) mod random_dags {
     use super::*;
-    use klrp::kernels::for_each_connection;
+    use crate::support::connections::{Edge, operand_edges};
+    use crate::support::rng::Rng;
     use klrp::layers::{Connectivity, Shares};
     use proptest::prelude::*;
-
-    /// A small deterministic generator (SplitMix64).
-    pub struct Rng(u64);
-    impl Rng {
-        pub fn new(seed: u64) -> Self {
-            Rng(seed)
-        }
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        pub fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        /// Uniform in [-1, 1], rounded to 1/64 (exact sums keep Real comparisons tight).
-        pub fn weight(&mut self) -> f32 {
-            (self.below(129) as f32 - 64.0) / 64.0
-        }
-    }
 
     fn random_dense(rng: &mut Rng, fan_in: usize, fan_out: usize, bias: bool) -> Dense {
         let w = Array2::from_shape_fn((fan_out, fan_in), |_| rng.weight());
@@ -580,10 +559,6 @@ pub(crate) mod random_dags {
         g.build().unwrap()
     }
 
-    /// One connection of a node: operand, input element, output element, share (`None`: relevance
-    /// passes unchanged, without Θ).
-    type Edge = (usize, usize, usize, Option<f32>);
-
     /// Every connection of every node for sample `s`, listed from the layers' shares.
     fn edges(
         net: &Network,
@@ -603,44 +578,23 @@ pub(crate) mod random_dags {
                 let shares = net.layers()[i].shares_multi(&ins, out, &rules[i]).unwrap();
                 let mut list = Vec::new();
                 for (b, sh) in shares.iter().enumerate() {
-                    let n_in: usize = ins[b].shape()[1..].iter().product();
-                    let n_out: usize = out.shape()[1..].iter().product();
-                    match sh {
-                        Shares::Pass => list.extend((0..n_in).map(|j| (b, j, j, None))),
-                        Shares::Disconnected => {}
-                        Shares::Elementwise(d) => {
-                            let d: Vec<f32> = d.iter().copied().collect();
-                            list.extend((0..n_in).map(|j| (b, j, j, Some(d[s * n_in + j]))));
-                        }
-                        Shares::ChannelSlice { start } => {
-                            let rest: usize = ins[b].shape()[2..].iter().product();
-                            list.extend((0..n_in).map(|j| (b, j, start * rest + j, None)));
-                        }
-                        Shares::Linear {
-                            connectivity,
-                            terms,
-                        } => {
-                            assert!(matches!(connectivity, Connectivity::Dense { .. }));
-                            let ts: Vec<(Vec<f32>, _, Vec<f32>)> = terms
-                                .iter()
-                                .map(|t| {
-                                    (
-                                        t.input.iter().copied().collect(),
-                                        t.weight,
-                                        t.scale.iter().copied().collect(),
-                                    )
-                                })
-                                .collect();
-                            for_each_connection(connectivity, |j, k, w| {
-                                let mut d = 0.0f32;
-                                for (p, g, q) in &ts {
-                                    d += p[s * n_in + j] * g.apply(w) * q[s * n_out + k];
+                    // The random DAGs have no pooling and no layers of their own; their linear
+                    // layers are dense.
+                    assert!(
+                        matches!(
+                            sh,
+                            Shares::Pass
+                                | Shares::Disconnected
+                                | Shares::Elementwise(_)
+                                | Shares::ChannelSlice { .. }
+                                | Shares::Linear {
+                                    connectivity: Connectivity::Dense { .. },
+                                    ..
                                 }
-                                list.push((b, j, k, Some(d)));
-                            });
-                        }
-                        other => panic!("unexpected shares {other:?}"),
-                    }
+                        ),
+                        "unexpected shares {sh:?}"
+                    );
+                    list.extend(operand_edges(b, sh, &ins[b].shape()[1..], s));
                 }
                 list
             })

@@ -7,12 +7,11 @@
 //! (1 < groups < C_in), kernels 1–3, strides 1 and 2, dilation 1 and 2, begin and end padding
 //! 0–2 each, batches of two, values in multiples of 1/4 (so every forward pass is exact).
 
+use crate::support::conv::{Taps, per_connection_rules, unroll_conv};
+use crate::support::rng::Rng;
 use klrp::kernels::{propagate, propagate_reference};
 use klrp::layers::{Conv2d, Dense, Layer, LinearMap, Shares, Tensor};
-use klrp::rules::{
-    AlphaBetaRule, EpsilonRule, FlatRule, GammaRule, MaxAbsRule, Rule, WSquareRule, ZBoxRule,
-    ZPlusRule, ZeroRule,
-};
+use klrp::rules::{FlatRule, Rule, ZBoxRule, ZeroRule};
 use klrp::semiring::{
     Boolean, Counting, FloatCounting, Fuzzy, LogCounting, Product, Real, Semiring, Tropical,
     Viterbi,
@@ -20,33 +19,6 @@ use klrp::semiring::{
 use klrp::{AbsThreshold, Clamp01, Conversion, Identity, Threshold};
 use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
 use proptest::prelude::*;
-
-/// SplitMix64, so that one proptest seed fixes a whole case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `lo..=hi`.
-    fn int(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    /// A multiple of 1/4 in [−1, 1].
-    fn quarter(&mut self) -> f32 {
-        (self.int(0, 8) as f32 - 4.0) / 4.0
-    }
-}
 
 /// A grouped convolution's settings.
 #[derive(Clone, Debug)]
@@ -108,41 +80,14 @@ impl Case {
     /// The dense matrix `[C_out·out_h·out_w, C_in·H·W]` and bias, tap by tap from PyTorch's
     /// definition (`iy = oy·s − pad_begin + ky·d`; taps outside the input get no entry).
     fn unroll(&self) -> (Array2<f32>, Option<Array1<f32>>) {
-        let [cout, cin_g, kh, kw] = *self.weight.shape() else {
-            unreachable!()
+        let taps = Taps {
+            groups: self.groups,
+            stride: self.stride,
+            dilation: self.dilation,
+            begin: self.begin,
         };
-        let (cin, h, w) = self.input;
-        let (oh, ow) = self.out().unwrap();
-        let cout_g = cout / self.groups;
-        let mut m = Array2::<f32>::zeros((cout * oh * ow, cin * h * w));
-        for co in 0..cout {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    for cl in 0..cin_g {
-                        let ci = co / cout_g * cin_g + cl;
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                let iy = (oy * self.stride.0 + ky * self.dilation.0) as i64
-                                    - self.begin.0 as i64;
-                                let ix = (ox * self.stride.1 + kx * self.dilation.1) as i64
-                                    - self.begin.1 as i64;
-                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
-                                    continue;
-                                }
-                                let row = (co * oh + oy) * ow + ox;
-                                let col = (ci * h + iy as usize) * w + ix as usize;
-                                m[[row, col]] = self.weight[[co, cl, ky, kx]];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let bias = self
-            .bias
-            .as_ref()
-            .map(|b| Array1::from_shape_fn(cout * oh * ow, |k| b[k / (oh * ow)]));
-        (m, bias)
+        let out = self.out().unwrap();
+        unroll_conv(&self.weight, self.bias.as_ref(), &taps, self.input, out)
     }
 }
 
@@ -178,20 +123,6 @@ fn random_case(rng: &mut Rng) -> Case {
 
 fn batch(rng: &mut Rng, n: usize, (c, h, w): (usize, usize, usize)) -> Tensor {
     ArrayD::from_shape_fn(IxDyn(&[n, c, h, w]), |_| rng.quarter())
-}
-
-/// The rules defined per connection (each share `Σ_t p_t[j] g_t(w_jk) q_t[k]` with `g_t(0) = 0`).
-fn per_connection_rules() -> Vec<Rule> {
-    vec![
-        ZeroRule.into(),
-        EpsilonRule::new(0.25).unwrap().into(),
-        GammaRule::new(0.25, 1e-6).unwrap().into(),
-        ZPlusRule::default().into(),
-        AlphaBetaRule::new(2.0, 1.0).unwrap().into(),
-        ZBoxRule::new(-1.0, 1.0).unwrap().into(),
-        WSquareRule::default().into(),
-        MaxAbsRule::default().into(),
-    ]
 }
 
 /// The fast kernel equals the reference exactly.
@@ -230,7 +161,7 @@ proptest! {
     /// Every semiring and every rule: the grouped kernels equal `propagate_reference`.
     #[test]
     fn grouped_kernels_equal_the_reference_in_every_semiring(seed in any::<u64>()) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let case = random_case(&mut rng);
         let layer = case.layer();
         let x = batch(&mut rng, 2, case.input);
@@ -295,7 +226,7 @@ proptest! {
     /// Counting exactly, Real and Viterbi within rounding).
     #[test]
     fn grouped_convolution_equals_its_unrolled_dense_layer(seed in any::<u64>()) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let case = random_case(&mut rng);
         let conv = case.layer();
         let (m, b) = case.unroll();
@@ -358,7 +289,7 @@ proptest! {
     /// `n_k` or covered by z^B's bounds, part of the relevance would be lost.
     #[test]
     fn padded_positions_are_never_inputs(seed in any::<u64>()) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut case = random_case(&mut rng);
         case.bias = None;
         case.weight.mapv_inplace(|w| if w == 0.0 { 0.5 } else { w });

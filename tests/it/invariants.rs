@@ -19,11 +19,13 @@
 //! - **Batch independence**: a sample explained alone gets the same relevance as inside a batch
 //!   of different samples, bit for bit, in every semiring.
 
+use crate::support::conv::{Taps, per_connection_rules, unroll_conv};
+use crate::support::rng::Rng;
 use klrp::composite::Composite;
 use klrp::layers::{AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, ReLU, Shares};
 use klrp::rules::{
-    AlphaBetaRule, EpsilonRule, FlatRule, GammaRule, MaxAbsRule, ProportionalRule, Rule,
-    WSquareRule, ZBoxRule, ZPlusRule, ZeroRule,
+    EpsilonRule, FlatRule, GammaRule, MaxAbsRule, ProportionalRule, Rule, WSquareRule, ZPlusRule,
+    ZeroRule,
 };
 use klrp::semiring::{
     Boolean, Counting, FloatCounting, Fuzzy, LogCounting, Product, Real, Semiring, Tropical,
@@ -36,36 +38,6 @@ use proptest::prelude::*;
 // =============================================================================================
 // Random networks
 // =============================================================================================
-
-/// SplitMix64: a small deterministic generator, so that one proptest seed fixes a whole network.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `lo..=hi`.
-    fn int(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.unit()
-    }
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    /// A multiple of 1/4 in [−1, 1]: sums of products of these are exact in f32.
-    fn quarter(&mut self) -> f32 {
-        (self.int(0, 8) as f32 - 4.0) / 4.0
-    }
-}
 
 /// How parameters and inputs are drawn.
 #[derive(Clone, Copy, Debug)]
@@ -370,7 +342,7 @@ proptest! {
         cnn in any::<bool>(),
         tiny_epsilon in any::<bool>(),
     ) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let spec = if cnn {
             random_cnn(&mut rng, false, true, Values::Float)
         } else {
@@ -512,7 +484,7 @@ proptest! {
         seed in any::<u64>(),
         eps in 0.01f32..0.5,
     ) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let spec = random_mlp(&mut rng, true, Values::Float);
         let net = spec.build();
         let n = 3;
@@ -654,7 +626,7 @@ proptest! {
         signed_theta in -0.5f32..1.0,
         abs_theta in 0.0f32..1.0,
     ) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let spec = random_net(&mut rng, cnn, true, Values::Float);
         let net = spec.build();
         let n = 2;
@@ -670,67 +642,23 @@ proptest! {
 // A convolution equals its unrolled dense layer
 // =============================================================================================
 
-/// The dense matrix `[C_out·out_h·out_w, C_in·H·W]` and bias of a convolution on `[c, h, w]`,
-/// written out tap by tap from PyTorch's definition
-/// `out[co, oy, ox] = b[co] + Σ_{cl, ky, kx} w[co, cl, ky, kx] · x[ci, oy·s − p + ky·d, …]` with
-/// `ci = g·C_in/G + cl` for the group `g` of `co`
-/// (zero padding: taps outside the input contribute nothing and get no matrix entry).
-fn unroll(c: &ConvSpec, (cin, h, w): (usize, usize, usize)) -> (Array2<f32>, Option<Array1<f32>>) {
-    let [cout, cin_g, kh, kw] = *c.weight.shape() else {
+/// The dense matrix `[C_out·out_h·out_w, C_in·H·W]` and bias of a convolution on `[c, h, w]`
+/// ([`unroll_conv`]: tap by tap from PyTorch's definition).
+fn unroll(c: &ConvSpec, input: (usize, usize, usize)) -> (Array2<f32>, Option<Array1<f32>>) {
+    let [_, _, kh, kw] = *c.weight.shape() else {
         unreachable!()
     };
     let size =
         |n: usize, k: usize, s: usize, p: usize, d: usize| (n + 2 * p - d * (k - 1) - 1) / s + 1;
-    let oh = size(h, kh, c.stride.0, c.padding.0, c.dilation.0);
-    let ow = size(w, kw, c.stride.1, c.padding.1, c.dilation.1);
-    let cout_g = cout / c.groups;
-    let mut m = Array2::<f32>::zeros((cout * oh * ow, cin * h * w));
-    for co in 0..cout {
-        let g = co / cout_g;
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let row = (co * oh + oy) * ow + ox;
-                for cl in 0..cin_g {
-                    let ci = g * cin_g + cl;
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let iy =
-                                (oy * c.stride.0 + ky * c.dilation.0) as i64 - c.padding.0 as i64;
-                            let ix =
-                                (ox * c.stride.1 + kx * c.dilation.1) as i64 - c.padding.1 as i64;
-                            if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
-                                continue;
-                            }
-                            let col = (ci * h + iy as usize) * w + ix as usize;
-                            assert_eq!(m[[row, col]], 0.0, "a pair (j, k) is one tap at most");
-                            m[[row, col]] = c.weight[[co, cl, ky, kx]];
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let bias = c
-        .bias
-        .as_ref()
-        .map(|b| Array1::from_shape_fn(cout * oh * ow, |k| b[k / (oh * ow)]));
-    (m, bias)
-}
-
-/// The rules defined per connection: each share is `Σ_t p_t[j] g_t(w_jk) q_t[k]` with
-/// `g_t(0) = 0`, so a zero entry of the unrolled matrix has share 0, like a missing connection,
-/// and the denominators (sums over j of such terms, or maxima of |a w|) are unchanged too.
-fn per_connection_rules() -> Vec<Rule> {
-    vec![
-        ZeroRule.into(),
-        EpsilonRule::new(0.25).unwrap().into(),
-        GammaRule::new(0.25, 1e-6).unwrap().into(),
-        ZPlusRule::default().into(),
-        AlphaBetaRule::new(2.0, 1.0).unwrap().into(),
-        ZBoxRule::new(-1.0, 1.0).unwrap().into(),
-        WSquareRule::default().into(),
-        MaxAbsRule::default().into(),
-    ]
+    let oh = size(input.1, kh, c.stride.0, c.padding.0, c.dilation.0);
+    let ow = size(input.2, kw, c.stride.1, c.padding.1, c.dilation.1);
+    let taps = Taps {
+        groups: c.groups,
+        stride: c.stride,
+        dilation: c.dilation,
+        begin: c.padding,
+    };
+    unroll_conv(&c.weight, c.bias.as_ref(), &taps, input, (oh, ow))
 }
 
 /// Relevance of a one-layer network from `init`, flattened per sample.
@@ -782,7 +710,7 @@ proptest! {
     /// Viterbi are compared within 1e-6 (they too come out identical in practice).
     #[test]
     fn convolution_equals_its_unrolled_dense_layer(seed in any::<u64>()) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let (conv, conv_net, dense_net, x, x_flat) = conv_and_dense(&mut rng, Values::Quarters);
         let y_conv = conv_net.forward(&x).unwrap();
         let y_dense = dense_net.forward(&x_flat).unwrap();
@@ -857,7 +785,7 @@ proptest! {
     /// now round differently, so only closeness is expected).
     #[test]
     fn convolution_equals_its_unrolled_dense_layer_for_float_weights(seed in any::<u64>()) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let (_, conv_net, dense_net, x, x_flat) = conv_and_dense(&mut rng, Values::Float);
         let y_conv = conv_net.forward(&x).unwrap();
         let y_dense = dense_net.forward(&x_flat).unwrap();
@@ -890,7 +818,7 @@ proptest! {
     fn flat_agrees_with_the_unrolled_dense_layer_for_a_fully_connected_convolution(
         seed in any::<u64>(),
     ) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let (cin, h, w) = (rng.int(1, 3), rng.int(1, 4), rng.int(1, 4));
         let conv = ConvSpec {
             weight: Array4::from_shape_fn((rng.int(1, 3), cin, h, w), |_| rng.quarter()),
@@ -997,7 +925,7 @@ proptest! {
         cnn in any::<bool>(),
         which in 0usize..10,
     ) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let spec = random_net(&mut rng, cnn, true, Values::Float);
         let net = spec.build();
         let n = 2;
@@ -1091,7 +1019,7 @@ proptest! {
         which in 0usize..10,
         theta in -0.2f32..0.8,
     ) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let spec = random_net(&mut rng, cnn, true, Values::Float);
         let net = spec.build();
         let n = rng.int(2, 4);

@@ -27,6 +27,7 @@ mod onnx_import;
 mod paths;
 mod reliability;
 mod semiring_laws;
+mod support;
 mod zennit_graph;
 mod zennit_reference;
 

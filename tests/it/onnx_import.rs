@@ -1,8 +1,7 @@
 //! ONNX import: models exported by torch.onnx.export (tests/fixtures/onnx/), hand-made graphs
 //! covering every supported operator, and malformed or unsupported files.
 
-#[path = "support/onnx_writer.rs"]
-mod w;
+use crate::support::onnx_writer as w;
 
 use klrp::io::npy::read_npy_file;
 use klrp::io::onnx::{

@@ -2,20 +2,16 @@
 //! counts, sampling and circuits against brute-force enumeration of every path on tiny random
 //! networks (dense, convolution, max and average pooling, residual Add, Concat, gates).
 
-use crate::graph::random_dags::{Rng, random_dag};
-use klrp::kernels::{for_each_connection, propagate_reference};
-use klrp::layers::{
-    AvgPool2d, Concat, Connectivity, Conv2d, Dense, Flatten, MaxPool2d, ReLU, Shares,
-};
+use crate::graph::random_dags::random_dag;
+use crate::support::connections::{Edge, operand_edges};
+use crate::support::rng::Rng;
+use klrp::kernels::propagate_reference;
+use klrp::layers::{AvgPool2d, Concat, Conv2d, Dense, Flatten, MaxPool2d, ReLU};
 use klrp::paths::connections::propagate_by_connections;
 use klrp::paths::{Circuit, Path, RelevanceGraph, paths_json, sample_json};
 use klrp::semiring::{Counting, KBest, Semiring, Viterbi};
 use klrp::{Clamp01, Composite, Conversion, Explainer, GraphBuilder, Network, Threshold};
 use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
-
-/// One connection of a node: operand, input element, output element, share (`None`: passes
-/// without Θ).
-type Edge = (usize, usize, usize, Option<f32>);
 
 /// Every connection of every node, listed independently of `klrp::paths::connections` (from
 /// `kernels::for_each_connection` and the shares' own fields).
@@ -27,53 +23,7 @@ fn edges<K: Semiring, T: Conversion<K>>(g: &RelevanceGraph<'_, K, T>) -> Vec<Vec
             let mut list = Vec::new();
             for (b, sh) in g.shares(i).unwrap().iter().enumerate() {
                 let in_shape = g.shape(sources[b].activation_index()).unwrap();
-                let n_in: usize = in_shape.iter().product();
-                match sh {
-                    Shares::Pass => list.extend((0..n_in).map(|j| (b, j, j, None))),
-                    Shares::Disconnected => {}
-                    Shares::Elementwise(d) => {
-                        let d: Vec<f32> = d.iter().copied().collect();
-                        list.extend((0..n_in).map(|j| (b, j, j, Some(d[j]))));
-                    }
-                    Shares::ChannelSlice { start } => {
-                        let rest: usize = in_shape[1..].iter().product();
-                        list.extend((0..n_in).map(|j| (b, j, start * rest + j, None)));
-                    }
-                    Shares::Winner { geometry, winners } => {
-                        let conn = Connectivity::Pool {
-                            geometry: geometry.clone(),
-                        };
-                        for_each_connection(&conn, |j, k, _| {
-                            let d = if winners[[0, k]] == j { 1.0 } else { 0.0 };
-                            list.push((b, j, k, Some(d)));
-                        });
-                    }
-                    Shares::Linear {
-                        connectivity,
-                        terms,
-                    } => {
-                        let ts: Vec<(Vec<f32>, _, Vec<f32>)> = terms
-                            .iter()
-                            .map(|t| {
-                                (
-                                    t.input.iter().copied().collect(),
-                                    t.weight,
-                                    t.scale.iter().copied().collect(),
-                                )
-                            })
-                            .collect();
-                        for_each_connection(connectivity, |j, k, w| {
-                            let mut d = 0.0f32;
-                            for (p, gm, q) in &ts {
-                                d += p[j] * gm.apply(w) * q[k];
-                            }
-                            list.push((b, j, k, Some(d)));
-                        });
-                    }
-                    Shares::Explicit(l) => {
-                        list.extend(l[0].iter().map(|&(j, k, d)| (b, j, k, Some(d))))
-                    }
-                }
+                list.extend(operand_edges(b, sh, in_shape, 0));
             }
             list
         })

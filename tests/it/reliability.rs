@@ -3,6 +3,7 @@
 //! subnormal denominators, ε = 0, extreme but finite values). The bad-input classes and the
 //! error each produces are listed in docs/reliability.md; tests/it/errors.rs holds the rest.
 
+use crate::support::rng::Rng;
 use klrp::composite::Composite;
 use klrp::layers::{
     AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dense, Flatten, Layer, LayerKind, MaxPool2d, ReLU,
@@ -296,26 +297,15 @@ fn zero_and_subnormal_denominators_with_epsilon_zero_give_zero_shares() {
     assert!(r.iter().all(|v| v.0.is_finite() && v.0 != 0.0), "{r:?}");
 }
 
-/// SplitMix64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+/// A float whose magnitude spans 1e-30 … 1e8, with either sign, or exactly 0.
+fn wild(rng: &mut Rng) -> f32 {
+    let r = rng.next();
+    if r.is_multiple_of(7) {
+        return 0.0;
     }
-    /// A float whose magnitude spans 1e-30 … 1e8, with either sign, or exactly 0.
-    fn wild(&mut self) -> f32 {
-        let r = self.next();
-        if r.is_multiple_of(7) {
-            return 0.0;
-        }
-        let exp = (r >> 8) % 39;
-        let mag = 10f32.powi(exp as i32 - 30);
-        if r & 1 == 0 { mag } else { -mag }
-    }
+    let exp = (r >> 8) % 39;
+    let mag = 10f32.powi(exp as i32 - 30);
+    if r & 1 == 0 { mag } else { -mag }
 }
 
 /// Real relevance under the stabilised rules (ε > 0) from finite inputs is finite: random
@@ -323,20 +313,20 @@ impl Rng {
 /// zeros and cancelling pre-activations.
 #[test]
 fn stabilised_real_relevance_is_finite_for_wild_finite_values() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut checked = 0;
     for _ in 0..300 {
         let sizes = [4, 5, 3];
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
         for w in sizes.windows(2) {
-            let weight = Array2::from_shape_fn((w[1], w[0]), |_| rng.wild());
-            let bias = Array1::from_shape_fn(w[1], |_| rng.wild());
+            let weight = Array2::from_shape_fn((w[1], w[0]), |_| wild(&mut rng));
+            let bias = Array1::from_shape_fn(w[1], |_| wild(&mut rng));
             layers.push(dense(weight, Some(bias)));
             layers.push(Box::new(ReLU));
         }
         layers.pop();
         let net = Network::new([4], layers).unwrap();
-        let x = ArrayD::from_shape_fn(IxDyn(&[2, 4]), |_| rng.wild());
+        let x = ArrayD::from_shape_fn(IxDyn(&[2, 4]), |_| wild(&mut rng));
         let Ok(trace) = net.trace(&x) else {
             continue; // a genuine f32 overflow of the activations is refused, not propagated
         };
@@ -418,6 +408,22 @@ fn npy_dtype_with_a_non_ascii_character_is_malformed() {
 /// Every built-in layer's `output_shape`, `forward` and `shares`, called directly with tensors of
 /// the wrong rank, wrong sizes, an empty batch, or input/output pairs that do not belong together,
 /// returns `Ok` or an `Err`, never panics.
+/// Every rule defined per connection of a linear layer (dense or convolution), with typical
+/// parameters.
+fn linear_rules() -> Vec<Rule> {
+    vec![
+        Rule::from(ZeroRule),
+        Rule::from(EpsilonRule::default()),
+        Rule::from(klrp::rules::GammaRule::new(0.25, 1e-6).unwrap()),
+        Rule::from(klrp::rules::ZPlusRule::default()),
+        Rule::from(klrp::rules::AlphaBetaRule::new(2.0, 1.0).unwrap()),
+        Rule::from(klrp::rules::ZBoxRule::new(-1.0, 1.0).unwrap()),
+        Rule::from(klrp::rules::FlatRule::default()),
+        Rule::from(klrp::rules::WSquareRule::default()),
+        Rule::from(klrp::rules::MaxAbsRule::default()),
+    ]
+}
+
 #[test]
 fn layers_called_directly_with_any_shape_do_not_panic() {
     let layers: Vec<Box<dyn Layer>> = vec![
@@ -469,19 +475,14 @@ fn layers_called_directly_with_any_shape_do_not_panic() {
         vec![2, 2, 5, 3],
         vec![1, 1, 1, 1, 1],
     ];
-    let rules: Vec<Rule> = vec![
-        Rule::from(ZeroRule),
-        Rule::from(EpsilonRule::default()),
-        Rule::from(klrp::rules::GammaRule::new(0.25, 1e-6).unwrap()),
-        Rule::from(klrp::rules::ZPlusRule::default()),
-        Rule::from(klrp::rules::AlphaBetaRule::new(2.0, 1.0).unwrap()),
-        Rule::from(klrp::rules::ZBoxRule::new(-1.0, 1.0).unwrap()),
-        Rule::from(klrp::rules::FlatRule::default()),
-        Rule::from(klrp::rules::WSquareRule::default()),
-        Rule::from(klrp::rules::MaxAbsRule::default()),
-        Rule::from(klrp::rules::WinnerTakesAllRule),
-        Rule::from(klrp::rules::ProportionalRule::default()),
-    ];
+    let rules: Vec<Rule> = [
+        linear_rules(),
+        vec![
+            Rule::from(klrp::rules::WinnerTakesAllRule),
+            Rule::from(klrp::rules::ProportionalRule::default()),
+        ],
+    ]
+    .concat();
     let theta = Threshold::new(0.1).unwrap();
     let mut calls = 0;
     for layer in &layers {
@@ -539,17 +540,7 @@ fn linear_share_terms_refuses_a_z_of_the_wrong_shape() {
         (&dense, vec![2, 3], vec![2, 2]),
         (&conv, vec![1, 1, 3, 3], vec![1, 2, 2, 2]),
     ];
-    let linear_rules: Vec<Rule> = vec![
-        Rule::from(ZeroRule),
-        Rule::from(EpsilonRule::default()),
-        Rule::from(klrp::rules::GammaRule::new(0.25, 1e-6).unwrap()),
-        Rule::from(klrp::rules::ZPlusRule::default()),
-        Rule::from(klrp::rules::AlphaBetaRule::new(2.0, 1.0).unwrap()),
-        Rule::from(klrp::rules::ZBoxRule::new(-1.0, 1.0).unwrap()),
-        Rule::from(klrp::rules::FlatRule::default()),
-        Rule::from(klrp::rules::WSquareRule::default()),
-        Rule::from(klrp::rules::MaxAbsRule::default()),
-    ];
+    let linear_rules = linear_rules();
     let mut refused = 0;
     for (map, a_shape, z_shape) in &cases {
         let n: usize = a_shape.iter().product();

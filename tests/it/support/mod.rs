@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests' modules.
+
+pub mod connections;
+pub mod conv;
+pub mod onnx_writer;
+pub mod rng;
