@@ -41,6 +41,9 @@
 //!   semirings; `laws` (feature `laws`) checks the axioms for a semiring of your own.
 //! - [`conversion`]: Θ, in one place.
 //! - [`rules`]: how each rule forms the shares `d_jk`.
+//! - [`tensor`] and [`shares`]: the vocabulary at the bottom — batches ([`Tensor`](tensor::Tensor))
+//!   and what layers describe and kernels evaluate ([`Shares`](shares::Shares),
+//!   [`Connectivity`](shares::Connectivity), share terms); docs/architecture.md has the layer table.
 //! - [`layers`]: [`Dense`](layers::Dense), [`Conv2d`](layers::Conv2d), pooling, activations,
 //!   [`BatchNorm2d`](layers::BatchNorm2d) — forward and shares side by side; the open
 //!   [`Layer`](layers::Layer) trait.
