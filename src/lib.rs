@@ -137,6 +137,7 @@ pub mod layers;
 pub mod models;
 pub mod network;
 pub mod paths;
+pub mod rng;
 pub mod rules;
 pub mod semiring;
 pub mod shares;

@@ -1,6 +1,6 @@
 //! Model architectures built in code, with weights loaded by name.
 //!
-//! May import: `error`, `io`, `layers`, `network` (docs/architecture.md, "Layers").
+//! May import: `error`, `io`, `layers`, `network`, `rng` (docs/architecture.md, "Layers").
 //!
 //! # VGG-16 (torchvision)
 //!
@@ -30,6 +30,8 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::SafeTensors;
 use crate::layers::{AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, ReLU};
 use crate::network::Network;
+/// The generator of the random weights (it lives in [`crate::rng`]).
+pub use crate::rng::SplitMix64;
 use ndarray::{Array1, Array2, Array4, Ix1, Ix2, Ix4};
 
 /// The channel configuration of VGG-16 ("D"): output channels, `0` for a max pool.
@@ -57,55 +59,6 @@ pub fn vgg16_module_name(index: usize) -> Option<String> {
         32 => Some("flatten".into()),
         33..=39 => Some(format!("classifier.{}", index - 33)),
         _ => None,
-    }
-}
-
-/// SplitMix64 with Box–Muller normals: a tiny deterministic generator for random weights.
-#[derive(Clone, Debug)]
-pub struct SplitMix64 {
-    state: u64,
-    spare: Option<f64>,
-}
-
-impl SplitMix64 {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64 {
-            state: seed,
-            spare: None,
-        }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `(0, 1]`.
-    pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[−bound, bound)` as `f32`.
-    pub fn symmetric(&mut self, bound: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
-        (2.0 * u - 1.0) * bound
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        if let Some(s) = self.spare.take() {
-            return s;
-        }
-        let (u, v) = (self.uniform(), self.uniform());
-        let r = (-2.0 * u.ln()).sqrt();
-        let t = std::f64::consts::TAU * v;
-        self.spare = Some(r * t.sin());
-        r * t.cos()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Relevant paths: the strongest paths behind a prediction, path sampling and circuits.
 //!
 //! May import: `composite`, `conversion`, `error`, `explain`, `kernels`, `layers`, `network`,
-//! `rules`, `semiring`, `shares`, `tensor`, `viz` (docs/architecture.md, "Layers").
+//! `rng`, `rules`, `semiring`, `shares`, `tensor`, `viz` (docs/architecture.md, "Layers").
 //!
 //! A **path** runs from one element of the network input through one element of every node
 //! output along its way (following one reader at each fan-out) to the target element of the last
@@ -69,6 +69,7 @@ use crate::error::{Error, Result};
 use crate::explain::{Explainer, Init, Targets};
 use crate::layers::{Shares, Tensor};
 use crate::network::{Network, one_hot};
+use crate::rng::SplitMix64;
 use crate::semiring::{Counting, Semiring};
 use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
 
@@ -375,7 +376,7 @@ impl<T: Conversion<Counting>> RelevanceGraph<'_, Counting, T> {
         if total == 0 {
             return Err(self.no_relevant_path());
         }
-        let mut rng = SplitMix64(seed);
+        let mut rng = SplitMix64::new(seed);
         (0..n).map(|_| self.draw(&mut rng, total)).collect()
     }
 
@@ -483,30 +484,6 @@ impl<T: Conversion<Counting>> RelevanceGraph<'_, Counting, T> {
             steps.pop();
         }
         Ok(())
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a small seeded generator for path sampling.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`), by rejection (no modulo bias).
-    fn below(&mut self, n: u128) -> u128 {
-        let zone = u128::MAX - (u128::MAX % n);
-        loop {
-            let x = (u128::from(self.next()) << 64) | u128::from(self.next());
-            if x < zone {
-                return x % n;
-            }
-        }
     }
 }
 
