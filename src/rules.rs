@@ -69,12 +69,14 @@ pub fn stabilized_recip(x: f32, epsilon: f32) -> f32 {
     }
 }
 
-/// Box bounds of [`ZBoxRule`]: one value for every input, or one per input element.
+/// Box bounds of [`ZBoxRule`]: one value for every input, or an array that broadcasts over one
+/// sample (numpy's rules, as Zennit accepts tensors): the sample's own shape (one bound per
+/// element), `[C, 1, 1]` (one per channel of a `[C, H, W]` input), `[W]`, ….
 #[derive(Clone, Debug, PartialEq)]
 pub enum Bound {
     /// The same bound for every input element.
     Scalar(f32),
-    /// A bound per element of one sample (shape of the layer's input without the batch axis).
+    /// Bounds broadcast over one sample (the layer's input without the batch axis).
     PerInput(Arc<ArrayD<f32>>),
 }
 
@@ -96,14 +98,53 @@ impl Bound {
             Bound::Scalar(v) => Ok(Tensor::from_elem(input.raw_dim(), *v)),
             Bound::PerInput(b) => {
                 let sample = &input.shape()[1..];
-                if b.shape() != sample {
-                    return Err(Error::shape("z^B box bound", sample, b.shape()));
-                }
+                let b = b.broadcast(sample).ok_or_else(|| {
+                    Error::shape("z^B box bound (broadcast over a sample)", sample, b.shape())
+                })?;
                 let mut out = input.clone();
                 for mut s in out.outer_iter_mut() {
-                    s.assign(&**b);
+                    s.assign(&b);
                 }
                 Ok(out)
+            }
+        }
+    }
+
+    /// `low < high` wherever the two meet (after broadcasting them against each other).
+    fn check_below(low: &Bound, high: &Bound) -> Result<()> {
+        let refuse = |l: f32, h: f32| {
+            Err(Error::invalid(format!(
+                "z^B needs low < high, got low = {l} and high = {h} (an empty box has no z^B shares)"
+            )))
+        };
+        match (low, high) {
+            (Bound::Scalar(l), Bound::Scalar(h)) if l >= h => refuse(*l, *h),
+            (Bound::Scalar(_), Bound::Scalar(_)) => Ok(()),
+            (Bound::Scalar(l), Bound::PerInput(h)) => match h.iter().find(|&&h| *l >= h) {
+                Some(&h) => refuse(*l, h),
+                None => Ok(()),
+            },
+            (Bound::PerInput(l), Bound::Scalar(h)) => match l.iter().find(|&&l| l >= *h) {
+                Some(&l) => refuse(l, *h),
+                None => Ok(()),
+            },
+            (Bound::PerInput(l), Bound::PerInput(h)) => {
+                let mismatch = || {
+                    Error::shape(
+                        "z^B box bounds (low and high broadcast together)",
+                        l.shape(),
+                        h.shape(),
+                    )
+                };
+                let shape = co_broadcast(l.shape(), h.shape()).ok_or_else(mismatch)?;
+                let (lb, hb) = (
+                    l.broadcast(shape.as_slice()).ok_or_else(mismatch)?,
+                    h.broadcast(shape.as_slice()).ok_or_else(mismatch)?,
+                );
+                match lb.iter().zip(hb.iter()).find(|(l, h)| l >= h) {
+                    Some((&l, &h)) => refuse(l, h),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -119,6 +160,20 @@ impl Bound {
             Err(Error::NonFinite(format!("z^B bound {what}")))
         }
     }
+}
+
+/// The shape two arrays broadcast to together (numpy's rules: axes aligned from the right,
+/// each pair equal or one of them 1), or `None`.
+fn co_broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let at = |s: &[usize], i: usize| (i + s.len()).checked_sub(n).map_or(1, |k| s[k]);
+    (0..n)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y || y == 1 => Some(x),
+            (1, y) => Some(y),
+            _ => None,
+        })
+        .collect()
 }
 
 fn check_epsilon(epsilon: f32) -> Result<f32> {
@@ -260,12 +315,26 @@ pub struct ZBoxRule {
 impl ZBoxRule {
     /// z^B with the given bounds and the default ε.
     ///
+    /// ```
+    /// use klrp::rules::ZBoxRule;
+    /// use klrp::ndarray::{ArrayD, IxDyn};
+    /// assert!(ZBoxRule::new(-3.0, 3.0).is_ok());
+    /// // One bound per channel of a [3, H, W] input, broadcast over H and W.
+    /// let low = ArrayD::from_shape_vec(IxDyn(&[3, 1, 1]), vec![-2.1, -2.0, -1.8]).unwrap();
+    /// assert!(ZBoxRule::new(low, 2.6).is_ok());
+    /// assert!(ZBoxRule::new(1.0, 1.0).is_err()); // an empty box
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::NonFinite`] if a bound is NaN or infinite.
+    /// [`Error::NonFinite`] if a bound is NaN or infinite; [`Error::InvalidArgument`] unless
+    /// `low < high` everywhere; [`Error::ShapeMismatch`] if two array bounds do not broadcast
+    /// together (a bound that does not broadcast over the layer's input is an error when the
+    /// shares are formed).
     pub fn new(low: impl Into<Bound>, high: impl Into<Bound>) -> Result<Self> {
         let (low, high) = (low.into(), high.into());
         low.check("low")?;
         high.check("high")?;
+        Bound::check_below(&low, &high)?;
         Ok(ZBoxRule {
             low,
             high,

@@ -401,6 +401,34 @@ fn bad_rule_parameters() {
     AlphaBetaRule::new(1.0, 0.0).unwrap();
 }
 
+/// An empty box (`low ≥ high` anywhere) is refused: with low = high = 1 the z^B denominators
+/// vanish and relevance blew up 40,000-fold. Array bounds are compared after broadcasting.
+#[test]
+fn zbox_refuses_an_empty_box() {
+    let per = |v: Vec<f32>, shape: &[usize]| {
+        Bound::from(ArrayD::from_shape_vec(shape.to_vec(), v).unwrap())
+    };
+    for (low, high) in [
+        (Bound::from(1.0), Bound::from(1.0)),
+        (Bound::from(2.0), Bound::from(1.0)),
+        (Bound::from(0.5), per(vec![1.0, 0.5], &[2])),
+        (per(vec![0.0, 1.0], &[2]), Bound::from(1.0)),
+        // [2, 1] against [3]: low[1] = 0.7 meets high[2] = 0.7.
+        (per(vec![0.0, 0.7], &[2, 1]), per(vec![1.0, 0.9, 0.7], &[3])),
+    ] {
+        let e = ZBoxRule::new(low.clone(), high.clone()).unwrap_err();
+        let Error::InvalidArgument(m) = &e else {
+            panic!("{low:?} {high:?}: {e:?}")
+        };
+        assert!(m.contains("z^B needs low < high"), "{m}");
+    }
+    // Bounds that cannot broadcast together.
+    let e = ZBoxRule::new(per(vec![0.0; 2], &[2]), per(vec![1.0; 3], &[3])).unwrap_err();
+    assert_shape_mismatch(&e);
+    // A box that is not empty anywhere.
+    ZBoxRule::new(per(vec![0.0, 0.6], &[2, 1]), per(vec![1.0, 0.9, 0.7], &[3])).unwrap();
+}
+
 #[test]
 fn zbox_bounds_of_the_wrong_shape() {
     // Per-input bounds of 2 elements for a layer with 3 inputs.

@@ -752,3 +752,62 @@ fn multi_class_init_is_the_sum_for_real_and_counting() {
         .unwrap();
     assert_eq!(counts(t0.input()), [2, 2, 1]);
 }
+
+/// Bounds broadcast over a sample (as Zennit accepts tensors): one per channel (`[C, 1, 1]`) or
+/// per column (`[W]`) gives bit for bit the relevance of the same bounds written out per element,
+/// in Real and Boolean.
+#[test]
+fn zbox_bounds_broadcast_over_the_sample() {
+    let (c, h, w) = (2, 3, 4);
+    let weight = Array4::from_shape_fn((3, c, 2, 2), |(o, i, y, x)| {
+        ((o * 7 + i * 5 + y * 3 + x) % 5) as f32 * 0.25 - 0.5
+    });
+    let net = Network::new(
+        [c, h, w],
+        vec![
+            Box::new(Conv2d::new(weight, None).unwrap()),
+            Box::new(ReLU),
+            Box::new(Flatten),
+            dense(
+                Array2::from_shape_fn((2, 3 * 2 * 3), |(k, j)| ((k + j) % 4) as f32 * 0.5 - 0.6),
+                None,
+            ),
+        ],
+    )
+    .unwrap();
+    let x = ArrayD::from_shape_fn(IxDyn(&[1, c, h, w]), |i| {
+        ((i[1] * 12 + i[2] * 4 + i[3]) % 7) as f32 * 0.3 - 0.9
+    });
+    let channel_low = [-1.0_f32, -0.9];
+    let column_high = [0.9_f32, 1.0, 1.1, 1.2];
+    let cases = [
+        (
+            Bound::from(ArrayD::from_shape_vec(IxDyn(&[c, 1, 1]), channel_low.to_vec()).unwrap()),
+            Bound::from(ArrayD::from_shape_vec(IxDyn(&[w]), column_high.to_vec()).unwrap()),
+        ),
+        (
+            Bound::from(ArrayD::from_shape_fn(IxDyn(&[c, h, w]), |i| {
+                channel_low[i[0]]
+            })),
+            Bound::from(ArrayD::from_shape_fn(IxDyn(&[c, h, w]), |i| {
+                column_high[i[2]]
+            })),
+        ),
+    ];
+    let run = |(low, high): &(Bound, Bound)| {
+        let c = Composite::k_lrp().with_layer(0, ZBoxRule::new(low.clone(), high.clone()).unwrap());
+        let real = net
+            .explain::<Real<f32>, _>(&x, &[1], &c, &PerLayer::new(Identity))
+            .unwrap();
+        let mask = net
+            .explain::<Boolean, _>(&x, &[1], &c, &PerLayer::new(Threshold::new(0.05).unwrap()))
+            .unwrap();
+        (
+            real.input().mapv(|v| v.0.to_bits()),
+            mask.input().mapv(|v| v.0),
+        )
+    };
+    let (broadcast, expanded) = (run(&cases[0]), run(&cases[1]));
+    assert!(broadcast.0.iter().any(|&b| f32::from_bits(b) != 0.0));
+    assert_eq!(broadcast, expanded);
+}
