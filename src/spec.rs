@@ -3,15 +3,17 @@
 //! May import: `calibrate`, `composite`, `conversion`, `error`, `explain`, `layers`, `network`,
 //! `rules`, `semiring`, `tensor` (docs/architecture.md, "Layers").
 //!
-//! [`ExplainSpec`] holds the explanation options (semiring, rules, bounds, Θ, initialization,
-//! max pooling) with the command line's meanings and defaults; [`ExplainSpec::from_args`] reads
-//! them from the command line's strings (with its error messages), [`ExplainSpec::run`] explains a
-//! batch and returns plain arrays ([`RelevanceArray`]). The `klrp` binary is argv → `ExplainSpec`
-//! → `run` → files; a binding for another language can call the same three steps.
+//! [`ExplainOptions`] holds the explanation options as the command line's text (with feature
+//! `cli` it is the command line's `clap` argument group, with serde a flat map);
+//! [`ExplainSpec::from_options`] reads it into an [`ExplainSpec`] (semiring, rules, bounds, Θ,
+//! initialization, max pooling, with the command line's meanings, defaults and error messages),
+//! [`ExplainSpec::run`] explains a batch and returns plain arrays ([`RelevanceArray`]). The `klrp`
+//! binary is argv → `ExplainOptions` → `ExplainSpec` → `run` → files; a binding for another
+//! language fills the same `ExplainOptions` and calls the same steps.
 //!
 //! ```
 //! use klrp::layers::{Dense, ReLU};
-//! use klrp::spec::{ExplainArgs, ExplainSpec, RelevanceArray, Targets};
+//! use klrp::spec::{ExplainOptions, ExplainSpec, RelevanceArray, RuleOptions, Targets};
 //! use klrp::Network;
 //! use ndarray::array;
 //!
@@ -25,10 +27,13 @@
 //! )?;
 //! let x = array![[1.0_f32, 2.0, 0.5]].into_dyn();
 //! // klrp explain … --semiring counting --theta 0.1 --target predicted
-//! let spec = ExplainSpec::from_args(&ExplainArgs {
-//!     semiring: Some("counting"),
-//!     theta: Some("0.1"),
-//!     ..ExplainArgs::default()
+//! let spec = ExplainSpec::from_options(&ExplainOptions {
+//!     semiring: Some("counting".into()),
+//!     rules: RuleOptions {
+//!         theta: Some("0.1".into()),
+//!         ..RuleOptions::default()
+//!     },
+//!     ..ExplainOptions::default()
 //! })?;
 //! let e = spec.run(&net, &x, &"predicted".parse::<Targets>()?, false)?;
 //! assert_eq!(e.targets, [1]);
@@ -50,6 +55,7 @@ use crate::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
 /// these.
 pub use crate::explain::{Init, Targets};
 use ndarray::ArrayD;
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -203,8 +209,233 @@ impl FromStr for ThetaAuto {
     }
 }
 
-/// The `explain` options as text, as the command line receives them (`None`: not given). Each
-/// field is the value of the flag of the same name.
+/// The `--help` heading of the Θ options.
+#[cfg(feature = "cli")]
+const THETA_HEADING: &str = "Θ (boolean, counting)";
+
+/// The explanation options as text, as `klrp explain` receives them: each field holds the value
+/// of the flag of its name (`theta_at` is `--theta-at`; `None`, empty or `false`: not given).
+/// [`ExplainSpec::from_options`] reads them, with the command line's checks and messages.
+///
+/// [`Default`] is no option given. With serde the options are one flat map under the field
+/// names (`{"semiring": "counting", "theta": "0.05", "theta_at": ["3=0.1"]}`; missing fields
+/// are not given, unknown ones are ignored). With feature `cli` this is the `clap` argument
+/// group of `klrp explain` (`clap::Args`); `klrp paths` takes only [`rules`](Self::rules).
+///
+/// ```
+/// use klrp::spec::{ExplainOptions, ExplainSpec, RuleOptions, SemiringKind};
+/// // klrp explain … --semiring boolean --theta 0.05
+/// let options = ExplainOptions {
+///     semiring: Some("boolean".into()),
+///     rules: RuleOptions {
+///         theta: Some("0.05".into()),
+///         ..RuleOptions::default()
+///     },
+///     ..ExplainOptions::default()
+/// };
+/// let spec = ExplainSpec::try_from(&options)?;
+/// assert_eq!((spec.semiring, spec.theta), (SemiringKind::Boolean, Some(0.05)));
+/// # Ok::<(), klrp::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[cfg_attr(feature = "cli", command(next_help_heading = "Rules"))]
+pub struct ExplainOptions {
+    /// `--semiring S`: `real`, `boolean`, `counting` or `viterbi` ([`SemiringKind`]); default
+    /// `real`.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "S",
+            value_parser = ["real", "boolean", "counting", "viterbi"],
+            help = "The semiring [default: real]"
+        )
+    )]
+    pub semiring: Option<String>,
+    /// `--init I`: `output` or `one` ([`Init`]); default `output` for real, `one` (the only
+    /// choice) for the other semirings.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "I",
+            value_parser = ["output", "one"],
+            help = "output (start from the target's logit; default for real) | one (start from 1, \
+                    the K-LRP convention; default for the other semirings)"
+        )
+    )]
+    pub init: Option<String>,
+    /// The options `klrp paths` takes too: rules, bounds, max pooling and Θ (flattened: with
+    /// serde and on the command line its fields stand beside the others).
+    #[serde(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub rules: RuleOptions,
+    /// `--theta-auto KIND:V`: `fair-share:K`, `inputs:F` or `connections:F` ([`ThetaAuto`]);
+    /// default none (`--theta` or its default).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "KIND:V",
+            help_heading = THETA_HEADING,
+            help = "Per-layer thresholds calibrated on the input batch: fair-share:K (θ = K / n̄ \
+                    on every dense/conv layer), inputs:F (masks keep a fraction F of the non-zero \
+                    inputs) or connections:F (each layer keeps a fraction F of its positive \
+                    shares); --theta-at still overrides single layers. The chosen θ are printed"
+        )
+    )]
+    pub theta_auto: Option<String>,
+}
+
+/// The options `klrp explain` and `klrp paths` share, as text: rules, box bounds, max pooling and
+/// Θ ([`ExplainOptions::rules`]; with feature `cli`, their `clap` argument group).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[cfg_attr(feature = "cli", command(next_help_heading = "Rules"))]
+pub struct RuleOptions {
+    /// `--rule R`: one rule on every dense and conv layer ([`Rule`]'s syntax,
+    /// [`crate::rules::RULE_SYNTAX`]); default none: the semiring's default rules (see
+    /// [`ExplainSpec::rule`]).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "R",
+            allow_hyphen_values = true,
+            help = "One rule on every dense and conv layer: zero | epsilon[=E] | gamma[=G] | zplus \
+                    | alpha-beta=A,B | flat | wsquare | max-abs[=D] (epsilon: E = 1e-6, gamma: G = \
+                    0.25 by default)"
+        )
+    )]
+    pub rule: Option<String>,
+    /// `--first-rule R`: the rule of the first dense/conv layer, `zbox` or any rule
+    /// ([`FirstRule`]); default none.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "R",
+            allow_hyphen_values = true,
+            help = "The rule of the first dense/conv layer: zbox | flat | wsquare | any --rule"
+        )
+    )]
+    pub first_rule: Option<String>,
+    /// `--composite C`: a name of [`Composite::NAMES`]; default none.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "C",
+            value_parser = Composite::NAMES,
+            help = "Zennit's composite of that name (or k-lrp, viterbi: the non-real defaults)"
+        )
+    )]
+    pub composite: Option<String>,
+    /// `--low L`: the z^B lower box bound; default -3 ([`DEFAULT_BOUNDS`]; the command line uses
+    /// each channel's pixel range for images).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "L",
+            allow_hyphen_values = true,
+            help = "z^B lower box bound (zbox and epsilon-gamma-box); default -3 for .npy inputs, \
+                    the exact pixel range of each channel for images"
+        )
+    )]
+    pub low: Option<String>,
+    /// `--high H`: the z^B upper box bound; default 3 (as `low`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "H",
+            allow_hyphen_values = true,
+            help = "z^B upper box bound; default 3 for .npy inputs, the exact pixel range of each \
+                    channel for images"
+        )
+    )]
+    pub high: Option<String>,
+    /// `--maxpool P`: `wta` or `average` ([`MaxPool`]); default `wta`.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "P",
+            value_parser = ["wta", "average"],
+            help = "wta (winner-take-all, default) | average (proportional to activations)"
+        )
+    )]
+    pub maxpool: Option<String>,
+    /// `--theta T`: the Θ threshold on every layer (boolean and counting); default 0.01
+    /// ([`DEFAULT_THETA`]).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "T",
+            allow_hyphen_values = true,
+            help_heading = THETA_HEADING,
+            help = "Θ threshold on every layer (boolean, counting; default 0.01): a share d passes \
+                    if d ≥ T"
+        )
+    )]
+    pub theta: Option<String>,
+    /// Every `--theta-at I=T` in order: threshold `T` at layer `I`; default none.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "I=T",
+            allow_hyphen_values = true,
+            action = clap::ArgAction::Append,
+            help_heading = THETA_HEADING,
+            help = "Threshold T at layer I (repeatable; indices as `klrp info` prints them)"
+        )
+    )]
+    pub theta_at: Vec<String>,
+    /// `--theta-abs`: pass a share if `|d| > T` instead of `d ≥ T`; default off.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            help_heading = THETA_HEADING,
+            help = "Pass a share if |d| > T instead of d ≥ T"
+        )
+    )]
+    pub theta_abs: bool,
+}
+
+/// The options for [`ExplainSpec::from_options`].
+#[allow(deprecated)]
+impl From<&ExplainArgs<'_>> for ExplainOptions {
+    fn from(a: &ExplainArgs<'_>) -> Self {
+        let owned = |s: Option<&str>| s.map(str::to_string);
+        ExplainOptions {
+            semiring: owned(a.semiring),
+            init: owned(a.init),
+            rules: RuleOptions {
+                rule: owned(a.rule),
+                first_rule: owned(a.first_rule),
+                composite: owned(a.composite),
+                low: owned(a.low),
+                high: owned(a.high),
+                maxpool: owned(a.maxpool),
+                theta: owned(a.theta),
+                theta_at: a.theta_at.iter().map(|s| s.to_string()).collect(),
+                theta_abs: a.theta_abs,
+            },
+            theta_auto: owned(a.theta_auto),
+        }
+    }
+}
+
+/// The `explain` options as borrowed text (`None`: not given), for
+/// [`ExplainSpec::from_args`]: what [`ExplainOptions`] holds owned.
+#[deprecated(note = "use `ExplainOptions` (owned) and `ExplainSpec::from_options`")]
 #[derive(Clone, Debug, Default)]
 pub struct ExplainArgs<'a> {
     /// `--semiring`.
@@ -279,6 +510,14 @@ fn flagged(flag: &str, e: Error) -> Error {
     }
 }
 
+/// A flag's value read by `T`'s `FromStr` (`None`: not given), or its error naming `flag`.
+fn parse_flag<T: FromStr<Err = Error>>(flag: &str, value: &Option<String>) -> Result<Option<T>> {
+    value
+        .as_deref()
+        .map(|s| s.parse::<T>().map_err(|e| flagged(flag, e)))
+        .transpose()
+}
+
 /// A finite number, or an error naming `flag`.
 fn parse_number(flag: &str, s: &str) -> Result<f32> {
     match s.trim().parse::<f32>() {
@@ -302,47 +541,29 @@ impl ExplainSpec {
     /// [`Error::InvalidArgument`] whose message names the flag, as `klrp explain` prints it (a
     /// usage error there), e.g. `--semiring: 'tropical' is not real, boolean, counting or viterbi`
     /// or `give either --rule or --composite, not both`.
-    pub fn from_args(args: &ExplainArgs<'_>) -> Result<ExplainSpec> {
-        let semiring = match args.semiring {
-            Some(s) => s.parse().map_err(|e| flagged("--semiring", e))?,
-            None => SemiringKind::Real,
-        };
+    pub fn from_options(options: &ExplainOptions) -> Result<ExplainSpec> {
+        let rules = &options.rules;
+        let semiring: SemiringKind =
+            parse_flag("--semiring", &options.semiring)?.unwrap_or_default();
         if !semiring.is_thresholded()
-            && (args.theta.is_some()
-                || !args.theta_at.is_empty()
-                || args.theta_abs
-                || args.theta_auto.is_some())
+            && (rules.theta.is_some()
+                || !rules.theta_at.is_empty()
+                || rules.theta_abs
+                || options.theta_auto.is_some())
         {
             return Err(Error::invalid(THETA_ONLY_THRESHOLDED));
         }
-        let theta_auto = args
-            .theta_auto
-            .map(|s| {
-                s.parse::<ThetaAuto>()
-                    .map_err(|e| flagged("--theta-auto", e))
-            })
+        let theta_auto = parse_flag("--theta-auto", &options.theta_auto)?;
+        let init = parse_flag("--init", &options.init)?;
+        let maxpool = parse_flag("--maxpool", &rules.maxpool)?.unwrap_or_default();
+        let rule = parse_flag("--rule", &rules.rule)?;
+        let first_rule = parse_flag("--first-rule", &rules.first_rule)?;
+        let theta = rules
+            .theta
+            .as_deref()
+            .map(|t| parse_number("--theta", t))
             .transpose()?;
-        let init = args
-            .init
-            .map(|s| s.parse::<Init>().map_err(|e| flagged("--init", e)))
-            .transpose()?;
-        let maxpool = match args.maxpool {
-            Some(s) => s.parse().map_err(|e| flagged("--maxpool", e))?,
-            None => MaxPool::WinnerTakesAll,
-        };
-        let rule = args
-            .rule
-            .map(|r| r.parse::<Rule>().map_err(|e| flagged("--rule", e)))
-            .transpose()?;
-        let first_rule = args
-            .first_rule
-            .map(|r| {
-                r.parse::<FirstRule>()
-                    .map_err(|e| flagged("--first-rule", e))
-            })
-            .transpose()?;
-        let theta = args.theta.map(|t| parse_number("--theta", t)).transpose()?;
-        let theta_at = args
+        let theta_at = rules
             .theta_at
             .iter()
             .map(|spec| {
@@ -359,21 +580,21 @@ impl ExplainSpec {
             semiring,
             rule,
             first_rule,
-            composite: args.composite.map(|c| c.trim().to_string()),
+            composite: rules.composite.as_deref().map(|c| c.trim().to_string()),
             bounds: None,
             theta,
             theta_at,
-            theta_abs: args.theta_abs,
+            theta_abs: rules.theta_abs,
             theta_auto,
             init,
             maxpool,
         };
-        if (args.low.is_some() || args.high.is_some()) && !spec.uses_bounds() {
+        if (rules.low.is_some() || rules.high.is_some()) && !spec.uses_bounds() {
             return Err(Error::invalid(
                 "--low/--high apply to --first-rule zbox and --composite epsilon-gamma-box",
             ));
         }
-        let bounds = match (args.low, args.high) {
+        let bounds = match (&rules.low, &rules.high) {
             (None, None) => None,
             (Some(l), Some(h)) => Some((
                 Bound::Scalar(parse_number("--low", l)?),
@@ -386,14 +607,24 @@ impl ExplainSpec {
         Ok(spec)
     }
 
+    /// [`from_options`](Self::from_options) on borrowed strings.
+    ///
+    /// # Errors
+    /// As [`from_options`](Self::from_options).
+    #[deprecated(note = "use `ExplainSpec::from_options(&ExplainOptions)`")]
+    #[allow(deprecated)]
+    pub fn from_args(args: &ExplainArgs<'_>) -> Result<ExplainSpec> {
+        ExplainSpec::from_options(&args.into())
+    }
+
     /// Whether the spec uses box bounds (`first_rule` zbox or the `epsilon-gamma-box` composite).
     pub fn uses_bounds(&self) -> bool {
         self.first_rule == Some(FirstRule::ZBox)
             || self.composite.as_deref() == Some("epsilon-gamma-box")
     }
 
-    /// Checks how the options combine (what [`from_args`](Self::from_args) checks, for a spec
-    /// built directly).
+    /// Checks how the options combine (what [`from_options`](Self::from_options) checks, for a
+    /// spec built directly).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`]: Θ options for real or viterbi, `init` output for a semiring
@@ -615,6 +846,14 @@ impl ExplainSpec {
     }
 }
 
+/// [`ExplainSpec::from_options`].
+impl TryFrom<&ExplainOptions> for ExplainSpec {
+    type Error = Error;
+    fn try_from(options: &ExplainOptions) -> Result<ExplainSpec> {
+        ExplainSpec::from_options(options)
+    }
+}
+
 /// One propagation's fixed inputs.
 struct Run<'a> {
     net: &'a Network,
@@ -784,6 +1023,7 @@ mod tests {
     use crate::layers::{Dense, ReLU};
     use crate::rules::ZeroRule;
     use ndarray::array;
+    use serde_json::json;
 
     fn net() -> Network {
         Network::new(
@@ -797,13 +1037,14 @@ mod tests {
         .unwrap()
     }
 
-    fn args() -> ExplainArgs<'static> {
-        ExplainArgs::default()
+    /// Options from their serde names: `opts(json!({"semiring": "counting"}))`.
+    fn opts(v: serde_json::Value) -> ExplainOptions {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
     fn defaults_are_the_command_lines() {
-        let spec = ExplainSpec::from_args(&args()).unwrap();
+        let spec = ExplainSpec::from_options(&ExplainOptions::default()).unwrap();
         assert_eq!(spec, ExplainSpec::default());
         assert_eq!(
             spec.composite().unwrap(),
@@ -823,14 +1064,13 @@ mod tests {
 
     #[test]
     fn options_build_the_composite() {
-        let spec = ExplainSpec::from_args(&ExplainArgs {
-            rule: Some("gamma=0.5"),
-            first_rule: Some("zbox"),
-            low: Some("-1"),
-            high: Some("2"),
-            maxpool: Some("average"),
-            ..args()
-        })
+        let spec = ExplainSpec::from_options(&opts(json!({
+            "rule": "gamma=0.5",
+            "first_rule": "zbox",
+            "low": "-1",
+            "high": "2",
+            "maxpool": "average",
+        })))
         .unwrap();
         let want = Composite::uniform(crate::rules::GammaRule::new(0.5, 1e-6).unwrap())
             .with_first_linear(crate::rules::ZBoxRule::new(-1.0, 2.0).unwrap())
@@ -840,95 +1080,51 @@ mod tests {
 
     #[test]
     fn bad_combinations_name_the_flags() {
-        let err = |a: ExplainArgs<'static>| ExplainSpec::from_args(&a).unwrap_err().to_string();
-        assert!(
-            err(ExplainArgs {
-                semiring: Some("tropical"),
-                ..args()
-            })
-            .contains("--semiring: 'tropical' is not real")
-        );
-        assert!(
-            err(ExplainArgs {
-                theta: Some("0.1"),
-                ..args()
-            })
-            .contains("boolean and counting")
-        );
-        assert!(
-            err(ExplainArgs {
-                semiring: Some("boolean"),
-                init: Some("output"),
-                ..args()
-            })
-            .contains("real semiring only")
-        );
-        assert!(
-            err(ExplainArgs {
-                rule: Some("flat"),
-                composite: Some("epsilon-plus-flat"),
-                ..args()
-            })
-            .contains("either --rule or --composite")
-        );
-        assert!(
-            err(ExplainArgs {
-                low: Some("-1"),
-                high: Some("1"),
-                ..args()
-            })
-            .contains("--low/--high apply")
-        );
-        assert!(
-            err(ExplainArgs {
-                first_rule: Some("zbox"),
-                low: Some("-1"),
-                ..args()
-            })
-            .contains("both --low and --high")
-        );
-        assert!(
-            err(ExplainArgs {
-                rule: Some("gamma=-1"),
-                ..args()
-            })
-            .contains("--rule: γ must be finite and ≥ 0")
-        );
-        assert!(
-            err(ExplainArgs {
-                composite: Some("lrp-magic"),
-                ..args()
-            })
-            .contains("--composite: 'lrp-magic'")
-        );
-        assert!(
-            err(ExplainArgs {
-                semiring: Some("counting"),
-                theta_at: vec!["3"],
-                ..args()
-            })
-            .contains("INDEX=T")
-        );
-        assert!(
-            err(ExplainArgs {
-                semiring: Some("counting"),
-                theta: Some("NaN"),
-                ..args()
-            })
-            .contains("not a finite number")
-        );
-        assert!(
-            err(ExplainArgs {
-                maxpool: Some("median"),
-                ..args()
-            })
-            .contains("--maxpool")
-        );
-        let spec = ExplainSpec::from_args(&ExplainArgs {
-            semiring: Some("counting"),
-            theta_at: vec!["99=0.1"],
-            ..args()
-        })
+        let err = |v| ExplainSpec::from_options(&opts(v)).unwrap_err().to_string();
+        for (options, message) in [
+            (
+                json!({"semiring": "tropical"}),
+                "--semiring: 'tropical' is not real",
+            ),
+            (json!({"theta": "0.1"}), "boolean and counting"),
+            (
+                json!({"semiring": "boolean", "init": "output"}),
+                "real semiring only",
+            ),
+            (
+                json!({"rule": "flat", "composite": "epsilon-plus-flat"}),
+                "either --rule or --composite",
+            ),
+            (json!({"low": "-1", "high": "1"}), "--low/--high apply"),
+            (
+                json!({"first_rule": "zbox", "low": "-1"}),
+                "both --low and --high",
+            ),
+            (
+                json!({"rule": "gamma=-1"}),
+                "--rule: γ must be finite and ≥ 0",
+            ),
+            (
+                json!({"composite": "lrp-magic"}),
+                "--composite: 'lrp-magic'",
+            ),
+            (
+                json!({"semiring": "counting", "theta_at": ["3"]}),
+                "INDEX=T",
+            ),
+            (
+                json!({"semiring": "counting", "theta": "NaN"}),
+                "not a finite number",
+            ),
+            (json!({"maxpool": "median"}), "--maxpool"),
+        ] {
+            let e = err(options.clone());
+            assert!(e.contains(message), "{options}: {e}");
+        }
+        let spec = ExplainSpec::from_options(&opts(json!({
+            "semiring": "counting",
+            "theta_at": ["99=0.1"],
+        })))
         .unwrap();
         assert!(
             spec.check_layers(3)
@@ -940,17 +1136,69 @@ mod tests {
     }
 
     #[test]
+    fn options_are_one_flat_map_and_the_deprecated_args_read_the_same() {
+        let options = ExplainOptions {
+            semiring: Some("counting".into()),
+            rules: RuleOptions {
+                theta: Some("0.05".into()),
+                theta_at: vec!["2=0.2".into()],
+                theta_abs: true,
+                ..RuleOptions::default()
+            },
+            ..ExplainOptions::default()
+        };
+        let v = serde_json::to_value(&options).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "composite",
+                "first_rule",
+                "high",
+                "init",
+                "low",
+                "maxpool",
+                "rule",
+                "semiring",
+                "theta",
+                "theta_abs",
+                "theta_at",
+                "theta_auto"
+            ]
+        );
+        assert_eq!(opts(v), options);
+        assert_eq!(opts(json!({})), ExplainOptions::default());
+        let spec = ExplainSpec::try_from(&options).unwrap();
+        assert_eq!(
+            (spec.theta, &spec.theta_at[..], spec.theta_abs),
+            (Some(0.05), &[(2, 0.2)][..], true)
+        );
+        #[allow(deprecated)]
+        {
+            let args = ExplainArgs {
+                semiring: Some("counting"),
+                theta: Some("0.05"),
+                theta_at: vec!["2=0.2"],
+                theta_abs: true,
+                ..ExplainArgs::default()
+            };
+            assert_eq!(ExplainOptions::from(&args), options);
+            assert_eq!(ExplainSpec::from_args(&args).unwrap(), spec);
+        }
+    }
+
+    #[test]
     fn run_equals_the_library_calls() {
         let net = net();
         let x = array![[1.0_f32, 2.0, 0.5], [0.5, -1.0, 2.0]].into_dyn();
         // counting, |d| > 0.05, layer 2 at 0.2
-        let spec = ExplainSpec::from_args(&ExplainArgs {
-            semiring: Some("counting"),
-            theta: Some("0.05"),
-            theta_at: vec!["2=0.2"],
-            theta_abs: true,
-            ..args()
-        })
+        let spec = ExplainSpec::from_options(&opts(json!({
+            "semiring": "counting",
+            "theta": "0.05",
+            "theta_at": ["2=0.2"],
+            "theta_abs": true,
+        })))
         .unwrap();
         let e = spec.run(&net, &x, &Targets::Class(1), false).unwrap();
         let theta = PerLayer::new(AbsThreshold::new(0.05).unwrap())
@@ -989,13 +1237,16 @@ mod tests {
     fn viterbi_refuses_rules_whose_shares_leave_the_unit_interval() {
         let net = net();
         let x = array![[1.0_f32, 2.0, 0.5]].into_dyn();
-        let viterbi = |rule: Option<&'static str>| ExplainArgs {
-            semiring: Some("viterbi"),
-            rule,
-            ..args()
+        let viterbi = |rule: Option<&str>| ExplainOptions {
+            semiring: Some("viterbi".into()),
+            rules: RuleOptions {
+                rule: rule.map(String::from),
+                ..RuleOptions::default()
+            },
+            ..ExplainOptions::default()
         };
         for rule in ["zero", "epsilon"] {
-            let spec = ExplainSpec::from_args(&viterbi(Some(rule))).unwrap();
+            let spec = ExplainSpec::from_options(&viterbi(Some(rule))).unwrap();
             let e = spec.run(&net, &x, &Targets::Class(1), false).unwrap_err();
             assert!(
                 e.to_string().contains("needs shares in [0, 1]"),
@@ -1004,7 +1255,7 @@ mod tests {
         }
         // The default (max-abs) and the unit-interval rules are accepted.
         for rule in [None, Some("max-abs"), Some("flat"), Some("wsquare")] {
-            let spec = ExplainSpec::from_args(&viterbi(rule)).unwrap();
+            let spec = ExplainSpec::from_options(&viterbi(rule)).unwrap();
             assert!(
                 spec.run(&net, &x, &Targets::Class(1), false).is_ok(),
                 "{rule:?}"

@@ -218,6 +218,7 @@ class Model:
             theta_at = {int(k): float(v) for k, v in dict(theta_at).items()}
             if any(k < 0 for k in theta_at):
                 raise ValueError("theta_at: layer indices must be non-negative")
+            theta_at = dict(sorted(theta_at.items()))  # by layer, as --theta-at lists them
         return self._model.explain(
             _input(x),
             _targets(target),

@@ -1,20 +1,22 @@
 //! `klrp._klrp`: the compiled half of the `klrp` Python package (PyO3).
 //!
-//! Every option is handed to `klrp::spec` as the command line's strings, so the meanings,
-//! defaults and error messages are those of `klrp explain` / `klrp predict`. The Python half
+//! `explain`'s keyword arguments fill a `klrp::spec::ExplainOptions` with the command line's
+//! strings, so the meanings, defaults and error messages are those of `klrp explain` /
+//! `klrp predict`. The Python half
 //! (`python/klrp/__init__.py`) checks dtypes, documents the API and adds the pure-Python helpers.
 
 use klrp::io::idx::Mnist;
 use klrp::io::image::{self, Normalization, Preprocess};
 use klrp::io::onnx::load_onnx_file;
-use klrp::spec::{ExplainArgs, ExplainSpec, RelevanceArray, Targets};
+use klrp::spec::{ExplainOptions, ExplainSpec, RelevanceArray, Targets};
 use klrp::viz::{Colormap, RgbImage, Scale};
 use klrp::{Error, Network};
 use ndarray::{Array3, ArrayD, Axis, Ix2, Ix3};
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyReadonlyArray3, PyReadonlyArrayDyn};
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyInt, PyList};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// klrp's error → a Python exception carrying the message: a missing file is
@@ -81,46 +83,59 @@ fn to_numpy(py: Python<'_>, r: RelevanceArray, had_batch: bool) -> Py<PyAny> {
     }
 }
 
-/// The explanation options as `klrp explain` receives them (strings), owned.
-#[derive(Default)]
-struct Options {
-    semiring: Option<String>,
-    rule: Option<String>,
-    first_rule: Option<String>,
-    composite: Option<String>,
-    low: Option<String>,
-    high: Option<String>,
-    theta: Option<String>,
-    theta_at: Vec<String>,
-    theta_abs: bool,
-    theta_auto: Option<String>,
-    init: Option<String>,
-    maxpool: Option<String>,
-}
-
-impl Options {
-    fn spec(&self) -> klrp::Result<ExplainSpec> {
-        ExplainSpec::from_args(&ExplainArgs {
-            semiring: self.semiring.as_deref(),
-            rule: self.rule.as_deref(),
-            first_rule: self.first_rule.as_deref(),
-            composite: self.composite.as_deref(),
-            low: self.low.as_deref(),
-            high: self.high.as_deref(),
-            theta: self.theta.as_deref(),
-            theta_at: self.theta_at.iter().map(String::as_str).collect(),
-            theta_abs: self.theta_abs,
-            theta_auto: self.theta_auto.as_deref(),
-            init: self.init.as_deref(),
-            maxpool: self.maxpool.as_deref(),
-        })
+/// `explain`'s keyword arguments as [`ExplainOptions`], each read by its field name (serde), its
+/// value spelled as on the command line ([`text`]); `None` is "not given".
+fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<ExplainOptions> {
+    let known = serde_json::to_value(ExplainOptions::default()).expect("plain data");
+    let mut map = serde_json::Map::new();
+    for (key, value) in kwargs.into_iter().flatten() {
+        let key: String = key.extract()?;
+        if known.get(key.as_str()).is_none() {
+            return Err(PyTypeError::new_err(format!(
+                "explain() got an unexpected keyword argument '{key}'"
+            )));
+        }
+        if !value.is_none() {
+            map.insert(key, text(&value)?);
+        }
     }
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| PyTypeError::new_err(format!("explain: {e}")))
 }
 
-/// A Python float as the command line would spell it (`{}` of an `f64` is its shortest exact
-/// decimal, so parsing it as `f32` rounds the float once, as numpy's `float32(x)` does).
-fn number(v: Option<f64>) -> Option<String> {
-    v.map(|v| format!("{v}"))
+/// A Python value as the command line spells it: a bool stays a flag; a string is itself; a
+/// number is its decimal (a float Rust's shortest round-trip `{}` of the `f64`, so parsing it as
+/// `f32` rounds the float once, as numpy's `float32(x)` does); a dict `{k: v}` is the list of
+/// `k=v`, in its order (`theta_at={3: 0.1}` is `--theta-at 3=0.1`).
+fn text(v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if let Ok(flag) = v.extract::<bool>() {
+        return Ok(Value::Bool(flag));
+    }
+    if let Ok(d) = v.cast::<PyDict>() {
+        let pair = |(k, v)| Ok(Value::String(format!("{}={}", word(&k)?, word(&v)?)));
+        return d
+            .iter()
+            .map(pair)
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
+    }
+    word(v).map(Value::String)
+}
+
+/// A string, an integer or a float as [`text`] spells it.
+fn word(v: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = v.extract::<String>() {
+        Ok(s)
+    } else if v.is_instance_of::<PyInt>() {
+        Ok(v.str()?.to_string())
+    } else if let Ok(f) = v.extract::<f64>() {
+        Ok(format!("{f}"))
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "explain: expected a string or a number, got {}",
+            v.get_type().name()?
+        )))
+    }
 }
 
 #[pymethods]
@@ -257,48 +272,19 @@ impl Model {
     }
 
     /// Explains `x` (float32, `[N, …]` or one sample). `target`: a list of classes (one, or one
-    /// per sample) or None for "predicted". Returns the input relevance, or every layer's.
-    #[pyo3(signature = (x, target, semiring=None, rule=None, first_rule=None, composite=None,
-        low=None, high=None, theta=None, theta_at=None, theta_abs=false, theta_auto=None,
-        init=None, maxpool=None, keep_layers=false))]
-    #[allow(clippy::too_many_arguments)]
+    /// per sample) or None for "predicted". The other keyword arguments are the options of
+    /// `klrp explain` (`ExplainOptions`' fields: `semiring`, `rule`, `theta_at`, …). Returns the
+    /// input relevance, or every layer's.
+    #[pyo3(signature = (x, target, keep_layers=false, **options))]
     fn explain(
         &self,
         py: Python<'_>,
         x: PyReadonlyArrayDyn<'_, f32>,
         target: Option<Vec<usize>>,
-        semiring: Option<String>,
-        rule: Option<String>,
-        first_rule: Option<String>,
-        composite: Option<String>,
-        low: Option<f64>,
-        high: Option<f64>,
-        theta: Option<f64>,
-        theta_at: Option<BTreeMap<usize, f64>>,
-        theta_abs: bool,
-        theta_auto: Option<String>,
-        init: Option<String>,
-        maxpool: Option<String>,
         keep_layers: bool,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let options = Options {
-            semiring,
-            rule,
-            first_rule,
-            composite,
-            low: number(low),
-            high: number(high),
-            theta: number(theta),
-            theta_at: theta_at
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(i, t)| format!("{i}={t}"))
-                .collect(),
-            theta_abs,
-            theta_auto,
-            init,
-            maxpool,
-        };
+        let options = self::options(options)?;
         let targets = match target {
             None => Targets::Predicted,
             Some(c) if c.is_empty() => {
@@ -306,7 +292,7 @@ impl Model {
             }
             Some(c) => classes(c),
         };
-        let spec = options.spec().map_err(to_py)?;
+        let spec = ExplainSpec::from_options(&options).map_err(to_py)?;
         let (x, had_batch) = as_batch(&self.canonized, x.as_array().to_owned())?;
         let net = &self.canonized;
         let e = py
@@ -352,11 +338,10 @@ impl Model {
         semiring: String,
         repeats: usize,
     ) -> PyResult<Vec<f64>> {
-        let spec = Options {
+        let spec = ExplainSpec::from_options(&ExplainOptions {
             semiring: Some(semiring),
-            ..Options::default()
-        }
-        .spec()
+            ..ExplainOptions::default()
+        })
         .map_err(to_py)?;
         let (x, _) = as_batch(&self.canonized, x.as_array().to_owned())?;
         let targets = classes(target);

@@ -1,6 +1,7 @@
 //! `klrp`: inspect ONNX models, predict and explain their outputs with K-LRP from the command line.
 //!
-//! Run `klrp --help` for usage. The arguments are read by `clap`; the explanation options become a
+//! Run `klrp --help` for usage. The arguments are read by `clap`; the explanation options are the
+//! library's [`klrp::spec::ExplainOptions`] (its `clap` group), read into a
 //! [`klrp::spec::ExplainSpec`]. Errors print one line on stderr; the exit code is 2 for usage
 //! errors, 1 for other failures.
 
@@ -13,10 +14,11 @@ use klrp::io::onnx::{MAX_SAMPLE_ELEMENTS, load_onnx_file_with_max_elements};
 use klrp::io::safetensors::SafeTensors;
 use klrp::layers::{LayerKind, Tensor};
 use klrp::rules::Bound;
-use klrp::spec::{ExplainArgs, ExplainSpec, RelevanceArray, Targets};
-use ndarray::{ArrayD, Axis, Ix3};
+use klrp::spec::{ExplainOptions, ExplainSpec, RelevanceArray, RuleOptions, Targets};
+use klrp::viz::{Colormap, RgbImage, Scale};
+use ndarray::{ArrayD, Axis, Ix2, Ix3};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -100,9 +102,6 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 }
-
-/// The help heading of the Θ options.
-const THETA: &str = "Θ (boolean, counting)";
 
 /// clap's default help heading (`Options`), for an option declared after a flattened group of
 /// options with a heading of its own (`next_help_heading` would otherwise carry over to it).
@@ -200,22 +199,8 @@ struct ExplainCli {
     target: String,
     #[command(flatten)]
     output: ExplainOutput,
-    /// The semiring [default: real].
-    #[arg(long, value_name = "S", value_parser = ["real", "boolean", "counting", "viterbi"],
-          help_heading = "Rules")]
-    semiring: Option<String>,
-    /// output (start from the target's logit; default for real) | one (start from 1, the K-LRP
-    /// convention; default for the other semirings).
-    #[arg(long, value_name = "I", value_parser = ["output", "one"], help_heading = "Rules")]
-    init: Option<String>,
     #[command(flatten)]
-    rules: RuleArgs,
-    /// Per-layer thresholds calibrated on the input batch: fair-share:K (θ = K / n̄ on every
-    /// dense/conv layer), inputs:F (masks keep a fraction F of the non-zero inputs) or
-    /// connections:F (each layer keeps a fraction F of its positive shares); --theta-at still
-    /// overrides single layers. The chosen θ are printed.
-    #[arg(long, value_name = "KIND:V", help_heading = THETA)]
-    theta_auto: Option<String>,
+    options: ExplainOptions,
 }
 
 /// What `explain` writes.
@@ -249,7 +234,7 @@ struct PathsCli {
     #[command(flatten)]
     output: PathsOutput,
     #[command(flatten)]
-    rules: RuleArgs,
+    rules: RuleOptions,
 }
 
 /// Which paths `paths` lists or draws.
@@ -288,68 +273,6 @@ struct PathsOutput {
     /// them with how many paths use each (JSON).
     #[arg(long, value_name = "circuit.json", allow_hyphen_values = true)]
     circuit: Option<String>,
-}
-
-/// The rule and Θ options `explain` and `paths` share.
-#[derive(Args)]
-#[command(next_help_heading = "Rules")]
-struct RuleArgs {
-    /// One rule on every dense and conv layer: zero | epsilon[=E] | gamma[=G] | zplus |
-    /// alpha-beta=A,B | flat | wsquare | max-abs[=D] (epsilon: E = 1e-6, gamma: G = 0.25 by
-    /// default).
-    #[arg(long, value_name = "R", allow_hyphen_values = true)]
-    rule: Option<String>,
-    /// The rule of the first dense/conv layer: zbox | flat | wsquare | any --rule.
-    #[arg(long, value_name = "R", allow_hyphen_values = true)]
-    first_rule: Option<String>,
-    /// Zennit's composite of that name (or k-lrp, viterbi: the non-real defaults).
-    #[arg(long, value_name = "C", value_parser = klrp::composite::Composite::NAMES)]
-    composite: Option<String>,
-    /// z^B lower box bound (zbox and epsilon-gamma-box); default -3 for .npy inputs, the exact
-    /// pixel range of each channel for images.
-    #[arg(long, value_name = "L", allow_hyphen_values = true)]
-    low: Option<String>,
-    /// z^B upper box bound; default 3 for .npy inputs, the exact pixel range of each channel for
-    /// images.
-    #[arg(long, value_name = "H", allow_hyphen_values = true)]
-    high: Option<String>,
-    /// wta (winner-take-all, default) | average (proportional to activations).
-    #[arg(long, value_name = "P", value_parser = ["wta", "average"])]
-    maxpool: Option<String>,
-    /// Θ threshold on every layer (boolean, counting; default 0.01): a share d passes if d ≥ T.
-    #[arg(
-        long,
-        value_name = "T",
-        allow_hyphen_values = true,
-        help_heading = THETA
-    )]
-    theta: Option<String>,
-    /// Threshold T at layer I (repeatable; indices as `klrp info` prints them).
-    #[arg(long, value_name = "I=T", allow_hyphen_values = true, action = clap::ArgAction::Append,
-          help_heading = THETA)]
-    theta_at: Vec<String>,
-    /// Pass a share if |d| > T instead of d ≥ T.
-    #[arg(long, help_heading = THETA)]
-    theta_abs: bool,
-}
-
-impl RuleArgs {
-    /// These options for [`ExplainSpec::from_args`] (semiring, `--init` and `--theta-auto` not
-    /// given).
-    fn explain_args(&self) -> ExplainArgs<'_> {
-        ExplainArgs {
-            rule: self.rule.as_deref(),
-            first_rule: self.first_rule.as_deref(),
-            composite: self.composite.as_deref(),
-            low: self.low.as_deref(),
-            high: self.high.as_deref(),
-            theta: self.theta.as_deref(),
-            theta_at: self.theta_at.iter().map(String::as_str).collect(),
-            theta_abs: self.theta_abs,
-            maxpool: self.maxpool.as_deref(),
-            ..ExplainArgs::default()
-        }
-    }
 }
 
 enum CliError {
@@ -976,43 +899,61 @@ fn write<T: npy::NpyElement>(path: &str, a: ArrayD<T>, had_batch: bool) -> CliRe
     Ok(npy::write_npy_file(path, &strip(a, had_batch))?)
 }
 
-fn explain(a: &ExplainCli) -> CliResult<()> {
-    // Everything that can be checked without the model first.
-    let targets: Targets = a
-        .target
-        .parse()
-        .map_err(|e: klrp::Error| usage_error(e).prefixed("--target"))?;
-    let mut spec = ExplainSpec::from_args(&ExplainArgs {
-        semiring: a.semiring.as_deref(),
-        theta_auto: a.theta_auto.as_deref(),
-        init: a.init.as_deref(),
-        ..a.rules.explain_args()
-    })
-    .map_err(usage_error)?;
-    let heatmap = a.output.heatmap.as_deref().map(PathBuf::from);
+/// `--target`'s classes.
+fn parse_target(s: &str) -> CliResult<Targets> {
+    s.parse()
+        .map_err(|e: klrp::Error| usage_error(e).prefixed("--target"))
+}
 
-    let t_load = Instant::now();
-    let loaded = load_model(&a.model)?;
-    let input = load_input(&a.input, &loaded)?;
-    let net = loaded.network.canonize()?;
-    if let Some(h) = &heatmap {
-        let s = net.input_shape();
-        if !(s.len() == 2 || s.len() == 3) {
-            return Err(CliError::Failure(format!(
-                "--heatmap {} needs an image-shaped input ([C, H, W] or [H, W]); the model takes {}",
-                h.display(),
-                shape_str(s)
-            )));
-        }
+/// The canonized network (batch norms fused, as relevance is propagated) and the input.
+fn load_canonized(model: &ModelArgs, input: &InputArgs) -> CliResult<(Network, Input)> {
+    let loaded = load_model(model)?;
+    let input = load_input(input, &loaded)?;
+    Ok((loaded.network.canonize()?, input))
+}
+
+/// A failure unless the model's input is an image of `ranks` axes (3: `[C, H, W]`, 2: `[H, W]`),
+/// for `flag file`, which draws on it.
+fn image_shaped(net: &Network, flag: &str, file: &str, ranks: &[usize]) -> CliResult<()> {
+    let s = net.input_shape();
+    if ranks.contains(&s.len()) {
+        return Ok(());
     }
+    let shapes: Vec<&str> = ranks
+        .iter()
+        .map(|&r| if r == 3 { "[C, H, W]" } else { "[H, W]" })
+        .collect();
+    Err(CliError::Failure(format!(
+        "{flag} {file} needs an image-shaped input ({}); the model takes {}",
+        shapes.join(" or "),
+        shape_str(s)
+    )))
+}
+
+/// Fits `spec` to the model and input: every `--theta-at` layer exists; box bounds from the
+/// flags, else each channel's pixel range for images, else ±3 (the spec's default).
+fn fit(spec: &mut ExplainSpec, net: &Network, input: &Input) -> CliResult<()> {
     spec.check_layers(net.layers().len()).map_err(usage_error)?;
-    // Box bounds: flags, else the pixel range for images, else ±3 (the spec's default).
     if spec.uses_bounds()
         && spec.bounds.is_none()
         && let Some((lo, hi)) = &input.pixel_range
     {
         spec.bounds = Some(channel_bounds(net.input_shape(), lo, hi));
     }
+    Ok(())
+}
+
+fn explain(a: &ExplainCli) -> CliResult<()> {
+    // Everything that can be checked without the model first.
+    let targets = parse_target(&a.target)?;
+    let mut spec = ExplainSpec::from_options(&a.options).map_err(usage_error)?;
+
+    let t_load = Instant::now();
+    let (net, input) = load_canonized(&a.model, &a.input)?;
+    if let Some(h) = &a.output.heatmap {
+        image_shaped(&net, "--heatmap", h, &[3, 2])?;
+    }
+    fit(&mut spec, &net, &input)?;
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
 
     let e = spec.run(&net, &input.x, &targets, false)?;
@@ -1031,11 +972,9 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
         let classes: Vec<String> = e.targets.iter().map(|t| t.to_string()).collect();
         eprintln!("predicted: {}", classes.join(","));
     }
-    let heat = e.input.to_f64();
-    let (signed, counts) = match &e.input {
-        RelevanceArray::Real(_) => (true, false),
-        RelevanceArray::Counting(_) => (false, true),
-        _ => (false, false),
+    let pictures = match &a.output.heatmap {
+        Some(_) => heatmaps(&e.input)?,
+        None => Vec::new(),
     };
     let out_path = a.output.out.as_str();
     match e.input {
@@ -1063,8 +1002,8 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
             write(out_path, r, input.had_batch)?;
         }
     }
-    if let Some(h) = &heatmap {
-        write_heatmaps(h, &heat, signed, counts)?;
+    if let Some(h) = &a.output.heatmap {
+        save_heatmaps(Path::new(h), &pictures)?;
     }
     if a.output.timing {
         eprintln!(
@@ -1076,7 +1015,6 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
     Ok(())
 }
 
-/// A count flag (at least 1: `parse_limit` refuses 0).
 /// An optional flag's value, parsed by `parse` (which names `flag` in its errors).
 fn optional<T>(
     flag: &str,
@@ -1086,15 +1024,13 @@ fn optional<T>(
     value.as_deref().map(|v| parse(flag, v)).transpose()
 }
 
+/// A count flag (at least 1: `parse_limit` refuses 0).
 fn parse_count(flag: &str, s: &str) -> CliResult<usize> {
     Ok(usize::try_from(parse_limit(flag, s)?).unwrap_or(usize::MAX))
 }
 
 fn paths(a: &PathsCli) -> CliResult<()> {
-    let target: Targets = a
-        .target
-        .parse()
-        .map_err(|e: klrp::Error| usage_error(e).prefixed("--target"))?;
+    let target = parse_target(&a.target)?;
     if let Targets::PerSample(_) = target {
         return usage("--target: paths take one class (or `predicted`)");
     }
@@ -1132,14 +1068,13 @@ fn paths(a: &PathsCli) -> CliResult<()> {
         },
         None => 0,
     };
-    let mut spec = ExplainSpec::from_args(&ExplainArgs {
-        semiring: Some(if sampling { "counting" } else { "viterbi" }),
-        ..a.rules.explain_args()
+    let mut spec = ExplainSpec::from_options(&ExplainOptions {
+        semiring: Some(if sampling { "counting" } else { "viterbi" }.into()),
+        rules: a.rules.clone(),
+        ..ExplainOptions::default()
     })
     .map_err(usage_error)?;
-    let loaded = load_model(&a.model)?;
-    let input = load_input(&a.input, &loaded)?;
-    let net = loaded.network.canonize()?;
+    let (net, input) = load_canonized(&a.model, &a.input)?;
     if input.x.shape()[0] != 1 {
         return Err(CliError::Failure(format!(
             "paths explain one sample; {} holds {} (give one sample)",
@@ -1148,21 +1083,9 @@ fn paths(a: &PathsCli) -> CliResult<()> {
         )));
     }
     if let Some(f) = &a.output.figure {
-        let s = net.input_shape();
-        if s.len() != 3 {
-            return Err(CliError::Failure(format!(
-                "--figure {f} needs an image-shaped input ([C, H, W]); the model takes {}",
-                shape_str(s)
-            )));
-        }
+        image_shaped(&net, "--figure", f, &[3])?;
     }
-    spec.check_layers(net.layers().len()).map_err(usage_error)?;
-    if spec.uses_bounds()
-        && spec.bounds.is_none()
-        && let Some((lo, hi)) = &input.pixel_range
-    {
-        spec.bounds = Some(channel_bounds(net.input_shape(), lo, hi));
-    }
+    fit(&mut spec, &net, &input)?;
     let composite = spec.composite().map_err(usage_error)?;
     // The picture the figure is drawn on: an image input with its normalisation undone, else
     // each channel stretched to its range.
@@ -1242,8 +1165,8 @@ fn paths(a: &PathsCli) -> CliResult<()> {
 fn draw_first<K: klrp::semiring::Semiring, T: klrp::Conversion<K>>(
     g: &klrp::paths::RelevanceGraph<'_, K, T>,
     found: &[klrp::paths::Path],
-    picture: Option<&klrp::viz::RgbImage>,
-) -> CliResult<Option<klrp::viz::RgbImage>> {
+    picture: Option<&RgbImage>,
+) -> CliResult<Option<RgbImage>> {
     match (picture, found.first()) {
         (Some(p), Some(path)) => Ok(Some(g.receptive_field_figure(path, p)?)),
         _ => Ok(None),
@@ -1257,7 +1180,7 @@ fn sample_paths<T: klrp::Conversion<klrp::semiring::Counting>>(
     target: klrp::Targets,
     ex: &klrp::Explainer<klrp::semiring::Counting, T>,
     (n, seed, theta): (usize, u64, f32),
-    picture: Option<&klrp::viz::RgbImage>,
+    picture: Option<&RgbImage>,
 ) -> CliResult<PathsFound> {
     let g = klrp::paths::RelevanceGraph::new(net, x, target, ex)?;
     let total = g.count()?;
@@ -1268,7 +1191,7 @@ fn sample_paths<T: klrp::Conversion<klrp::semiring::Counting>>(
 }
 
 /// The JSON, the paths and the figure.
-type PathsFound = (String, Vec<klrp::paths::Path>, Option<klrp::viz::RgbImage>);
+type PathsFound = (String, Vec<klrp::paths::Path>, Option<RgbImage>);
 
 impl CliError {
     /// Prefixes `flag: ` to the message.
@@ -1281,10 +1204,7 @@ impl CliError {
 }
 
 fn predict(a: &PredictArgs) -> CliResult<()> {
-    let top = match &a.top {
-        Some(k) => usize::try_from(parse_limit("--top", k)?).unwrap_or(usize::MAX),
-        None => klrp::spec::DEFAULT_TOP,
-    };
+    let top = optional("--top", &a.top, parse_count)?.unwrap_or(klrp::spec::DEFAULT_TOP);
     let loaded = load_model(&a.model)?;
     let input = load_input(&a.input, &loaded)?;
     let net = loaded.network;
@@ -1329,49 +1249,44 @@ fn predict(a: &PredictArgs) -> CliResult<()> {
     out(&text)
 }
 
-/// A private colormap for `--heatmap` (the library's `viz` module will replace it).
-fn colormap(v: f64, signed: bool) -> [u8; 3] {
-    let b = |x: f64| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
-    if signed {
-        // blue (−1) → white (0) → red (+1)
-        if v >= 0.0 {
-            [255, b(1.0 - v), b(1.0 - v)]
-        } else {
-            [b(1.0 + v), b(1.0 + v), 255]
-        }
-    } else {
-        // black → red → yellow → white ("hot")
-        [b(3.0 * v), b(3.0 * v - 1.0), b(3.0 * v - 2.0)]
-    }
+/// `--heatmap`'s pictures, one per sample, channels summed: blue-white-red around 0 for real
+/// relevance; black-red-yellow-white ("hot") from 0 to the largest value for the others, path
+/// counts on a log scale.
+fn heatmaps(r: &RelevanceArray) -> CliResult<Vec<RgbImage>> {
+    let shape = |e: ndarray::ShapeError| CliError::Failure(e.to_string());
+    r.to_f64()
+        .outer_iter()
+        .map(|sample| {
+            let map = match sample.ndim() {
+                3 => sample
+                    .into_dimensionality::<Ix3>()
+                    .map_err(shape)?
+                    .sum_axis(Axis(0)),
+                _ => sample
+                    .into_dimensionality::<Ix2>()
+                    .map_err(shape)?
+                    .to_owned(),
+            };
+            let (cmap, scale) = match r {
+                RelevanceArray::Real(_) => (Colormap::Bwr, Scale::Symmetric),
+                RelevanceArray::Counting(_) => (Colormap::Hot, Scale::Log1p),
+                RelevanceArray::Viterbi(_) | RelevanceArray::Boolean(_) => {
+                    let max = map
+                        .iter()
+                        .filter(|v| v.is_finite())
+                        .fold(0.0, |m, &v| v.max(m));
+                    (Colormap::Hot, Scale::Range { min: 0.0, max })
+                }
+            };
+            Ok(klrp::viz::heatmap_rgb(map.view(), cmap, scale))
+        })
+        .collect()
 }
 
-fn write_heatmaps(path: &Path, r: &ArrayD<f64>, signed: bool, counts: bool) -> CliResult<()> {
-    let n = r.shape()[0];
-    for (s, sample) in r.outer_iter().enumerate() {
-        // Sum over channels: [C, H, W] → [H, W].
-        let map = match sample.ndim() {
-            3 => sample
-                .into_dimensionality::<Ix3>()
-                .map_err(|e| CliError::Failure(e.to_string()))?
-                .sum_axis(Axis(0)),
-            _ => sample
-                .into_dimensionality::<ndarray::Ix2>()
-                .map_err(|e| CliError::Failure(e.to_string()))?
-                .to_owned(),
-        };
-        let map = if counts { map.mapv(f64::ln_1p) } else { map };
-        let scale = map.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let (h, w) = map.dim();
-        let mut rgb = Vec::with_capacity(h * w * 3);
-        for &v in &map {
-            let t = if scale > 0.0 && scale.is_finite() {
-                v / scale
-            } else {
-                0.0
-            };
-            rgb.extend_from_slice(&colormap(t, signed));
-        }
-        let file = if n == 1 {
+/// Writes the heatmaps to `path`, or for a batch to `R_0.png`, `R_1.png`, … beside it.
+fn save_heatmaps(path: &Path, pictures: &[RgbImage]) -> CliResult<()> {
+    for (s, picture) in pictures.iter().enumerate() {
+        let file = if pictures.len() == 1 {
             path.to_path_buf()
         } else {
             let stem = path
@@ -1384,7 +1299,7 @@ fn write_heatmaps(path: &Path, r: &ArrayD<f64>, signed: bool, counts: bool) -> C
                 .unwrap_or_else(|| "png".into());
             path.with_file_name(format!("{stem}_{s}.{ext}"))
         };
-        image::write_png_rgb(&file, w, h, &rgb)?;
+        klrp::viz::save_png(&file, picture)?;
     }
     Ok(())
 }

@@ -49,6 +49,24 @@ fn argv<'a>(command: &'a str, model: &'a str, input: &'a str, rest: &[&'a str]) 
     [&[command, "--model", model, "--input", input], rest].concat()
 }
 
+/// `klrp COMMAND --model MODEL --input INPUT --target TARGET --out OUT EXTRA…` (`explain` or
+/// `paths`).
+fn targeted<'a>(
+    command: &'a str,
+    model: &'a str,
+    input: &'a str,
+    target: &'a str,
+    out: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    argv(
+        command,
+        model,
+        input,
+        &[&["--target", target, "--out", out], extra].concat(),
+    )
+}
+
 fn ok(args: &[&str]) -> Output {
     let o = klrp(args);
     assert!(
@@ -75,6 +93,43 @@ fn fails(args: &[&str], code: i32, want: &str) -> String {
     assert!(err.contains(want), "{err:?} should contain {want:?}");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"));
     err
+}
+
+/// Runs `fails(BASE… EXTRA…, code, want)` for every row `(extra, code, want)`.
+fn fails_each(base: &[&str], rows: &[(&[&str], i32, &str)]) {
+    for &(extra, code, want) in rows {
+        fails(&[base, extra].concat(), code, want);
+    }
+}
+
+/// Relevance values as the `.npy` data `klrp explain` writes for them (Viterbi's `f64`
+/// strengths as float32).
+trait Written {
+    fn written(self) -> NpyData;
+}
+
+impl Written for ArrayD<bool> {
+    fn written(self) -> NpyData {
+        NpyData::Bool(self.iter().copied().collect())
+    }
+}
+
+impl Written for ArrayD<u64> {
+    fn written(self) -> NpyData {
+        NpyData::U64(self.iter().copied().collect())
+    }
+}
+
+impl Written for ArrayD<f32> {
+    fn written(self) -> NpyData {
+        NpyData::F32(self.iter().copied().collect())
+    }
+}
+
+impl Written for ArrayD<f64> {
+    fn written(self) -> NpyData {
+        NpyData::F32(self.iter().map(|&v| v as f32).collect())
+    }
 }
 
 fn load_f32(p: &Path) -> ArrayD<f32> {
@@ -122,14 +177,15 @@ fn check_model_against_zennit(model: &str) {
         for line in cases.lines().filter(|l| !l.trim().is_empty()) {
             let (case, args) = line.split_once('\t').unwrap_or((line, ""));
             let out = tmp.file(&format!("{case}.npy"));
-            let mut cmd = argv(
+            let extra: Vec<&str> = args.split_whitespace().collect();
+            ok(&targeted(
                 "explain",
                 path_str(onnx),
                 path_str(&input),
-                &["--target", target, "--out", path_str(&out)],
-            );
-            cmd.extend(args.split_whitespace());
-            ok(&cmd);
+                target,
+                path_str(&out),
+                &extra,
+            ));
             let got = load_f32(&out);
             let want = load_f32(&dir.join(format!("{case}.npy")));
             let err = worst_relative(&got, &want);
@@ -171,14 +227,8 @@ fn library_net(onnx: &Path) -> Network {
 /// Runs `klrp explain` on cnn_pool with extra args; returns the written array.
 fn cli_run(onnx: &Path, input: &Path, target: &str, extra: &[&str], tmp: &TempDir) -> NpyData {
     let out = tmp.file("r.npy");
-    let mut cmd = argv(
-        "explain",
-        path_str(onnx),
-        path_str(input),
-        &["--target", target, "--out", path_str(&out)],
-    );
-    cmd.extend_from_slice(extra);
-    ok(&cmd);
+    let (m, x, o) = (path_str(onnx), path_str(input), path_str(&out));
+    ok(&targeted("explain", m, x, target, o, extra));
     read_npy_file(&out).unwrap().data
 }
 
@@ -196,82 +246,76 @@ fn boolean_counting_viterbi_match_the_library() {
         // boolean, signed threshold, per-layer override
         let theta =
             PerLayer::new(Threshold::new(0.05).unwrap()).with(n - 1, Threshold::new(0.2).unwrap());
-        let lib = net
+        let boolean = net
             .explain::<Boolean, _>(&x, &targets, &Composite::k_lrp(), &theta)
-            .unwrap();
-        let at = format!("{}=0.2", n - 1);
-        let cli = cli_run(
-            &onnx,
-            &input,
-            "1",
-            &[
-                "--semiring",
-                "boolean",
-                "--theta",
-                "0.05",
-                "--theta-at",
-                &at,
-            ],
-            &tmp,
-        );
-        let want: Vec<bool> = lib.input().iter().map(|b| b.0).collect();
-        assert_eq!(cli, NpyData::Bool(want.clone()), "{model} boolean");
+            .unwrap()
+            .values();
         assert!(
-            want.iter().any(|&b| b),
+            boolean.iter().any(|&b| b),
             "{model}: boolean relevance is empty"
         );
-
         // counting, |d| > θ, average max pooling
         let theta = PerLayer::new(AbsThreshold::new(0.02).unwrap());
         let composite = Composite::k_lrp().with_max_pool(ProportionalRule::default());
-        let lib = net
+        let counting = net
             .explain::<Counting, _>(&x, &targets, &composite, &theta)
-            .unwrap();
-        let cli = cli_run(
-            &onnx,
-            &input,
-            "1",
-            &[
-                "--semiring",
-                "counting",
-                "--theta",
-                "0.02",
-                "--theta-abs",
-                "--maxpool",
-                "average",
-            ],
-            &tmp,
-        );
-        let want: Vec<u64> = lib.input().iter().map(|c| c.0).collect();
-        assert_eq!(cli, NpyData::U64(want.clone()), "{model} counting");
-        assert!(want.iter().any(|&c| c > 1), "{model}: no count above 1");
-
+            .unwrap()
+            .values();
+        assert!(counting.iter().any(|&c| c > 1), "{model}: no count above 1");
         // viterbi, default composite
-        let lib = net
+        let viterbi = net
             .explain::<Viterbi, _>(&x, &targets, &Composite::viterbi(), &PerLayer::new(Clamp01))
-            .unwrap();
-        let cli = cli_run(&onnx, &input, "1", &["--semiring", "viterbi"], &tmp);
-        let want: Vec<f32> = lib.input().iter().map(|v| v.0 as f32).collect();
-        assert_eq!(cli, NpyData::F32(want), "{model} viterbi");
-
+            .unwrap()
+            .values();
         // real, LRP-0, one-hot init
-        let lib = net
+        let real = net
             .explain::<Real<f32>, _>(
                 &x,
                 &targets,
                 &Composite::uniform(ZeroRule),
                 &PerLayer::new(Identity),
             )
-            .unwrap();
-        let cli = cli_run(
-            &onnx,
-            &input,
-            "1",
-            &["--rule", "zero", "--init", "one"],
-            &tmp,
-        );
-        let want: Vec<f32> = lib.input().iter().map(|v| v.0).collect();
-        assert_eq!(cli, NpyData::F32(want), "{model} real zero");
+            .unwrap()
+            .values();
+        let at = format!("{}=0.2", n - 1);
+        // (case, the arguments, the library's relevance)
+        let cases = [
+            (
+                "boolean",
+                vec![
+                    "--semiring",
+                    "boolean",
+                    "--theta",
+                    "0.05",
+                    "--theta-at",
+                    &at,
+                ],
+                boolean.written(),
+            ),
+            (
+                "counting",
+                vec![
+                    "--semiring",
+                    "counting",
+                    "--theta",
+                    "0.02",
+                    "--theta-abs",
+                    "--maxpool",
+                    "average",
+                ],
+                counting.written(),
+            ),
+            ("viterbi", vec!["--semiring", "viterbi"], viterbi.written()),
+            (
+                "real zero",
+                vec!["--rule", "zero", "--init", "one"],
+                real.written(),
+            ),
+        ];
+        for (case, extra, want) in cases {
+            let cli = cli_run(&onnx, &input, "1", &extra, &tmp);
+            assert_eq!(cli, want, "{model} {case}");
+        }
     }
 }
 
@@ -295,8 +339,7 @@ fn theta_at_uses_graph_node_indices() {
         &["--semiring", "counting", "--theta-at", "14=0.3"],
         &tmp,
     );
-    let want: Vec<u64> = lib.input().iter().map(|c| c.0).collect();
-    assert_eq!(cli, NpyData::U64(want));
+    assert_eq!(cli, lib.values().written());
     // and it differs from not overriding layer 14
     let plain = cli_run(&onnx, &input, "1", &["--semiring", "counting"], &tmp);
     assert_ne!(cli, plain);
@@ -313,16 +356,10 @@ fn theta_auto_calibrates_on_the_explained_batch() {
     let net = library_net(&onnx);
     let n = net.layers().len();
     let targets = [1, 1, 1];
+    let (m, xp) = (path_str(&onnx), path_str(&input));
+    let out = tmp.file("auto.npy");
     let run = |extra: &[&str]| -> (NpyData, Vec<(usize, f32)>) {
-        let out = tmp.file("auto.npy");
-        let mut cmd = argv(
-            "explain",
-            path_str(&onnx),
-            path_str(&input),
-            &["--target", "1", "--out", path_str(&out)],
-        );
-        cmd.extend_from_slice(extra);
-        let o = ok(&cmd);
+        let o = ok(&targeted("explain", m, xp, "1", path_str(&out), extra));
         let err = String::from_utf8_lossy(&o.stderr).to_string();
         let line = err
             .lines()
@@ -345,63 +382,67 @@ fn theta_auto_calibrates_on_the_explained_batch() {
     };
 
     // inputs:F — κ searched so the Boolean masks keep about F of the non-zero inputs.
-    let cal = calibrate::for_input_fraction(&net, &x, &targets, &Composite::k_lrp(), 0.3).unwrap();
-    let (cli, chosen) = run(&["--semiring", "boolean", "--theta-auto", "inputs:0.3"]);
-    assert_eq!(chosen, listed(&cal.theta));
-    let lib = net
-        .explain::<Boolean, _>(&x, &targets, &Composite::k_lrp(), &cal.theta)
-        .unwrap();
-    let want: Vec<bool> = lib.input().iter().map(|b| b.0).collect();
-    let on = want.iter().filter(|&&b| b).count();
+    let inputs = calibrate::for_input_fraction(&net, &x, &targets, &Composite::k_lrp(), 0.3)
+        .unwrap()
+        .theta;
+    let mask = net
+        .explain::<Boolean, _>(&x, &targets, &Composite::k_lrp(), &inputs)
+        .unwrap()
+        .values();
+    let on = mask.iter().filter(|&&b| b).count();
     assert!(
-        on > 0 && on < want.len(),
+        on > 0 && on < mask.len(),
         "an informative mask: {on} of {}",
-        want.len()
+        mask.len()
     );
-    assert_eq!(cli, NpyData::Bool(want));
-
     // connections:F with a --theta-at override on the last layer, in Counting.
-    let mut theta = calibrate::for_connection_fraction(&net, &x, &Composite::k_lrp(), 0.5).unwrap();
-    theta.set(n - 1, Threshold::new(0.2).unwrap());
-    let at = format!("{}=0.2", n - 1);
-    let (cli, chosen) = run(&[
-        "--semiring",
-        "counting",
-        "--theta-auto",
-        "connections:0.5",
-        "--theta-at",
-        &at,
-    ]);
-    assert_eq!(chosen, listed(&theta));
-    let lib = net
-        .explain::<Counting, _>(&x, &targets, &Composite::k_lrp(), &theta)
-        .unwrap();
-    assert_eq!(cli, NpyData::U64(lib.input().iter().map(|c| c.0).collect()));
-
+    let mut connections =
+        calibrate::for_connection_fraction(&net, &x, &Composite::k_lrp(), 0.5).unwrap();
+    connections.set(n - 1, Threshold::new(0.2).unwrap());
+    let counts = net
+        .explain::<Counting, _>(&x, &targets, &Composite::k_lrp(), &connections)
+        .unwrap()
+        .values();
     // fair-share:K
-    let theta = calibrate::fair_share(&net, &x, 2.0).unwrap();
-    let (cli, chosen) = run(&["--semiring", "boolean", "--theta-auto", "fair-share:2"]);
-    assert_eq!(chosen, listed(&theta));
-    let lib = net
-        .explain::<Boolean, _>(&x, &targets, &Composite::k_lrp(), &theta)
-        .unwrap();
-    assert_eq!(
-        cli,
-        NpyData::Bool(lib.input().iter().map(|b| b.0).collect())
-    );
+    let fair = calibrate::fair_share(&net, &x, 2.0).unwrap();
+    let fair_mask = net
+        .explain::<Boolean, _>(&x, &targets, &Composite::k_lrp(), &fair)
+        .unwrap()
+        .values();
+    let at = format!("{}=0.2", n - 1);
+    // (the arguments, the library's thresholds, its relevance with them)
+    let cases = [
+        (
+            vec!["--semiring", "boolean", "--theta-auto", "inputs:0.3"],
+            &inputs,
+            mask.written(),
+        ),
+        (
+            vec![
+                "--semiring",
+                "counting",
+                "--theta-auto",
+                "connections:0.5",
+                "--theta-at",
+                &at,
+            ],
+            &connections,
+            counts.written(),
+        ),
+        (
+            vec!["--semiring", "boolean", "--theta-auto", "fair-share:2"],
+            &fair,
+            fair_mask.written(),
+        ),
+    ];
+    for (extra, theta, want) in cases {
+        let (cli, chosen) = run(&extra);
+        assert_eq!(chosen, listed(theta), "{extra:?}");
+        assert_eq!(cli, want, "{extra:?}");
+    }
 
     // Usage errors: exit 2, one line naming the flag.
-    let base = argv(
-        "explain",
-        path_str(&onnx),
-        path_str(&input),
-        &["--target", "1", "--out", "unused.npy"],
-    );
-    let with = |extra: &[&'static str]| {
-        let mut argv = base.to_vec();
-        argv.extend_from_slice(extra);
-        argv
-    };
+    let base = targeted("explain", m, xp, "1", "unused.npy", &[]);
     for bad in [
         "inputs:0",
         "inputs:1.5",
@@ -410,28 +451,26 @@ fn theta_auto_calibrates_on_the_explained_batch() {
         "kappa:2",
         "inputs",
     ] {
-        fails(
-            &with(&["--semiring", "boolean", "--theta-auto", bad]),
-            2,
-            "--theta-auto",
-        );
+        let extra = ["--semiring", "boolean", "--theta-auto", bad];
+        fails_each(&base, &[(&extra, 2, "--theta-auto")]);
     }
-    fails(
-        &with(&[
-            "--semiring",
-            "boolean",
-            "--theta-auto",
-            "inputs:0.3",
-            "--theta",
-            "0.1",
-        ]),
-        2,
-        "without --theta",
-    );
-    fails(
-        &with(&["--theta-auto", "inputs:0.3"]),
-        2,
-        "boolean and counting",
+    fails_each(
+        &base,
+        &[
+            (
+                &[
+                    "--semiring",
+                    "boolean",
+                    "--theta-auto",
+                    "inputs:0.3",
+                    "--theta",
+                    "0.1",
+                ],
+                2,
+                "without --theta",
+            ),
+            (&["--theta-auto", "inputs:0.3"], 2, "boolean and counting"),
+        ],
     );
 }
 
@@ -444,31 +483,28 @@ fn per_sample_targets_single_samples_and_heatmaps() {
     // one sample without a batch axis
     let one = tmp.file("one.npy");
     klrp::io::npy::write_npy_file(&one, &x.index_axis(ndarray::Axis(0), 0).to_owned()).unwrap();
+    let (m, x) = (path_str(&onnx), path_str(&input));
     let out = tmp.file("r1.npy");
-    ok(&argv(
+    ok(&targeted(
         "explain",
-        path_str(&onnx),
+        m,
         path_str(&one),
-        &["--target", "2", "--out", path_str(&out)],
+        "2",
+        path_str(&out),
+        &[],
     ));
     let r1 = load_f32(&out);
     assert_eq!(r1.shape(), &[2, 8, 8]);
     // targets per sample: the first sample with target 2 equals the single run
     let heat = tmp.file("heat.png");
     let out3 = tmp.file("r3.npy");
-    let o = ok(&argv(
+    let o = ok(&targeted(
         "explain",
-        path_str(&onnx),
-        path_str(&input),
-        &[
-            "--target",
-            "2,0,1",
-            "--out",
-            path_str(&out3),
-            "--heatmap",
-            path_str(&heat),
-            "--timing",
-        ],
+        m,
+        x,
+        "2,0,1",
+        path_str(&out3),
+        &["--heatmap", path_str(&heat), "--timing"],
     ));
     let r3 = load_f32(&out3);
     assert_eq!(r3.index_axis(ndarray::Axis(0), 0), r1);
@@ -492,19 +528,17 @@ fn image_inputs_are_preprocessed_for_the_model() {
     // cnn_bn takes 3 × 8 × 8: resize the shorter side to 9, crop 8 × 8, ImageNet normalisation
     let onnx = fixtures().join("cnn_bn/legacy.onnx");
     let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
-    let out = tmp.file("r.npy");
-    let heat = tmp.file("r.png");
-    ok(&argv(
+    let (out, heat) = (tmp.file("r.npy"), tmp.file("r.png"));
+    let (x, o) = (path_str(&png), path_str(&out));
+    ok(&targeted(
         "explain",
         path_str(&onnx),
-        path_str(&png),
+        x,
+        "0",
+        o,
         &[
-            "--target",
-            "0",
             "--composite",
             "epsilon-gamma-box",
-            "--out",
-            path_str(&out),
             "--heatmap",
             path_str(&heat),
         ],
@@ -514,13 +548,9 @@ fn image_inputs_are_preprocessed_for_the_model() {
     let img = klrp::io::image::read_image_file(&heat).unwrap();
     assert_eq!((img.width, img.height), (8, 8));
     // an MLP cannot take an image
+    let mlp = fixtures().join("mlp/legacy.onnx");
     fails(
-        &argv(
-            "explain",
-            path_str(&fixtures().join("mlp/legacy.onnx")),
-            path_str(&png),
-            &["--target", "0", "--out", path_str(&out)],
-        ),
+        &targeted("explain", path_str(&mlp), x, "0", o, &[]),
         1,
         "give the input as .npy",
     );
@@ -643,76 +673,71 @@ fn usage_errors_exit_2_with_one_line() {
     let m = path_str(&onnx);
     let x = fixtures().join("mlp/input.npy");
     let x = path_str(&x);
-    fails(&[], 2, "no command");
-    fails(&["frobnicate"], 2, "unknown command");
-    fails(&["info"], 2, "--model is required");
-    fails(
-        &["info", "--model", m, "--target", "1"],
-        2,
-        "does not apply",
-    );
-    fails(&["info", "--model"], 2, "--model needs a value");
-    fails(
-        &argv("explain", m, x, &["--out", "r.npy"]),
-        2,
-        "--target is required",
-    );
-    let base = argv(
-        "explain",
-        m,
-        x,
-        &["--target", "1", "--out", "/tmp/never.npy"],
-    );
-    let with = |extra: &[&'static str]| {
-        let mut v: Vec<&str> = base.to_vec();
-        v.extend_from_slice(extra);
-        v
-    };
-    fails(&with(&["--bogus"]), 2, "unknown option '--bogus'");
+    let no_target = argv("explain", m, x, &["--out", "r.npy"]);
     // rules are checked before the model is read
-    fails(
-        &argv(
-            "explain",
-            "/nonexistent.onnx",
-            x,
-            &["--target", "1", "--out", "r.npy", "--rule", "gamma=-1"],
-        ),
-        2,
-        "γ must be finite and ≥ 0",
+    let bad_rule = targeted(
+        "explain",
+        "/nonexistent.onnx",
+        x,
+        "1",
+        "r.npy",
+        &["--rule", "gamma=-1"],
     );
-    // (extra arguments, what the one-line message must contain)
-    let cases: [(&[&str], &str); 15] = [
-        (&["--semiring", "tropical"], "--semiring"),
-        (&["--rule", "epsilon=abc"], "not a finite number"),
-        (&["--rule", "alpha-beta=3,1"], "α − β = 1"),
-        (&["--rule", "zbox"], "--first-rule zbox"),
-        (
-            &["--rule", "flat", "--composite", "epsilon-plus-flat"],
-            "either --rule or --composite",
-        ),
-        (&["--composite", "lrp-magic"], "--composite"),
-        (&["--theta", "0.1"], "boolean and counting"),
-        (
-            &["--semiring", "boolean", "--init", "output"],
-            "real semiring only",
-        ),
-        (
-            &["--semiring", "boolean", "--theta-at", "99=0.1"],
-            "layer 99 does not exist",
-        ),
-        (&["--semiring", "counting", "--theta-at", "3"], "INDEX=T"),
-        (&["--low", "-1", "--high", "1"], "--low/--high apply"),
-        (
-            &["--first-rule", "zbox", "--low", "-1"],
-            "both --low and --high",
-        ),
-        (&["--maxpool", "median"], "--maxpool"),
-        (&["--rule", "flat", "--rule", "zplus"], "given twice"),
-        (&["--target", "2"], "given twice"),
-    ];
-    for (extra, want) in cases {
-        fails(&with(extra), 2, want);
-    }
+    // (arguments, exit code, what the one-line message must contain)
+    fails_each(
+        &[],
+        &[
+            (&[], 2, "no command"),
+            (&["frobnicate"], 2, "unknown command"),
+            (&["info"], 2, "--model is required"),
+            (
+                &["info", "--model", m, "--target", "1"],
+                2,
+                "does not apply",
+            ),
+            (&["info", "--model"], 2, "--model needs a value"),
+            (&no_target, 2, "--target is required"),
+            (&bad_rule, 2, "γ must be finite and ≥ 0"),
+        ],
+    );
+    // (extra arguments, exit code, what the one-line message must contain)
+    fails_each(
+        &targeted("explain", m, x, "1", "/tmp/never.npy", &[]),
+        &[
+            (&["--bogus"], 2, "unknown option '--bogus'"),
+            (&["--semiring", "tropical"], 2, "--semiring"),
+            (&["--rule", "epsilon=abc"], 2, "not a finite number"),
+            (&["--rule", "alpha-beta=3,1"], 2, "α − β = 1"),
+            (&["--rule", "zbox"], 2, "--first-rule zbox"),
+            (
+                &["--rule", "flat", "--composite", "epsilon-plus-flat"],
+                2,
+                "either --rule or --composite",
+            ),
+            (&["--composite", "lrp-magic"], 2, "--composite"),
+            (&["--theta", "0.1"], 2, "boolean and counting"),
+            (
+                &["--semiring", "boolean", "--init", "output"],
+                2,
+                "real semiring only",
+            ),
+            (
+                &["--semiring", "boolean", "--theta-at", "99=0.1"],
+                2,
+                "layer 99 does not exist",
+            ),
+            (&["--semiring", "counting", "--theta-at", "3"], 2, "INDEX=T"),
+            (&["--low", "-1", "--high", "1"], 2, "--low/--high apply"),
+            (
+                &["--first-rule", "zbox", "--low", "-1"],
+                2,
+                "both --low and --high",
+            ),
+            (&["--maxpool", "median"], 2, "--maxpool"),
+            (&["--rule", "flat", "--rule", "zplus"], 2, "given twice"),
+            (&["--target", "2"], 2, "given twice"),
+        ],
+    );
     let help = ok(&["--help"]);
     let help = String::from_utf8(help.stdout).unwrap();
     for flag in [
@@ -752,17 +777,15 @@ fn bad_files_exit_1_with_one_line() {
     let bytes = std::fs::read(&onnx).unwrap();
     let trunc = tmp.file("trunc.onnx");
     std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
-    fails(
-        &["info", "--model", path_str(&trunc)],
-        1,
-        "malformed ONNX data",
-    );
-    // not ONNX at all
-    fails(&["info", "--model", x], 1, "malformed ONNX data");
-    fails(
-        &["info", "--model", "/nonexistent.onnx"],
-        1,
-        "I/O error on /nonexistent.onnx",
+    // (the model, exit code, what the one-line message must contain)
+    fails_each(
+        &["info", "--model"],
+        &[
+            (&[path_str(&trunc)], 1, "malformed ONNX data"),
+            // not ONNX at all
+            (&[x], 1, "malformed ONNX data"),
+            (&["/nonexistent.onnx"], 1, "I/O error on /nonexistent.onnx"),
+        ],
     );
     // truncated and non-npy inputs, a wrong input shape, a NaN input, a truncated image
     let npy = std::fs::read(&xp).unwrap();
@@ -821,8 +844,11 @@ fn bad_files_exit_1_with_one_line() {
         ),
     ];
     for (model, input, target, out, extra, want) in cases {
-        let rest = [&["--target", target, "--out", out][..], extra].concat();
-        fails(&argv("explain", model, input, &rest), 1, want);
+        fails(
+            &targeted("explain", model, input, target, out, extra),
+            1,
+            want,
+        );
     }
 }
 
@@ -851,40 +877,24 @@ fn reliability_bad_inputs_exit_cleanly() {
     let x = path_str(&xp);
     let out = tmp.file("r.npy");
     let o = path_str(&out);
-    let explain = |input: &str, target: &str, extra: &[&str]| -> Vec<String> {
-        let rest = [&["--target", target, "--out", o][..], extra].concat();
-        argv("explain", m, input, &rest)
-            .into_iter()
-            .map(String::from)
-            .collect()
-    };
-    let run = |args: Vec<String>, code: i32, want: &str| {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        fails(&refs, code, want)
-    };
-    // Malformed flags and values: usage errors.
-    run(explain(x, "99999999999999999999999", &[]), 2, "--target");
-    run(explain(x, "-1", &[]), 2, "--target");
-    run(explain(x, "", &[]), 2, "--target");
-    run(explain(x, "1,,2", &[]), 2, "--target");
-    run(
-        explain(x, "0", &["--rule", "epsilon=nan"]),
-        2,
-        "not a finite number",
-    );
-    run(
-        explain(x, "0", &["--rule", "epsilon=inf"]),
-        2,
-        "not a finite number",
-    );
-    run(explain(x, "0", &["--rule", "epsilon=-1"]), 2, "ε");
-    run(
-        explain(x, "0", &["--semiring", "boolean", "--theta", "NaN"]),
-        2,
-        "not a finite number",
-    );
-    run(
-        explain(
+    // (input, target, extra arguments, exit code, what the one-line message must contain)
+    let cases: [(&str, &str, &[&str], i32, &str); 14] = [
+        // Malformed flags and values: usage errors.
+        (x, "99999999999999999999999", &[], 2, "--target"),
+        (x, "-1", &[], 2, "--target"),
+        (x, "", &[], 2, "--target"),
+        (x, "1,,2", &[], 2, "--target"),
+        (x, "0", &["--rule", "epsilon=nan"], 2, "not a finite number"),
+        (x, "0", &["--rule", "epsilon=inf"], 2, "not a finite number"),
+        (x, "0", &["--rule", "epsilon=-1"], 2, "ε"),
+        (
+            x,
+            "0",
+            &["--semiring", "boolean", "--theta", "NaN"],
+            2,
+            "not a finite number",
+        ),
+        (
             x,
             "0",
             &[
@@ -893,43 +903,58 @@ fn reliability_bad_inputs_exit_cleanly() {
                 "--theta-at",
                 "99999999999999999999999=0.1",
             ],
+            2,
+            "--theta-at",
         ),
-        2,
-        "--theta-at",
+        (x, "0", &["--resize", "0"], 2, "--resize"),
+        (x, "0", &["--out"], 2, "--out needs a value"),
+        // Targets out of range: the largest usize, and more targets than samples.
+        (x, "18446744073709551615", &[], 1, "out of range"),
+        (x, "0,1,2,3,4,5,6,7,8,9,10", &[], 1, "target"),
+        // Missing files.
+        ("/nonexistent/x.npy", "0", &[], 1, "/nonexistent/x.npy"),
+    ];
+    for (input, target, extra, code, want) in cases {
+        fails(&targeted("explain", m, input, target, o, extra), code, want);
+    }
+    fails_each(
+        &["info", "--model"],
+        &[(&["/nonexistent/m.onnx"], 1, "I/O error"), (&["/"], 1, "")],
     );
-    run(explain(x, "0", &["--resize", "0"]), 2, "--resize");
-    run(explain(x, "0", &["--out"]), 2, "--out needs a value");
-    // Targets out of range: the largest usize, and more targets than samples.
-    run(explain(x, "18446744073709551615", &[]), 1, "out of range");
-    run(explain(x, "0,1,2,3,4,5,6,7,8,9,10", &[]), 1, "target");
-    // Missing files.
-    run(
-        explain("/nonexistent/x.npy", "0", &[]),
-        1,
-        "/nonexistent/x.npy",
-    );
-    fails(&["info", "--model", "/nonexistent/m.onnx"], 1, "I/O error");
-    fails(&["info", "--model", "/"], 1, "");
     // npy inputs of the wrong dtype, empty, scalar, Inf.
     let cplx = tmp.file("c.npy");
     raw_npy(&cplx, "<c8", "(1, 8)", &[0; 64]);
-    run(explain(path_str(&cplx), "0", &[]), 1, "npy");
     let text = tmp.file("u.npy");
     raw_npy(&text, "<U3", "(1, 8)", &[0; 96]);
-    run(explain(path_str(&text), "0", &[]), 1, "npy");
     let obj = tmp.file("o.npy");
     raw_npy(&obj, "|O", "(1, 8)", &[0; 64]);
-    run(explain(path_str(&obj), "0", &[]), 1, "npy");
     let empty = tmp.file("e.npy");
     raw_npy(&empty, "<f4", "(0, 8)", &[]);
-    run(explain(path_str(&empty), "0", &[]), 1, "");
     let scalar = tmp.file("s.npy");
     raw_npy(&scalar, "<f4", "()", &1f32.to_le_bytes());
-    run(explain(path_str(&scalar), "0", &[]), 1, "shape");
     let inf = tmp.file("inf.npy");
     klrp::io::npy::write_npy_file(&inf, &ArrayD::<f32>::from_elem(vec![1, 8], f32::INFINITY))
         .unwrap();
-    run(explain(path_str(&inf), "0", &[]), 1, "non-finite");
+    // An empty file as model and as input.
+    let nothing = tmp.file("nothing");
+    std::fs::write(&nothing, b"").unwrap();
+    fails(&["info", "--model", path_str(&nothing)], 1, "");
+    // (input, what the one-line message must contain); every one exits 1
+    for (input, want) in [
+        (&cplx, "npy"),
+        (&text, "npy"),
+        (&obj, "npy"),
+        (&empty, ""),
+        (&scalar, "shape"),
+        (&inf, "non-finite"),
+        (&nothing, ""),
+    ] {
+        fails(
+            &targeted("explain", m, path_str(input), "0", o, &[]),
+            1,
+            want,
+        );
+    }
     let big = tmp.file("big.npy");
     let mut huge = vec![1f32; 8];
     huge[0] = f32::MAX;
@@ -941,20 +966,13 @@ fn reliability_bad_inputs_exit_cleanly() {
     )
     .unwrap();
     // Finite but extreme: either explained or refused with one line (an overflow is non-finite).
-    let args = explain(path_str(&big), "0", &[]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = klrp(&refs);
+    let o = klrp(&targeted("explain", m, path_str(&big), "0", o, &[]));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code() == Some(0) || (o.status.code() == Some(1) && err.lines().count() == 1));
     assert!(
         !err.contains("panicked") && !err.contains("internal error"),
         "{err}"
     );
-    // An empty file as model and as input.
-    let nothing = tmp.file("nothing");
-    std::fs::write(&nothing, b"").unwrap();
-    fails(&["info", "--model", path_str(&nothing)], 1, "");
-    run(explain(path_str(&nothing), "0", &[]), 1, "");
 }
 
 #[test]
@@ -968,48 +986,44 @@ fn size_limits_can_be_set_from_the_command_line() {
     let xp = fixtures().join("mlp/input.npy");
     let x = path_str(&xp);
     ok(&["info", "--model", m, "--max-elements", "8"]);
-    for (flag, value, code, want) in [
-        ("--max-elements", "7", 1, "above the limit of 7"),
-        ("--max-elements", "0", 2, "--max-elements"),
-        ("--max-elements", "x", 2, "--max-elements"),
-        ("--max-pixels", "9", 2, "--max-pixels does not apply"),
-    ] {
-        fails(&["info", "--model", m, flag, value], code, want);
-    }
-    let base = argv("explain", m, x, &["--target", "1", "--out", o]);
-    let explain = |extra: &[&'static str]| [&base[..], extra].concat();
-    ok(&explain(&[]));
+    fails_each(
+        &["info", "--model", m],
+        &[
+            (&["--max-elements", "7"], 1, "above the limit of 7"),
+            (&["--max-elements", "0"], 2, "--max-elements"),
+            (&["--max-elements", "x"], 2, "--max-elements"),
+            (&["--max-pixels", "9"], 2, "--max-pixels does not apply"),
+        ],
+    );
+    let explain = targeted("explain", m, x, "1", o, &[]);
+    ok(&explain);
     let unbounded = load_f32(&out);
     // the widest tensor of the batch is the 3 × 8 input
-    ok(&explain(&["--max-elements", "24"]));
+    ok(&[&explain[..], &["--max-elements", "24"]].concat());
     assert_eq!(load_f32(&out), unbounded);
-    fails(
-        &explain(&["--max-elements", "23"]),
-        1,
-        "above the limit of 23",
-    );
-    fails(
-        &explain(&["--max-pixels", "100"]),
-        2,
-        "--max-pixels applies to image inputs only",
+    fails_each(
+        &explain,
+        &[
+            (&["--max-elements", "23"], 1, "above the limit of 23"),
+            (
+                &["--max-pixels", "100"],
+                2,
+                "--max-pixels applies to image inputs only",
+            ),
+        ],
     );
     // --max-pixels: rgb.png is 40 × 30.
     let onnx = fixtures().join("cnn_bn/legacy.onnx");
     let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
-    let base = argv(
-        "explain",
-        path_str(&onnx),
-        path_str(&png),
-        &["--target", "0", "--out", o],
+    let image = targeted("explain", path_str(&onnx), path_str(&png), "0", o, &[]);
+    ok(&[&image[..], &["--max-pixels", "1200"]].concat());
+    fails_each(
+        &image,
+        &[
+            (&["--max-pixels", "1199"], 1, "above the limit of 1199"),
+            (&["--max-pixels", "-3"], 2, "--max-pixels"),
+        ],
     );
-    let image = |extra: &[&'static str]| [&base[..], extra].concat();
-    ok(&image(&["--max-pixels", "1200"]));
-    fails(
-        &image(&["--max-pixels", "1199"]),
-        1,
-        "above the limit of 1199",
-    );
-    fails(&image(&["--max-pixels", "-3"]), 2, "--max-pixels");
 }
 
 /// The logits of `onnx` for `input`, computed by the library (independent of `klrp predict`).
@@ -1091,26 +1105,27 @@ fn predict_prints_softmax_classes_best_first_with_labels() {
     // bad K, short and missing label files
     let m = path_str(&onnx);
     let x = path_str(&input);
-    fails(&argv("predict", m, x, &["--top", "0"]), 2, "--top");
-    fails(&argv("predict", m, x, &["--top", "x"]), 2, "--top");
     let short = tmp.file("short.txt");
     std::fs::write(&short, "only one\n").unwrap();
-    fails(
-        &argv("predict", m, x, &["--labels", path_str(&short)]),
-        1,
-        "has 1 lines",
-    );
-    fails(
-        &argv("predict", m, x, &["--labels", "/nonexistent/l.txt"]),
-        1,
-        "I/O error on /nonexistent/l.txt",
+    fails_each(
+        &argv("predict", m, x, &[]),
+        &[
+            (&["--top", "0"], 2, "--top"),
+            (&["--top", "x"], 2, "--top"),
+            (&["--labels", path_str(&short)], 1, "has 1 lines"),
+            (
+                &["--labels", "/nonexistent/l.txt"],
+                1,
+                "I/O error on /nonexistent/l.txt",
+            ),
+            (
+                &["--target", "1"],
+                2,
+                "--target does not apply to `klrp predict`",
+            ),
+        ],
     );
     fails(&["predict", "--model", m], 2, "--input is required");
-    fails(
-        &argv("predict", m, x, &["--target", "1"]),
-        2,
-        "--target does not apply to `klrp predict`",
-    );
 }
 
 #[test]
@@ -1131,14 +1146,8 @@ fn explain_target_predicted_explains_the_top_class() {
         })
         .collect();
     let out = tmp.file("p.npy");
-    let run = |target: &str| {
-        ok(&argv(
-            "explain",
-            path_str(&onnx),
-            path_str(&input),
-            &["--target", target, "--out", path_str(&out)],
-        ))
-    };
+    let (m, x, o) = (path_str(&onnx), path_str(&input), path_str(&out));
+    let run = |target: &str| ok(&targeted("explain", m, x, target, o, &[]));
     let o = run("predicted");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -1165,24 +1174,23 @@ fn clap_conveniences_help_suggestions_completions() {
     let m = path_str(&onnx);
     let xp = fixtures().join("mlp/input.npy");
     let x = path_str(&xp);
-    let base = argv(
-        "explain",
-        m,
-        x,
-        &["--target", "1", "--out", "/tmp/never.npy"],
+    fails_each(
+        &targeted("explain", m, x, "1", "/tmp/never.npy", &[]),
+        &[
+            (&["--targte", "2"], 2, "did you mean '--target'?"),
+            (&["--semiring", "boolen"], 2, "did you mean 'boolean'?"),
+            (&["--timing", "--timing"], 2, "--timing given twice"),
+            (&["--timing=yes"], 2, "--timing takes no value"),
+            (&["--theta-abs=1"], 2, "--theta-abs takes no value"),
+        ],
     );
-    let with = |extra: &[&'static str]| [&base[..], extra].concat();
-    fails(&with(&["--targte", "2"]), 2, "did you mean '--target'?");
-    fails(
-        &with(&["--semiring", "boolen"]),
-        2,
-        "did you mean 'boolean'?",
+    fails_each(
+        &[],
+        &[
+            (&["explian"], 2, "did you mean 'explain'?"),
+            (&["completions", "tcsh"], 2, "'tcsh' is not"),
+        ],
     );
-    fails(&["explian"], 2, "did you mean 'explain'?");
-    fails(&with(&["--timing", "--timing"]), 2, "--timing given twice");
-    fails(&with(&["--timing=yes"]), 2, "--timing takes no value");
-    fails(&with(&["--theta-abs=1"]), 2, "--theta-abs takes no value");
-    fails(&["completions", "tcsh"], 2, "'tcsh' is not");
     // explain --help documents every option with its default
     let help = String::from_utf8(ok(&["explain", "--help"]).stdout).unwrap();
     for want in [
@@ -1265,19 +1273,17 @@ fn efficientnet_lite0_uses_the_models_preprocessing() {
 
     let tmp = TempDir::new("lite0");
     let (out, heat) = (tmp.file("r.npy"), tmp.file("r.png"));
-    let o = ok(&argv(
+    let o = ok(&targeted(
         "explain",
         m,
         x,
+        "predicted",
+        path_str(&out),
         &[
-            "--target",
-            "predicted",
             "--composite",
             "epsilon-gamma-box",
             "--heatmap",
-            heat.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+            path_str(&heat),
         ],
     ));
     assert!(String::from_utf8_lossy(&o.stderr).contains("predicted: 282"));
@@ -1328,21 +1334,10 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
         let net = library_net(&onnx);
         let out = tmp.file("paths.json");
         let circuit = tmp.file("circuit.json");
-        ok(&argv(
-            "paths",
-            path_str(&onnx),
-            path_str(&input),
-            &[
-                "--target",
-                "1",
-                "--top",
-                "7",
-                "--out",
-                path_str(&out),
-                "--circuit",
-                path_str(&circuit),
-            ],
-        ));
+        let (m, xp, o) = (path_str(&onnx), path_str(&input), path_str(&out));
+        // `klrp paths … --target 1 --out paths.json EXTRA…`
+        let klrp_paths = |extra: &[&str]| ok(&targeted("paths", m, xp, "1", o, extra));
+        klrp_paths(&["--top", "7", "--circuit", path_str(&circuit)]);
         let v = read_json(&out);
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(v["target"], 1);
@@ -1408,21 +1403,7 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
             .filter(|&j| r0[j] > 0.0)
             .min_by(|&a, &b| r0[a].total_cmp(&r0[b]))
             .unwrap();
-        ok(&argv(
-            "paths",
-            path_str(&onnx),
-            path_str(&input),
-            &[
-                "--target",
-                "1",
-                "--top",
-                "3",
-                "--from",
-                &j.to_string(),
-                "--out",
-                path_str(&out),
-            ],
-        ));
+        klrp_paths(&["--top", "3", "--from", &j.to_string()]);
         let v = read_json(&out);
         let paths = v["paths"].as_array().unwrap();
         assert!(!paths.is_empty());
@@ -1434,23 +1415,7 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
 
         // --sample N --theta T --seed S: N relevant paths, reproducible.
         let sample = |seed: &str| {
-            ok(&argv(
-                "paths",
-                path_str(&onnx),
-                path_str(&input),
-                &[
-                    "--target",
-                    "1",
-                    "--sample",
-                    "25",
-                    "--theta",
-                    "0.01",
-                    "--seed",
-                    seed,
-                    "--out",
-                    path_str(&out),
-                ],
-            ));
+            klrp_paths(&["--sample", "25", "--theta", "0.01", "--seed", seed]);
             read_json(&out)
         };
         let a = sample("3");
@@ -1495,20 +1460,13 @@ fn paths_figure_and_bad_input() {
     let out = tmp.file("p.json");
     let fig = tmp.file("p.png");
     let o = path_str(&out);
-    ok(&argv(
+    ok(&targeted(
         "paths",
         m,
         x,
-        &[
-            "--target",
-            "predicted",
-            "--top",
-            "2",
-            "--out",
-            o,
-            "--figure",
-            path_str(&fig),
-        ],
+        "predicted",
+        o,
+        &["--top", "2", "--figure", path_str(&fig)],
     ));
     // The receptive-field figure: the image enlarged to about 448 pixels, the first box red
     // (`depth_color(0, n)` for every n), the input pixel's marker white.
@@ -1517,72 +1475,46 @@ fn paths_figure_and_bad_input() {
     let has = |c: [u8; 3]| png.as_raw().chunks_exact(3).any(|p| p == c);
     assert_eq!(klrp::paths::depth_color(0, 3), [255, 0, 0]);
     assert!(has([255, 0, 0]) && has([255, 255, 255]));
-    let base = argv("paths", m, x, &["--target", "1", "--out", o]);
-    let with = |extra: &[&'static str]| {
-        let mut v: Vec<&str> = base.to_vec();
-        v.extend_from_slice(extra);
-        v
-    };
-    fails(
-        &with(&["--top", "0"]),
-        2,
-        "--top: '0' is not a positive integer",
-    );
-    fails(&with(&[]), 2, "give --top K");
-    // Viterbi paths need shares in [0, 1]: LRP-0 is refused, naming the layer.
-    fails(
-        &with(&["--top", "1", "--rule", "zero"]),
-        1,
-        "the viterbi semiring needs shares in [0, 1]",
-    );
-    fails(
-        &with(&["--top", "2", "--from", "999999"]),
-        2,
-        "outside the input",
-    );
-    fails(
-        &with(&["--top", "2", "--theta", "0.1"]),
-        2,
-        "apply to --sample",
-    );
-    fails(
-        &with(&["--top", "2", "--sample", "3"]),
-        2,
-        "give one or the other",
-    );
-    fails(
-        &with(&["--sample", "0"]),
-        2,
-        "--sample: '0' is not a positive integer",
-    );
-    fails(
-        &with(&["--sample", "3", "--theta", "5"]),
-        1,
-        "no relevant path",
-    );
-    fails(&with(&["--sample", "3", "--seed", "-1"]), 2, "--seed: '-1'");
     // A batch of three samples.
     let batch = fixtures().join("cnn_pool/input.npy");
-    fails(
-        &argv(
-            "paths",
-            m,
-            path_str(&batch),
-            &["--target", "1", "--top", "1", "--out", o],
-        ),
-        1,
-        "one sample",
+    let batch = targeted("paths", m, path_str(&batch), "1", o, &["--top", "1"]);
+    fails(&batch, 1, "one sample");
+    // (extra arguments, exit code, what the one-line message must contain)
+    fails_each(
+        &targeted("paths", m, x, "1", o, &[]),
+        &[
+            (&["--top", "0"], 2, "--top: '0' is not a positive integer"),
+            (&[], 2, "give --top K"),
+            // Viterbi paths need shares in [0, 1]: LRP-0 is refused, naming the layer.
+            (
+                &["--top", "1", "--rule", "zero"],
+                1,
+                "the viterbi semiring needs shares in [0, 1]",
+            ),
+            (&["--top", "2", "--from", "999999"], 2, "outside the input"),
+            (&["--top", "2", "--theta", "0.1"], 2, "apply to --sample"),
+            (&["--top", "2", "--sample", "3"], 2, "give one or the other"),
+            (
+                &["--sample", "0"],
+                2,
+                "--sample: '0' is not a positive integer",
+            ),
+            (&["--sample", "3", "--theta", "5"], 1, "no relevant path"),
+            (&["--sample", "3", "--seed", "-1"], 2, "--seed: '-1'"),
+        ],
     );
     // --from an element with no path (its input value is 0): "paths": [], said on stderr.
     let mut x0 = load_f32(&input);
     x0.as_slice_mut().unwrap()[0] = 0.0;
     let zero = tmp.file("zero.npy");
     klrp::io::npy::write_npy_file(&zero, &x0).unwrap();
-    let r = ok(&argv(
+    let r = ok(&targeted(
         "paths",
         m,
         path_str(&zero),
-        &["--target", "1", "--top", "2", "--from", "0", "--out", o],
+        "1",
+        o,
+        &["--top", "2", "--from", "0"],
     ));
     assert_eq!(read_json(&out)["paths"], serde_json::json!([]));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no path of strength > 0"));
