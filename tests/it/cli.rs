@@ -156,6 +156,25 @@ fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The MLP fixture most error tests run: its ONNX file and its input batch.
+struct Mlp {
+    onnx: PathBuf,
+    input: PathBuf,
+}
+
+impl Mlp {
+    fn new() -> Self {
+        Mlp {
+            onnx: fixtures().join("mlp/legacy.onnx"),
+            input: fixtures().join("mlp/input.npy"),
+        }
+    }
+    /// The model's and the input's paths, as arguments.
+    fn args(&self) -> (&str, &str) {
+        (path_str(&self.onnx), path_str(&self.input))
+    }
+}
+
 /// Runs every case of one model on every ONNX export of it.
 fn check_model_against_zennit(model: &str) {
     let dir = fixtures().join(model);
@@ -669,10 +688,8 @@ fn info_prints_the_models_metadata() {
 
 #[test]
 fn usage_errors_exit_2_with_one_line() {
-    let onnx = fixtures().join("mlp/legacy.onnx");
-    let m = path_str(&onnx);
-    let x = fixtures().join("mlp/input.npy");
-    let x = path_str(&x);
+    let mlp = Mlp::new();
+    let (m, x) = mlp.args();
     let no_target = argv("explain", m, x, &["--out", "r.npy"]);
     // rules are checked before the model is read
     let bad_rule = targeted(
@@ -767,14 +784,12 @@ fn usage_errors_exit_2_with_one_line() {
 #[test]
 fn bad_files_exit_1_with_one_line() {
     let tmp = TempDir::new("badfiles");
-    let onnx = fixtures().join("mlp/legacy.onnx");
-    let m = path_str(&onnx);
-    let xp = fixtures().join("mlp/input.npy");
-    let x = path_str(&xp);
+    let mlp = Mlp::new();
+    let (m, x) = mlp.args();
     let out = tmp.file("r.npy");
     let o = path_str(&out);
     // truncated ONNX
-    let bytes = std::fs::read(&onnx).unwrap();
+    let bytes = std::fs::read(&mlp.onnx).unwrap();
     let trunc = tmp.file("trunc.onnx");
     std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
     // (the model, exit code, what the one-line message must contain)
@@ -788,7 +803,7 @@ fn bad_files_exit_1_with_one_line() {
         ],
     );
     // truncated and non-npy inputs, a wrong input shape, a NaN input, a truncated image
-    let npy = std::fs::read(&xp).unwrap();
+    let npy = std::fs::read(&mlp.input).unwrap();
     let tnpy = tmp.file("t.npy");
     std::fs::write(&tnpy, &npy[..npy.len() - 5]).unwrap();
     let garbage = tmp.file("g.bin");
@@ -871,10 +886,8 @@ fn raw_npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
 #[test]
 fn reliability_bad_inputs_exit_cleanly() {
     let tmp = TempDir::new("reliability");
-    let onnx = fixtures().join("mlp/legacy.onnx");
-    let m = path_str(&onnx);
-    let xp = fixtures().join("mlp/input.npy");
-    let x = path_str(&xp);
+    let mlp = Mlp::new();
+    let (m, x) = mlp.args();
     let out = tmp.file("r.npy");
     let o = path_str(&out);
     // (input, target, extra arguments, exit code, what the one-line message must contain)
@@ -981,10 +994,8 @@ fn size_limits_can_be_set_from_the_command_line() {
     let out = tmp.file("r.npy");
     let o = path_str(&out);
     // --max-elements: the MLP takes 8 elements per sample; input.npy is a batch of 3.
-    let onnx = fixtures().join("mlp/legacy.onnx");
-    let m = path_str(&onnx);
-    let xp = fixtures().join("mlp/input.npy");
-    let x = path_str(&xp);
+    let mlp = Mlp::new();
+    let (m, x) = mlp.args();
     ok(&["info", "--model", m, "--max-elements", "8"]);
     fails_each(
         &["info", "--model", m],
@@ -1170,10 +1181,8 @@ fn explain_target_predicted_explains_the_top_class() {
 
 #[test]
 fn clap_conveniences_help_suggestions_completions() {
-    let onnx = fixtures().join("mlp/legacy.onnx");
-    let m = path_str(&onnx);
-    let xp = fixtures().join("mlp/input.npy");
-    let x = path_str(&xp);
+    let mlp = Mlp::new();
+    let (m, x) = mlp.args();
     fails_each(
         &targeted("explain", m, x, "1", "/tmp/never.npy", &[]),
         &[
