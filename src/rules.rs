@@ -78,6 +78,9 @@ pub enum Bound {
     Scalar(f32),
     /// Bounds broadcast over one sample (the layer's input without the batch axis).
     PerInput(Arc<ArrayD<f32>>),
+    /// One bound per channel, the first axis of a sample (`--low 0,0,0`; Zennit's `(1, C, 1, 1)`
+    /// tensors): the same as a `PerInput` array of shape `[C, 1, …, 1]` of the sample's rank.
+    PerChannel(Arc<[f32]>),
 }
 
 impl From<ArrayD<f32>> for Bound {
@@ -107,45 +110,54 @@ impl Bound {
                 }
                 Ok(out)
             }
+            Bound::PerChannel(v) => {
+                Bound::PerInput(Arc::new(per_channel(v, input.ndim() - 1))).broadcast(input)
+            }
         }
     }
 
-    /// `low < high` wherever the two meet (after broadcasting them against each other).
+    /// `low < high` wherever the two meet, as far as it can be told without the input: scalars,
+    /// arrays (broadcast against each other) and per-channel lists of one length. A per-channel
+    /// bound against an array one is checked when the shares are formed, on the input's shape.
     fn check_below(low: &Bound, high: &Bound) -> Result<()> {
-        let refuse = |l: f32, h: f32| {
-            Err(Error::invalid(format!(
-                "z^B needs low < high, got low = {l} and high = {h} (an empty box has no z^B shares)"
-            )))
-        };
-        match (low, high) {
-            (Bound::Scalar(l), Bound::Scalar(h)) if l >= h => refuse(*l, *h),
-            (Bound::Scalar(_), Bound::Scalar(_)) => Ok(()),
-            (Bound::Scalar(l), Bound::PerInput(h)) => match h.iter().find(|&&h| *l >= h) {
-                Some(&h) => refuse(*l, h),
-                None => Ok(()),
-            },
-            (Bound::PerInput(l), Bound::Scalar(h)) => match l.iter().find(|&&l| l >= *h) {
-                Some(&l) => refuse(l, *h),
-                None => Ok(()),
-            },
-            (Bound::PerInput(l), Bound::PerInput(h)) => {
-                let mismatch = || {
-                    Error::shape(
-                        "z^B box bounds (low and high broadcast together)",
-                        l.shape(),
-                        h.shape(),
-                    )
+        let (l, h) = match (low, high) {
+            (Bound::Scalar(l), Bound::Scalar(h)) => {
+                return if l < h {
+                    Ok(())
+                } else {
+                    Err(empty_box(*l, *h))
                 };
-                let shape = co_broadcast(l.shape(), h.shape()).ok_or_else(mismatch)?;
-                let (lb, hb) = (
-                    l.broadcast(shape.as_slice()).ok_or_else(mismatch)?,
-                    h.broadcast(shape.as_slice()).ok_or_else(mismatch)?,
-                );
-                match lb.iter().zip(hb.iter()).find(|(l, h)| l >= h) {
-                    Some((&l, &h)) => refuse(l, h),
-                    None => Ok(()),
-                }
             }
+            (Bound::PerChannel(_), Bound::PerInput(_))
+            | (Bound::PerInput(_), Bound::PerChannel(_)) => {
+                return Ok(());
+            }
+            _ => (low.as_array(), high.as_array()),
+        };
+        let mismatch = || {
+            Error::shape(
+                "z^B box bounds (low and high broadcast together)",
+                l.shape(),
+                h.shape(),
+            )
+        };
+        let shape = co_broadcast(l.shape(), h.shape()).ok_or_else(mismatch)?;
+        let (lb, hb) = (
+            l.broadcast(shape.as_slice()).ok_or_else(mismatch)?,
+            h.broadcast(shape.as_slice()).ok_or_else(mismatch)?,
+        );
+        match lb.iter().zip(hb.iter()).find(|(l, h)| l >= h) {
+            Some((&l, &h)) => Err(empty_box(l, h)),
+            None => Ok(()),
+        }
+    }
+
+    /// The bound as an array (a scalar of no axes, a per-channel list of one).
+    fn as_array(&self) -> ArrayD<f32> {
+        match self {
+            Bound::Scalar(v) => ArrayD::from_elem(vec![], *v),
+            Bound::PerInput(b) => (**b).clone(),
+            Bound::PerChannel(v) => per_channel(v, 1),
         }
     }
 
@@ -153,6 +165,7 @@ impl Bound {
         let finite = match self {
             Bound::Scalar(v) => v.is_finite(),
             Bound::PerInput(b) => b.iter().all(|v| v.is_finite()),
+            Bound::PerChannel(v) => v.iter().all(|v| v.is_finite()),
         };
         if finite {
             Ok(())
@@ -160,6 +173,20 @@ impl Bound {
             Err(Error::NonFinite(format!("z^B bound {what}")))
         }
     }
+}
+
+/// The error for a box with `low ≥ high` somewhere.
+fn empty_box(l: f32, h: f32) -> Error {
+    Error::invalid(format!(
+        "z^B needs low < high, got low = {l} and high = {h} (an empty box has no z^B shares)"
+    ))
+}
+
+/// Per-channel values as an array `[C, 1, …, 1]` of `rank` axes (at least 1).
+fn per_channel(v: &[f32], rank: usize) -> ArrayD<f32> {
+    let mut shape = vec![1; rank.max(1)];
+    shape[0] = v.len();
+    ArrayD::from_shape_vec(shape, v.to_vec()).expect("the shape holds the values")
 }
 
 /// The shape two arrays broadcast to together (numpy's rules: axes aligned from the right,
@@ -662,6 +689,10 @@ pub fn linear_share_terms(
         Rule::ZBox(r) => {
             let low = r.low.broadcast(a)?;
             let high = r.high.broadcast(a)?;
+            // The box as the input sees it (a per-channel bound meets an array one only here).
+            if let Some((l, h)) = low.iter().zip(&high).find(|(l, h)| l >= h) {
+                return Err(empty_box(*l, *h));
+            }
             let zb = elementwise::zip_map(
                 &f(a, W::Identity, None)?,
                 &f(&low, W::Positive, None)?,

@@ -334,16 +334,16 @@ pub struct RuleOptions {
         )
     )]
     pub composite: Option<String>,
-    /// `--low L`: the z^B lower box bound; default -3 ([`DEFAULT_BOUNDS`]; the command line uses
-    /// each channel's pixel range for images).
+    /// `--low L`: the z^B lower box bound, or `L0,L1,…` one per channel; default -3
+    /// ([`DEFAULT_BOUNDS`]; the command line uses each channel's pixel range for images).
     #[cfg_attr(
         feature = "cli",
         arg(
             long,
             value_name = "L",
             allow_hyphen_values = true,
-            help = "z^B lower box bound (zbox and epsilon-gamma-box); default -3 for .npy inputs, \
-                    the exact pixel range of each channel for images"
+            help = "z^B lower box bound, or L0,L1,… one per channel (zbox and epsilon-gamma-box); \
+                    default -3 for .npy inputs, the exact pixel range of each channel for images"
         )
     )]
     pub low: Option<String>,
@@ -354,8 +354,8 @@ pub struct RuleOptions {
             long,
             value_name = "H",
             allow_hyphen_values = true,
-            help = "z^B upper box bound; default 3 for .npy inputs, the exact pixel range of each \
-                    channel for images"
+            help = "z^B upper box bound, or H0,H1,… one per channel; default 3 for .npy inputs, \
+                    the exact pixel range of each channel for images"
         )
     )]
     pub high: Option<String>,
@@ -528,6 +528,19 @@ fn parse_number(flag: &str, s: &str) -> Result<f32> {
     }
 }
 
+/// A box bound: one number for every input, or `V0,V1,…` one per channel (the first axis of a
+/// sample; [`Bound::PerChannel`]).
+fn parse_bound(flag: &str, s: &str) -> Result<Bound> {
+    if !s.contains(',') {
+        return Ok(Bound::Scalar(parse_number(flag, s)?));
+    }
+    let values = s
+        .split(',')
+        .map(|v| parse_number(flag, v))
+        .collect::<Result<Vec<f32>>>()?;
+    Ok(Bound::PerChannel(values.into()))
+}
+
 fn parse_index(s: &str) -> Result<usize> {
     s.trim()
         .parse::<usize>()
@@ -596,10 +609,7 @@ impl ExplainSpec {
         }
         let bounds = match (&rules.low, &rules.high) {
             (None, None) => None,
-            (Some(l), Some(h)) => Some((
-                Bound::Scalar(parse_number("--low", l)?),
-                Bound::Scalar(parse_number("--high", h)?),
-            )),
+            (Some(l), Some(h)) => Some((parse_bound("--low", l)?, parse_bound("--high", h)?)),
             _ => return Err(Error::invalid("give both --low and --high")),
         };
         let spec = ExplainSpec { bounds, ..spec };

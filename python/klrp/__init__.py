@@ -184,8 +184,8 @@ class Model:
         rule: Optional[str] = None,
         first_rule: Optional[str] = None,
         composite: Optional[str] = None,
-        low: Optional[float] = None,
-        high: Optional[float] = None,
+        low: Union[float, Sequence[float], None] = None,
+        high: Union[float, Sequence[float], None] = None,
         theta: Optional[float] = None,
         theta_at: Optional[Mapping[int, float]] = None,
         theta_abs: bool = False,
@@ -201,7 +201,7 @@ class Model:
         The options take the command line's strings: ``semiring`` real | boolean | counting |
         viterbi; ``rule`` e.g. ``"epsilon=0.25"``, ``"alpha-beta=2,1"``, ``"gamma=0.25"``;
         ``first_rule`` a rule or ``"zbox"``; ``composite`` e.g. ``"epsilon-gamma-box"``;
-        ``low``/``high`` the z^B bounds (default ±3); ``theta`` Θ (default 0.01) and
+        ``low``/``high`` the z^B bounds (default ±3; a sequence gives one per channel); ``theta`` Θ (default 0.01) and
         ``theta_at`` ``{layer index: θ}`` for boolean/counting, ``theta_abs`` for ``|d| > θ``;
         ``theta_auto`` per-layer θ calibrated on ``x``: ``"fair-share:K"``, ``"inputs:F"`` or
         ``"connections:F"`` (docs/semantics.md §9);

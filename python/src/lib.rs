@@ -122,7 +122,8 @@ fn text(v: &Bound<'_, PyAny>) -> PyResult<Value> {
     word(v).map(Value::String)
 }
 
-/// A string, an integer or a float as [`text`] spells it.
+/// A string, an integer, a float or a sequence of numbers (comma-separated) as [`text`]
+/// spells it.
 fn word(v: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = v.extract::<String>() {
         Ok(s)
@@ -130,6 +131,13 @@ fn word(v: &Bound<'_, PyAny>) -> PyResult<String> {
         Ok(v.str()?.to_string())
     } else if let Ok(f) = v.extract::<f64>() {
         Ok(format!("{f}"))
+    } else if let Ok(values) = v.extract::<Vec<f64>>() {
+        // A sequence of numbers (one per channel: `low=[0, 0, 0]`) as `--low 0,0,0`.
+        Ok(values
+            .iter()
+            .map(|f| format!("{f}"))
+            .collect::<Vec<_>>()
+            .join(","))
     } else {
         Err(PyTypeError::new_err(format!(
             "explain: expected a string or a number, got {}",

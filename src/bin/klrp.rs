@@ -874,18 +874,6 @@ fn load_input(args: &InputArgs, loaded: &Loaded) -> CliResult<Input> {
     })
 }
 
-/// Per-channel box bounds shaped like one sample `[C, H, W]`.
-fn channel_bounds(shape: &[usize], lo: &[f32], hi: &[f32]) -> (Bound, Bound) {
-    let per = |v: &[f32]| -> Bound {
-        let mut a = ArrayD::<f32>::zeros(shape);
-        for (c, mut plane) in a.outer_iter_mut().enumerate() {
-            plane.fill(v[c]);
-        }
-        Bound::from(a)
-    };
-    (per(lo), per(hi))
-}
-
 /// Drops the batch axis again if the input had none.
 fn strip<T: Clone>(a: ArrayD<T>, had_batch: bool) -> ArrayD<T> {
     if had_batch {
@@ -938,7 +926,10 @@ fn fit(spec: &mut ExplainSpec, net: &Network, input: &Input) -> CliResult<()> {
         && spec.bounds.is_none()
         && let Some((lo, hi)) = &input.pixel_range
     {
-        spec.bounds = Some(channel_bounds(net.input_shape(), lo, hi));
+        spec.bounds = Some((
+            Bound::PerChannel(lo.as_slice().into()),
+            Bound::PerChannel(hi.as_slice().into()),
+        ));
     }
     Ok(())
 }

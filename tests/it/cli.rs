@@ -6,7 +6,7 @@ use klrp::calibrate;
 use klrp::composite::Composite;
 use klrp::io::npy::{NpyData, read_npy_file};
 use klrp::io::onnx::load_onnx_file;
-use klrp::rules::{ProportionalRule, ZeroRule};
+use klrp::rules::{Bound, EpsilonRule, ProportionalRule, ZBoxRule, ZeroRule};
 use klrp::semiring::{Boolean, Counting, Real, Viterbi};
 use klrp::{AbsThreshold, Clamp01, Identity, Network, PerLayer, Threshold};
 use ndarray::ArrayD;
@@ -249,6 +249,74 @@ fn cli_run(onnx: &Path, input: &Path, target: &str, extra: &[&str], tmp: &TempDi
     let (m, x, o) = (path_str(onnx), path_str(input), path_str(&out));
     ok(&targeted("explain", m, x, target, o, extra));
     read_npy_file(&out).unwrap().data
+}
+
+/// `--low L0,L1,… --high H0,H1,…` are per-channel z^B bounds: the same relevance as the library
+/// with those bounds written out per element; a list of the wrong length is an error.
+#[test]
+fn per_channel_box_bounds() {
+    let tmp = TempDir::new("channel-bounds");
+    let onnx = fixtures().join("cnn_bn/legacy.onnx");
+    let input = fixtures().join("cnn_bn/input.npy");
+    let (low, high) = ([-1.0_f32, -2.0, -0.5], [1.0_f32, 2.5, 3.0]);
+    let args = [
+        "--rule",
+        "epsilon=1e-6",
+        "--first-rule",
+        "zbox",
+        "--low",
+        "-1,-2,-0.5",
+        "--high",
+        "1,2.5,3",
+        "--init",
+        "one",
+    ];
+    let NpyData::F32(cli) = cli_run(&onnx, &input, "1", &args, &tmp) else {
+        panic!("real relevance is float32")
+    };
+    let x = load_f32(&input);
+    let per = |v: [f32; 3]| Bound::from(ArrayD::from_shape_fn(vec![3, 8, 8], |i| v[i[0]]));
+    let composite = Composite::uniform(EpsilonRule::new(1e-6).unwrap())
+        .with_first_linear(ZBoxRule::new(per(low), per(high)).unwrap());
+    let targets = vec![1; x.shape()[0]];
+    let lib = library_net(&onnx)
+        .explain::<Real<f32>, _>(&x, &targets, &composite, &PerLayer::new(Identity))
+        .unwrap()
+        .values();
+    assert_eq!(cli.len(), lib.len());
+    let worst = cli
+        .iter()
+        .zip(&lib)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let scale = lib.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0 && worst <= 1e-6 * scale, "{worst} vs {scale}");
+    // Two channel bounds for three channels; an empty box in one channel.
+    let o = tmp.file("r.npy");
+    let (m, xi, o) = (path_str(&onnx), path_str(&input), path_str(&o));
+    fails(
+        &targeted(
+            "explain",
+            m,
+            xi,
+            "1",
+            o,
+            &["--first-rule", "zbox", "--low", "0,0", "--high", "1,1"],
+        ),
+        1,
+        "z^B box bound",
+    );
+    fails(
+        &targeted(
+            "explain",
+            m,
+            xi,
+            "1",
+            o,
+            &["--first-rule", "zbox", "--low", "0,1,0", "--high", "1,1,1"],
+        ),
+        2,
+        "z^B needs low < high",
+    );
 }
 
 #[test]

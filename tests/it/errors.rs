@@ -415,6 +415,11 @@ fn zbox_refuses_an_empty_box() {
         (per(vec![0.0, 1.0], &[2]), Bound::from(1.0)),
         // [2, 1] against [3]: low[1] = 0.7 meets high[2] = 0.7.
         (per(vec![0.0, 0.7], &[2, 1]), per(vec![1.0, 0.9, 0.7], &[3])),
+        // Per channel: channel 1 is empty.
+        (
+            Bound::PerChannel(vec![0.0, 1.0].into()),
+            Bound::PerChannel(vec![1.0, 1.0].into()),
+        ),
     ] {
         let e = ZBoxRule::new(low.clone(), high.clone()).unwrap_err();
         let Error::InvalidArgument(m) = &e else {
@@ -425,6 +430,33 @@ fn zbox_refuses_an_empty_box() {
     // Bounds that cannot broadcast together.
     let e = ZBoxRule::new(per(vec![0.0; 2], &[2]), per(vec![1.0; 3], &[3])).unwrap_err();
     assert_shape_mismatch(&e);
+    // A per-channel bound against an array one meets it on the input: refused there (channel 1
+    // of the [2, 1, 3] input has low = 1 and high = 1 in its first column).
+    let zb = ZBoxRule::new(
+        Bound::PerChannel(vec![0.0, 1.0].into()),
+        per(vec![1.0, 2.0, 2.0], &[3]),
+    )
+    .unwrap();
+    let net = Network::new(
+        [2, 1, 3],
+        vec![Box::new(
+            Conv2d::new(Array4::ones((1, 2, 1, 1)), None).unwrap(),
+        )],
+    )
+    .unwrap();
+    let x = ArrayD::from_elem(vec![1, 2, 1, 3], 0.5_f32);
+    let c = Composite::k_lrp().with_layer(0, zb);
+    let e = net
+        .explain::<Real<f32>, _>(&x, &[0], &c, &PerLayer::new(Identity))
+        .unwrap_err();
+    let e = in_layer(e, 0);
+    let Error::InvalidArgument(m) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        m.contains("z^B needs low < high, got low = 1 and high = 1"),
+        "{m}"
+    );
     // A box that is not empty anywhere.
     ZBoxRule::new(per(vec![0.0, 0.6], &[2, 1]), per(vec![1.0, 0.9, 0.7], &[3])).unwrap();
 }

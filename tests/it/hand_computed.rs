@@ -810,4 +810,10 @@ fn zbox_bounds_broadcast_over_the_sample() {
     let (broadcast, expanded) = (run(&cases[0]), run(&cases[1]));
     assert!(broadcast.0.iter().any(|&b| f32::from_bits(b) != 0.0));
     assert_eq!(broadcast, expanded);
+    // One bound per channel (`--low -1,-0.9`): the first axis of the sample.
+    let per_channel = (
+        Bound::PerChannel(channel_low.to_vec().into()),
+        cases[0].1.clone(),
+    );
+    assert_eq!(run(&per_channel), expanded);
 }
