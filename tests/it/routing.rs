@@ -734,6 +734,23 @@ fn bad_routing_nodes_are_errors_naming_the_node() {
         let msg = err_of(&bytes);
         assert!(msg.contains(want), "{msg:?} should contain {want:?}");
     }
+    // A Gather's output is bounded before it is built (12 elements in, 150 out, limit 100).
+    let bytes = one_node(
+        "Gather",
+        &[4, 3],
+        &[50, 3],
+        &["i"],
+        &[("i", &[50], &[1; 50])],
+        &[Attr::Int("axis", 1)],
+    );
+    let e = klrp::io::onnx::parse_onnx_with_max_elements(&bytes, 100)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the Gather's output") && e.contains("150"),
+        "{e}"
+    );
+    assert!(klrp::io::onnx::parse_onnx_with_max_elements(&bytes, 150).is_ok());
 }
 
 /// A small routed CNN for the path tests: conv → ReLU → channel shuffle → gather of channels

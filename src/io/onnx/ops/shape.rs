@@ -301,8 +301,25 @@ pub(super) fn slice(imp: &Importer, node: &NodeProto) -> Result<Mapped> {
 /// `Gather` with constant indices (negative ones counted from the end) on a per-sample axis.
 pub(super) fn gather(imp: &Importer, node: &NodeProto) -> Result<Mapped> {
     let rank = imp.shape.len() as i64 + 1;
-    if from_front(attr_int(node, "axis", 0)?, rank) == 0 {
+    let axis = from_front(attr_int(node, "axis", 0)?, rank);
+    if axis == 0 {
         return Err(batch_axis("Gather", "picks from"));
+    }
+    // The output's size before it is built: the sample with the axis replaced by the indices.
+    let indices = imp.const_input(node, 1, "indices")?;
+    let along = usize::try_from(axis - 1)
+        .ok()
+        .and_then(|a| imp.shape.get(a))
+        .copied()
+        .unwrap_or(1)
+        .max(1);
+    let count = (imp.shape.iter().product::<usize>() / along) as u128 * indices.len() as u128;
+    if count > u128::from(imp.max_sample_elements) {
+        return Err(Error::TooLarge {
+            what: "the Gather's output".into(),
+            requested: count,
+            limit: u128::from(imp.max_sample_elements),
+        });
     }
     one_route(imp, node)
 }
