@@ -19,6 +19,7 @@ mod direct;
 mod gemm;
 mod grouped;
 mod lanes;
+mod route;
 
 /// Parallel elementwise maps over tensors (now [`crate::tensor::elementwise`]).
 pub use crate::tensor::elementwise;
@@ -382,9 +383,53 @@ pub fn propagate<K: Semiring, T: Conversion<K> + ?Sized>(
         Shares::Disconnected => {
             r_in = filled(n * n_in, K::zero());
         }
+        Shares::Route { sources } => {
+            check_route(sources, n_in, n_out)?;
+            r_in = route::relevance(sources, &r_out_flat, n, n_in);
+        }
     }
     ArrayD::from_shape_vec(IxDyn(input_shape), r_in)
         .map_err(|e| Error::invalid(format!("relevance shape: {e}")))
+}
+
+/// Checks a [`Shares::Route`] against its operand: one source per output element of a sample
+/// (`n_out`), each inside an input sample of `n_in` elements.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] for a map of the wrong length, [`Error::InvalidArgument`] for a
+/// source out of range.
+fn check_route(sources: &[usize], n_in: usize, n_out: usize) -> Result<()> {
+    if sources.len() != n_out {
+        return Err(Error::shape(
+            "route sources (one per output element)",
+            &[n_out],
+            &[sources.len()],
+        ));
+    }
+    route::check_sources(sources, n_in)
+}
+
+/// The forward pass of a route: `y[s, k] = x[s, sources[k]]` for every sample `s` of `x`, shaped
+/// `[N, out_shape…]`.
+///
+/// ```
+/// use klrp::ndarray::{ArrayD, IxDyn, array};
+/// // A transpose of 2 × 3: output (c, r) reads input (r, c).
+/// let x = array![[[1.0_f32, 2.0, 3.0], [4.0, 5.0, 6.0]]].into_dyn();
+/// let y = klrp::kernels::route_forward(&x, &[0, 3, 1, 4, 2, 5], &[3, 2]).unwrap();
+/// assert_eq!(y, array![[[1.0_f32, 4.0], [2.0, 5.0], [3.0, 6.0]]].into_dyn());
+/// ```
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `sources` does not hold one index per element of `out_shape`,
+/// [`Error::InvalidArgument`] if an index is outside an input sample.
+pub fn route_forward(x: &Tensor, sources: &[usize], out_shape: &[usize]) -> Result<Tensor> {
+    let n = x.shape().first().copied().unwrap_or(0);
+    let n_in: usize = x.shape().iter().skip(1).product();
+    check_route(sources, n_in, out_shape.iter().product())?;
+    let out = route::gather(&samples(x), sources, n, n_in);
+    ArrayD::from_shape_vec(IxDyn(&crate::tensor::with_batch(n, out_shape)), out)
+        .map_err(|e| Error::invalid(format!("route output: {e}")))
 }
 
 /// A [`Shares::Linear`] checked against its layer (`n` samples of `n_in` inputs and `n_out`
@@ -853,6 +898,18 @@ pub fn propagate_reference<K: Semiring, T: Conversion<K> + ?Sized>(
     r_out: &ArrayD<K>,
     input_shape: &[usize],
 ) -> Result<ArrayD<K>> {
+    if let Shares::Route { sources } = shares {
+        let n = input_shape.first().copied().unwrap_or(0);
+        let n_in: usize = input_shape.iter().skip(1).product();
+        let n_out: usize = r_out.shape().iter().skip(1).product();
+        if r_out.shape().first().copied() != Some(n) {
+            return Err(Error::shape("route relevance", input_shape, r_out.shape()));
+        }
+        check_route(sources, n_in, n_out)?;
+        let r_in = route::relevance_reference(sources, &flat(r_out), n, n_in);
+        return ArrayD::from_shape_vec(IxDyn(input_shape), r_in)
+            .map_err(|e| Error::invalid(format!("relevance shape: {e}")));
+    }
     let Shares::Linear {
         connectivity,
         terms,

@@ -17,6 +17,7 @@ mod dense;
 mod flatten;
 mod merge;
 mod pool;
+mod route;
 
 pub use activation::{
     Clip, Dropout, Gelu, HardSigmoid, HardSwish, IdentityLayer, LeakyReLU, ReLU, SiLU, Sigmoid,
@@ -28,6 +29,7 @@ pub use dense::Dense;
 pub use flatten::Flatten;
 pub use merge::{Add, Concat, Mul};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MAX_ADAPTIVE_OUTPUT, MaxPool2d};
+pub use route::{Reshape, Route};
 // The vocabulary layers describe themselves in, where it has always been importable from.
 pub use crate::shares::{Connectivity, ConvGeometry, LinearMap, PoolGeometry, Shares};
 pub use crate::tensor::Tensor;
@@ -50,7 +52,8 @@ pub enum LayerKind {
     AvgPool,
     /// Element-wise activation (ReLU, …): relevance passes unchanged.
     Activation,
-    /// Reshape (flatten): relevance passes unchanged.
+    /// Reshape, flatten or routing (transpose, slice, gather, split): relevance follows the
+    /// elements back unchanged, without Θ.
     Reshape,
     /// Batch normalisation: fused into the preceding linear layer before propagation.
     Normalization,

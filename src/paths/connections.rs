@@ -2,7 +2,8 @@
 //!
 //! This is the one place that lists a node's connections element by element (the kernels walk
 //! them in bulk): [`outgoing`] gives the outputs `k` that input `j` feeds and the share `d_jk`
-//! (`None` where relevance passes without Θ: [`Shares::Pass`], [`Shares::ChannelSlice`]). The
+//! (`None` where relevance passes without Θ: [`Shares::Pass`], [`Shares::ChannelSlice`],
+//! [`Shares::Route`]). The
 //! path search expands a partial path with it, and the tests rebuild K-LRP from it
 //! ([`propagate_by_connections`]) to check it against `kernels::propagate_reference`.
 
@@ -15,7 +16,7 @@ use ndarray::ArrayD;
 
 /// Calls `f(k, d_jk)` for every output `k` that input element `j` of sample 0 is connected to
 /// through `shares`: `Some(d)` for a share that goes through Θ, `None` for relevance that passes
-/// unchanged (pass-through and channel-slice operands). `in_shape` and `out_shape` are the
+/// unchanged (pass-through, channel-slice and route operands). `in_shape` and `out_shape` are the
 /// per-sample shapes of the operand and of the node's output.
 ///
 /// `d_jk = Σ_t p_t[j] · g_t(w_jk) · q_t[k]` is the kernels' own share (summed in term order from
@@ -49,6 +50,21 @@ pub fn outgoing(
             f(j, None);
         }
         Shares::Disconnected => {}
+        Shares::Route { sources } => {
+            if sources.len() != n_out {
+                return Err(Error::shape("route sources", &[n_out], &[sources.len()]));
+            }
+            for (k, &src) in sources.iter().enumerate() {
+                if src >= n_in {
+                    return Err(Error::invalid(format!(
+                        "route source {src} of output element {k} outside an operand of {n_in} elements"
+                    )));
+                }
+                if src == j {
+                    f(k, None);
+                }
+            }
+        }
         Shares::ChannelSlice { start } => {
             let plane: usize = in_shape.iter().skip(1).product();
             let fits = !in_shape.is_empty()

@@ -13,6 +13,7 @@ pub use geometry::{ConvGeometry, PoolGeometry};
 use crate::error::{Error, Result};
 use crate::tensor::{SharedTensor, Tensor};
 use ndarray::{Array2, ArrayView2, ArrayView4};
+use std::borrow::Cow;
 
 /// A map applied to every weight (or bias) before a modified forward pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -415,6 +416,16 @@ pub enum Shares<'a> {
     },
     /// No connection: the input receives no relevance (`R_j = 0`; the gate of [`Mul`](crate::layers::Mul)).
     Disconnected,
+    /// Routing (transpose, slice, gather, split: [`Route`](crate::layers::Route)): output
+    /// element `k` of a sample is input element `sources[k]` of the same sample (flat indices
+    /// within a sample; one map for every sample of the batch). Relevance follows the map
+    /// without Θ, like [`Pass`](Shares::Pass): `R_j = ⊕_{k : sources[k] = j} R_k`, the ⊕ of
+    /// every output that reads `j` (a repeated gather index), `0` for an input no output reads.
+    Route {
+        /// Per output element of one sample, the flat index of the input element it reads;
+        /// `sources.len()` is the output's per-sample length.
+        sources: Cow<'a, [usize]>,
+    },
 }
 
 /// A linear layer (dense or convolution): the forward passes the rules need.

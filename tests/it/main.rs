@@ -26,6 +26,7 @@ mod onnx_graph;
 mod onnx_import;
 mod paths;
 mod reliability;
+mod routing;
 mod semiring_laws;
 mod support;
 mod zennit_graph;

@@ -575,3 +575,15 @@ fn json_numbers_round_trip() {
     let _: Viterbi = Viterbi(1.0);
     let _: Counting = Counting(1);
 }
+
+#[test]
+fn strongest_paths_and_counts_through_routes_agree_with_brute_force() {
+    // Channel shuffle (Reshape, Transpose, Reshape) and a Gather reading one channel twice.
+    for seed in 0..4 {
+        let mut rng = Rng::new(300 + seed);
+        let net = crate::routing::routed_cnn(&mut rng);
+        let x = rand_array(&mut rng, &[1, 4, 2, 2]).mapv(f32::abs);
+        check_viterbi(&net, &x, &format!("routed cnn seed {seed}"));
+        check_counting(&net, &x, 0.05, &format!("routed cnn seed {seed}"));
+    }
+}

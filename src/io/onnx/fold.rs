@@ -155,7 +155,7 @@ impl Importer {
         self.values.insert(
             self.act.clone(),
             Value::Activation {
-                from: Source::Node(i),
+                from: Source::Node(self.layers.len()),
                 shape,
                 pad,
             },
@@ -412,6 +412,24 @@ pub(super) fn eval(
                 steps.as_deref(),
             )?)
         }
+        "Split" => {
+            let data = need(0)?;
+            let rank = data.shape.len();
+            let axis = norm_axis(attr_int(node, "axis", 0)?, rank, "Split")?;
+            let given = match attr_ints(node, "split") {
+                Some(s) => Some(s),
+                None => ints_of(1, "Split sizes")?,
+            };
+            let sizes = split_sizes(node, data.shape[axis], given.as_deref())?;
+            let mut start = 0i64;
+            let mut outs = Vec::with_capacity(sizes.len());
+            for size in sizes {
+                let end = start + size as i64;
+                outs.push(slice(&data, &[start], &[end], Some(&[axis as i64]), None)?);
+                start = end;
+            }
+            Ok(outs)
+        }
         "Reshape" => {
             let data = need(0)?;
             let target = need(1)?;
@@ -516,8 +534,8 @@ pub(super) fn eval(
         }
         op => Err(Error::Unsupported(format!(
             "operator {op} on constants (klrp evaluates at import only Constant, Identity, Cast, \
-             CastLike, Shape, Size, Expand, Gather, Unsqueeze, Squeeze, Concat, Slice, Reshape, Flatten, \
-             Transpose, ConstantOfShape, Range, Add, Sub, Mul, Div, Pow, Max, Min, Neg, Sqrt, \
+             CastLike, Shape, Size, Expand, Gather, Unsqueeze, Squeeze, Concat, Slice, Split, Reshape, \
+             Flatten, Transpose, ConstantOfShape, Range, Add, Sub, Mul, Div, Pow, Max, Min, Neg, Sqrt, \
              Reciprocal, Abs, Floor, Ceil)"
         ))),
     }
@@ -692,6 +710,61 @@ fn slice(
             .collect();
     }
     Ok(data.take(&flat, shape))
+}
+
+/// The sizes of `Split`'s outputs along an axis of `len` elements: `given` (the `split`
+/// attribute, or input 1 from opset 13), else `num_outputs` parts (opset 18: the last may be
+/// smaller), else as many equal parts as the node has outputs.
+///
+/// # Errors
+/// [`Error::Malformed`] if the sizes do not add up to `len`, do not match the outputs, or the
+/// axis does not divide into equal parts.
+pub(super) fn split_sizes(
+    node: &NodeProto,
+    len: usize,
+    given: Option<&[i64]>,
+) -> Result<Vec<usize>> {
+    let outputs = node.outputs.len();
+    let sizes = match given {
+        Some(s) => s
+            .iter()
+            .map(|&v| usize::try_from(v).map_err(|_| bad(format!("Split size {v}"))))
+            .collect::<Result<Vec<_>>>()?,
+        None => match attr(node, "num_outputs") {
+            Some(_) => {
+                let parts = attr_int(node, "num_outputs", 0)?;
+                let parts = usize::try_from(parts)
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| bad(format!("Split num_outputs = {parts}")))?;
+                let chunk = len.div_ceil(parts);
+                (0..parts)
+                    .map(|p| chunk.min(len - (p * chunk).min(len)))
+                    .collect()
+            }
+            None => {
+                if outputs == 0 || !len.is_multiple_of(outputs) {
+                    return Err(bad(format!(
+                        "Split of an axis of {len} into {outputs} equal parts"
+                    )));
+                }
+                vec![len / outputs; outputs]
+            }
+        },
+    };
+    if sizes.len() != outputs {
+        return Err(bad(format!(
+            "Split into {} parts {sizes:?} for {outputs} outputs",
+            sizes.len()
+        )));
+    }
+    let total = sizes.iter().try_fold(0usize, |a, &b| a.checked_add(b));
+    if total != Some(len) {
+        return Err(bad(format!(
+            "Split sizes {sizes:?} do not add up to the axis's {len} elements"
+        )));
+    }
+    Ok(sizes)
 }
 
 /// `[start:end:step]` on an axis of `len` elements: (first index, count) (ONNX `Slice`

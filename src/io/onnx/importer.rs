@@ -342,36 +342,93 @@ impl Importer {
                 self.nodes[s].op_type
             )));
         }
+        let inputs: Vec<Source> = acts.iter().map(|a| a.from).collect();
+        if node.op_type == "Split" {
+            return self.split_node(i, node, &acts, inputs);
+        }
         let out = node
             .outputs
             .first()
             .filter(|o| !o.is_empty())
             .ok_or_else(|| Error::malformed("ONNX", "the node has no output"))?
             .clone();
-        let inputs: Vec<Source> = acts.iter().map(|a| a.from).collect();
         let (layer, note) = self.map(i, node, &acts)?;
+        let label = node_label(i, node);
+        for extra in node.outputs.iter().skip(1).filter(|o| !o.is_empty()) {
+            self.values
+                .insert(extra.clone(), Value::extra_output(&label));
+        }
+        self.push_output(i, node, &acts, (layer, note), inputs, out)
+    }
+
+    /// Appends the layer of node `i` reading `acts`, whose output is the value `out` (now the
+    /// running activation).
+    fn push_output(
+        &mut self,
+        i: usize,
+        node: &NodeProto,
+        acts: &[Act],
+        (layer, note): (Box<dyn Layer>, Option<String>),
+        inputs: Vec<Source>,
+        out: String,
+    ) -> Result<()> {
         let in_shapes: Vec<&[usize]> = acts.iter().map(|a| a.shape.as_slice()).collect();
         let shape = layer.output_shape_multi(&in_shapes)?;
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::invalid(format!("output shape {shape:?} is empty")));
         }
         check_sample_size(&shape, "the node's output", self.max_sample_elements)?;
-        let label = node_label(i, node);
-        for extra in node.outputs.iter().skip(1).filter(|o| !o.is_empty()) {
-            self.values
-                .insert(extra.clone(), Value::extra_output(&label));
-        }
         let pad = self.pending_pad.take();
         self.values.insert(
             out.clone(),
             Value::Activation {
-                from: Source::Node(i),
+                from: Source::Node(self.layers.len()),
                 shape,
                 pad,
             },
         );
         self.act = out;
         self.push(i, node, layer, note, inputs);
+        Ok(())
+    }
+
+    /// `Split` (node `i`): one network node per output that something reads, each a route
+    /// from the input; an output nothing reads becomes no node (it would dangle).
+    fn split_node(
+        &mut self,
+        i: usize,
+        node: &NodeProto,
+        acts: &[Act],
+        inputs: Vec<Source>,
+    ) -> Result<()> {
+        let [a] = acts else {
+            return Err(Error::Unsupported(format!(
+                "Split of {} activations",
+                acts.len()
+            )));
+        };
+        if a.k != 0 {
+            return Err(Error::Unsupported(
+                "the activation must be the first input".into(),
+            ));
+        }
+        self.shape = a.shape.clone();
+        let parts = self.split_parts(node)?;
+        let label = node_label(i, node);
+        for (o, (name, part)) in node.outputs.iter().zip(parts).enumerate() {
+            if name.is_empty() {
+                continue;
+            }
+            if self.readers.get(name).copied().unwrap_or(0) == 0 {
+                self.values.insert(
+                    name.clone(),
+                    Value::Unavailable(format!("output {o} of {label}, which nothing reads")),
+                );
+                continue;
+            }
+            let note = Some(format!("output {o} of {}", node.outputs.len()));
+            self.push_output(i, node, acts, (part, note), inputs.clone(), name.clone())?;
+        }
         Ok(())
     }
 

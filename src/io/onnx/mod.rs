@@ -109,10 +109,13 @@ pub struct OnnxModel {
     metadata: BTreeMap<String, String>,
 }
 
-/// One ONNX node and the layer it became (layer index = node index).
+/// One ONNX node and the layer it became: `nodes()[i]` is network node `i` (layer index = ONNX
+/// node index, except after a `Split`, whose outputs are one network node each).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OnnxNode {
-    /// The node's index in the graph, which is also its layer's index in the network.
+    /// The node's index in the graph; its layer's index in the network too, unless a `Split`
+    /// with several outputs read comes before it (each output is a network node of its own,
+    /// all with the `Split`'s index).
     pub index: usize,
     /// The node's name (may be empty in the file; then `op_type` and the index identify it).
     pub name: String,

@@ -57,6 +57,9 @@ pub fn operand_edges(b: usize, shares: &Shares<'_>, in_shape: &[usize], s: usize
             });
         }
         Shares::Explicit(l) => list.extend(l[s].iter().map(|&(j, k, d)| (b, j, k, Some(d)))),
+        Shares::Route { sources } => {
+            list.extend(sources.iter().enumerate().map(|(k, &j)| (b, j, k, None)));
+        }
     }
     list
 }

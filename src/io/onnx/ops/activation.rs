@@ -52,10 +52,10 @@ pub(super) fn gelu(node: &NodeProto) -> Result<Gelu> {
     }
 }
 
-/// `Softmax` or `LogSoftmax` at node `i`: ignored (LRP explains the logits), and nothing may
+/// `Softmax` or `LogSoftmax` (the next network node): ignored (LRP explains the logits), and nothing may
 /// follow it.
-pub(super) fn trailing_softmax(imp: &mut Importer, i: usize) -> Result<Mapped> {
-    imp.softmax_at = Some(i);
+pub(super) fn trailing_softmax(imp: &mut Importer) -> Result<Mapped> {
+    imp.softmax_at = Some(imp.layers.len());
     Ok((
         Box::new(IdentityLayer),
         Some("ignored: LRP explains the logits".into()),

@@ -58,6 +58,11 @@ impl Importer {
         }
     }
 
+    /// The layers of a `Split` reading the activation of shape `self.shape`, one per output.
+    pub(super) fn split_parts(&self, node: &NodeProto) -> Result<Vec<Box<dyn Layer>>> {
+        shape::split(self, node)
+    }
+
     /// The layer of node `i` reading one activation `a` (`self.shape` is its shape).
     fn single_input(&mut self, i: usize, node: &NodeProto, a: &Act) -> Result<Mapped> {
         match node.op_type.as_str() {
@@ -80,12 +85,17 @@ impl Importer {
             "HardSigmoid" => plain(activation::hard_sigmoid(node)?),
             "LeakyRelu" => plain(activation::leaky_relu(node)?),
             "Gelu" => plain(activation::gelu(node)?),
-            "Softmax" | "LogSoftmax" => activation::trailing_softmax(self, i),
+            "Softmax" | "LogSoftmax" => activation::trailing_softmax(self),
             // shape.rs
             "Identity" => plain(IdentityLayer),
             "Dropout" => plain(shape::dropout(self, node)?),
             "Flatten" => plain(shape::flatten(self, node)?),
             "Reshape" => shape::reshape(self, node),
+            "Transpose" => shape::transpose(self, node),
+            "Squeeze" => shape::squeeze(self, node),
+            "Unsqueeze" => shape::unsqueeze(self, node),
+            "Slice" => shape::slice(self, node),
+            "Gather" => shape::gather(self, node),
             // fuse.rs: folded into the layer before or after
             "Add" => fuse::bias(self, node, a),
             "Mul" => fuse::scale(self, node, a),
@@ -94,7 +104,8 @@ impl Importer {
                 "operator {op} is not supported (supported: Conv, Gemm, MatMul, Add, Sum, Mul, \
                  Concat, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Tanh, Gelu, Pad \
                  (folded into the Conv after it), MaxPool, AveragePool, GlobalAveragePool, \
-                 ReduceMean (over H, W), Flatten, Reshape (as a flatten), BatchNormalization, \
+                 ReduceMean (over H, W), Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Split, \
+                 Slice, Gather (constant indices; none moving the batch axis), BatchNormalization, \
                  Dropout, Identity, a trailing Softmax, and the constant operators of the module \
                  docs)"
             ))),
