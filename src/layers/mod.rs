@@ -17,17 +17,19 @@ mod dense;
 mod flatten;
 mod merge;
 mod pool;
+mod reduce;
 
 pub use activation::{
     Clip, Dropout, Gelu, HardSigmoid, HardSwish, IdentityLayer, LeakyReLU, ReLU, SiLU, Sigmoid,
     Tanh,
 };
-pub use batchnorm::BatchNorm2d;
+pub use batchnorm::{BatchNorm2d, StandaloneBatchNorm};
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use flatten::Flatten;
 pub use merge::{Add, Concat, Mul};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MAX_ADAPTIVE_OUTPUT, MaxPool2d};
+pub use reduce::{Reduce, ReduceOp};
 // The vocabulary layers describe themselves in, where it has always been importable from.
 pub use crate::shares::{Connectivity, ConvGeometry, LinearMap, PoolGeometry, Shares};
 pub use crate::tensor::Tensor;
@@ -52,7 +54,8 @@ pub enum LayerKind {
     Activation,
     /// Reshape (flatten): relevance passes unchanged.
     Reshape,
-    /// Batch normalisation: fused into the preceding linear layer before propagation.
+    /// Batch normalisation: fused into the preceding linear layer before propagation, or, where
+    /// it cannot be ([`StandaloneBatchNorm`]), a diagonal linear layer given the dense-layer rule.
     Normalization,
     /// Identity at inference (dropout, identity, a fused normalisation).
     Identity,

@@ -11,7 +11,7 @@ use super::fuse;
 use super::importer::{Act, Importer};
 use super::proto::NodeProto;
 use crate::error::{Error, Result};
-use crate::layers::{HardSwish, IdentityLayer, Layer, ReLU, Sigmoid, Tanh};
+use crate::layers::{HardSwish, IdentityLayer, Layer, ReLU, ReduceOp, Sigmoid, Tanh};
 
 /// What a node became: its layer and, for a node that is not a layer in its own right, a note
 /// ([`OnnxNode::note`](crate::io::onnx::OnnxNode::note)).
@@ -70,7 +70,8 @@ impl Importer {
             "MaxPool" => plain(pool::max_pool(self, node)?),
             "AveragePool" => plain(pool::average_pool(self, node)?),
             "GlobalAveragePool" => plain(pool::global_average_pool(self)?),
-            "ReduceMean" => pool::reduce_mean(self, node),
+            "ReduceMean" => pool::reduce(self, node, ReduceOp::Mean),
+            "ReduceSum" => pool::reduce(self, node, ReduceOp::Sum),
             // activation.rs, and the activations without parameters
             "Relu" => plain(ReLU),
             "Sigmoid" => plain(Sigmoid),
@@ -94,7 +95,7 @@ impl Importer {
                 "operator {op} is not supported (supported: Conv, Gemm, MatMul, Add, Sum, Mul, \
                  Concat, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Tanh, Gelu, Pad \
                  (folded into the Conv after it), MaxPool, AveragePool, GlobalAveragePool, \
-                 ReduceMean (over H, W), Flatten, Reshape (as a flatten), BatchNormalization, \
+                 ReduceMean, ReduceSum, Flatten, Reshape (as a flatten), BatchNormalization, \
                  Dropout, Identity, a trailing Softmax, and the constant operators of the module \
                  docs)"
             ))),
