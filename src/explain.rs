@@ -63,7 +63,7 @@ use crate::composite::Composite;
 use crate::conversion::{Clamp01, Conversion, Identity, PerLayer, Threshold};
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::layers::{Layer, Shares, Tensor};
+use crate::layers::{Layer, LayerKind, Shares, Tensor};
 use crate::network::{Network, Relevance, Trace, layer_index_error, one_hot};
 use crate::rules::{EpsilonRule, Rule};
 use crate::semiring::{
@@ -320,8 +320,8 @@ impl<K: Semiring, T: Conversion<K>> Explainer<K, T> {
     /// [`Error::Layer`] wrapping [`Error::Unsupported`] if the rules do not fit the semiring: in
     /// a semiring of path strengths ([`Semiring::UNIT_SHARES`]: [`Viterbi`],
     /// [`KBest`](crate::semiring::KBest), a
-    /// [`Product`] with one of them) every dense and convolution layer
-    /// needs shares in [0, 1] (max-abs, flat or w²), since "the strength of the strongest path"
+    /// [`Product`] with one of them) every dense and convolution layer (and standalone
+    /// BatchNorm, [`StandaloneBatchNorm`](crate::layers::StandaloneBatchNorm)) needs shares in [0, 1] (max-abs, flat or w²), since "the strength of the strongest path"
     /// is a product of shares in [0, 1].
     ///
     /// (The general [`Network::propagate`] accepts any rule there: [`Clamp01`] clips each share
@@ -347,7 +347,9 @@ impl<K: Semiring, T: Conversion<K>> Explainer<K, T> {
         let rules = self.composite.assign(net.layers());
         for (i, (layer, rule)) in net.layers().iter().zip(&rules).enumerate() {
             let fits = matches!(rule, Rule::MaxAbs(_) | Rule::Flat(_) | Rule::WSquare(_));
-            if layer.kind().is_linear() && !fits {
+            // A standalone BatchNorm is a diagonal linear layer under the same rules.
+            let linear = layer.kind().is_linear() || layer.kind() == LayerKind::Normalization;
+            if linear && !fits {
                 return Err(Error::Unsupported(format!(
                     "the {} semiring needs shares in [0, 1] (rules max-abs, flat or w²), \
                      but composite '{}' gives this layer the rule '{}'; use Composite::viterbi()",

@@ -518,47 +518,37 @@ impl Network {
     /// identity skipped) must feed nothing but the path to the normalisation: fusing changes its
     /// output for every reader.
     ///
+    /// A normalisation that cannot be fused (after a `Concat`, an activation or on the input, or
+    /// whose producer other nodes read too, as in DenseNet) becomes a
+    /// [`StandaloneBatchNorm`](crate::layers::StandaloneBatchNorm): the per-channel linear map
+    /// `y = s·x + t` it computes, propagated under the linear rules (docs/semantics.md, §5).
+    ///
+    /// ```
+    /// use klrp::layers::{BatchNorm2d, Layer, LayerKind, ReLU};
+    /// use klrp::Network;
+    /// use ndarray::array;
+    /// let bn = BatchNorm2d::new(array![2.0], array![0.5], array![0.0], array![1.0], 0.0)?;
+    /// let net = Network::new([1, 2, 2], vec![Box::new(ReLU), Box::new(bn)])?.canonize()?;
+    /// assert_eq!(net.layers()[1].name(), "BatchNorm2d(1, standalone)");
+    /// assert_eq!(net.layers()[1].kind(), LayerKind::Normalization);
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Layer`] if a normalisation does not directly follow a dense or convolution layer,
-    /// or that layer's output is also read by other nodes.
+    /// [`Error::Layer`] if fusing fails in the producer (e.g. its channel count differs) or a
+    /// standalone normalisation's parameters overflow.
     pub fn canonize(mut self) -> Result<Self> {
         for i in 0..self.layers.len() {
             let Some(affine) = self.layers[i].channel_affine() else {
                 continue;
             };
             let name = self.layers[i].name();
-            let not_after_linear = || {
-                Error::Unsupported(
-                    "a normalisation must directly follow a dense or convolution layer to be fused"
-                        .into(),
-                )
-                .in_layer(i, name.clone())
+            let Some(prev) = self.fusion_target(i) else {
+                let standalone = crate::layers::StandaloneBatchNorm::new(&affine)
+                    .map_err(|e| e.in_layer(i, name))?;
+                self.layers[i] = Box::new(standalone);
+                continue;
             };
-            // Walk back through identities, each read only on this path.
-            let mut from = self.inputs[i].as_slice();
-            let prev = loop {
-                let [Source::Node(p)] = *from else {
-                    return Err(not_after_linear());
-                };
-                let readers = self.nodes_reading(Source::Node(p));
-                if readers.len() > 1 || self.reads[p + 1] > 1 {
-                    let others: Vec<usize> = readers.into_iter().filter(|&r| r != i).collect();
-                    return Err(Error::Unsupported(format!(
-                        "node {p} ({}), on the path into this normalisation, is also read by \
-                         nodes {others:?}; fusing the normalisation into it would change them",
-                        self.layers[p].name()
-                    ))
-                    .in_layer(i, name));
-                }
-                if self.layers[p].kind() == crate::layers::LayerKind::Identity {
-                    from = self.inputs[p].as_slice();
-                    continue;
-                }
-                break p;
-            };
-            if !self.layers[prev].kind().is_linear() {
-                return Err(not_after_linear());
-            }
             let prev_name = self.layers[prev].name();
             self.layers[prev]
                 .fuse_channel_affine(&affine)
@@ -566,6 +556,26 @@ impl Network {
             self.layers[i] = Box::new(IdentityLayer);
         }
         Ok(self)
+    }
+
+    /// The dense or convolution layer node `i` (a normalisation) can be fused into: its input's
+    /// producer, behind identities, with every node on the way read only on this path.
+    fn fusion_target(&self, i: usize) -> Option<usize> {
+        let mut from = self.inputs[i].as_slice();
+        loop {
+            let [Source::Node(p)] = *from else {
+                return None;
+            };
+            if self.nodes_reading(Source::Node(p)).len() > 1 || self.reads[p + 1] > 1 {
+                return None;
+            }
+            let kind = self.layers[p].kind();
+            if kind == crate::layers::LayerKind::Identity {
+                from = self.inputs[p].as_slice();
+                continue;
+            }
+            return kind.is_linear().then_some(p);
+        }
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {

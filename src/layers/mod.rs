@@ -17,18 +17,20 @@ mod dense;
 mod flatten;
 mod merge;
 mod pool;
+mod reduce;
 mod route;
 
 pub use activation::{
     Clip, Dropout, Gelu, HardSigmoid, HardSwish, IdentityLayer, LeakyReLU, ReLU, SiLU, Sigmoid,
     Tanh,
 };
-pub use batchnorm::BatchNorm2d;
+pub use batchnorm::{BatchNorm2d, StandaloneBatchNorm};
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use flatten::Flatten;
 pub use merge::{Add, Concat, Mul};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MAX_ADAPTIVE_OUTPUT, MaxPool2d};
+pub use reduce::{Reduce, ReduceOp};
 pub use route::{Reshape, Route};
 // The vocabulary layers describe themselves in, where it has always been importable from.
 pub use crate::shares::{Connectivity, ConvGeometry, LinearMap, PoolGeometry, Shares};
@@ -55,7 +57,8 @@ pub enum LayerKind {
     /// Reshape, flatten or routing (transpose, slice, gather, split): relevance follows the
     /// elements back unchanged, without Θ.
     Reshape,
-    /// Batch normalisation: fused into the preceding linear layer before propagation.
+    /// Batch normalisation: fused into the preceding linear layer before propagation, or, where
+    /// it cannot be ([`StandaloneBatchNorm`]), a diagonal linear layer given the dense-layer rule.
     Normalization,
     /// Identity at inference (dropout, identity, a fused normalisation).
     Identity,

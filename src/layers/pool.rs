@@ -27,15 +27,32 @@ fn sample_chw(input: &[usize], layer: &str) -> Result<(usize, usize, usize)> {
     }
 }
 
-/// Windows of a regular pooling: size `k`, `stride`, zero `pad` on each side, floor mode.
+/// Windows of a regular pooling along one axis: size `k`, `stride`, zero `pad` on each side, floor
+/// or ceil mode (PyTorch's rules); `None` if the window is larger than the padded input.
+///
+/// Floor mode has `⌊(n + 2·pad − k) / stride⌋ + 1` windows, ceil mode `⌈(n + 2·pad − k) / stride⌉ + 1`,
+/// less one if the last would start in the right padding (at or after `n + pad`), as PyTorch
+/// drops it. The divisor counts the window clipped to the padded input `[−pad, n + pad)` with
+/// `include_pad` (PyTorch's `count_include_pad`; the kernel size `k` except for a ceil-mode window
+/// running past the padding), the in-bounds inputs only without it.
 fn regular_windows(
     n: usize,
     k: usize,
     stride: usize,
     pad: usize,
     include_pad: bool,
+    ceil: bool,
 ) -> Option<(Vec<Range<usize>>, Vec<usize>)> {
-    let out = n.checked_add(pad.checked_mul(2)?)?.checked_sub(k)? / stride + 1;
+    let padded_end = n.checked_add(pad)?;
+    let span = padded_end.checked_add(pad)?.checked_sub(k)?;
+    let mut out = if ceil {
+        span.div_ceil(stride) + 1
+    } else {
+        span / stride + 1
+    };
+    if ceil && (out - 1).checked_mul(stride)? >= padded_end {
+        out -= 1;
+    }
     let mut ranges = Vec::with_capacity(out);
     let mut divs = Vec::with_capacity(out);
     for o in 0..out {
@@ -46,7 +63,12 @@ fn regular_windows(
         if lo >= hi {
             return None;
         }
-        divs.push(if include_pad { k } else { hi - lo });
+        let padded_hi = end.min(padded_end as isize);
+        divs.push(if include_pad {
+            (padded_hi - start) as usize
+        } else {
+            hi - lo
+        });
         ranges.push(lo..hi);
     }
     Some((ranges, divs))
@@ -64,21 +86,28 @@ fn adaptive_windows(n: usize, out: usize) -> (Vec<Range<usize>>, Vec<usize>) {
 }
 
 impl PoolGeometry {
-    fn regular(
-        input: &[usize],
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: (usize, usize),
-        include_pad: bool,
-        layer: &str,
-    ) -> Result<Self> {
+    fn regular(input: &[usize], window: &Window, include_pad: bool, layer: &str) -> Result<Self> {
         let (c, h, w) = sample_chw(input, layer)?;
-        let rows = regular_windows(h, kernel.0, stride.0, padding.0, include_pad);
-        let cols = regular_windows(w, kernel.1, stride.1, padding.1, include_pad);
+        let Window {
+            kernel,
+            stride,
+            padding,
+            ceil_mode,
+        } = *window;
+        let rows = regular_windows(h, kernel.0, stride.0, padding.0, include_pad, ceil_mode);
+        let cols = regular_windows(w, kernel.1, stride.1, padding.1, include_pad, ceil_mode);
         let (Some((rows, row_div)), Some((cols, col_div))) = (rows, cols) else {
             return Err(Error::shape(
-                format!("{layer} input (smaller than the window)"),
-                &[c, kernel.0, kernel.1],
+                format!(
+                    "{layer} input (smaller than the window: the {}×{} kernel is larger than the \
+                     input padded by {padding:?})",
+                    kernel.0, kernel.1
+                ),
+                &[
+                    c,
+                    kernel.0.saturating_sub(2 * padding.0),
+                    kernel.1.saturating_sub(2 * padding.1),
+                ],
                 input,
             ));
         };
@@ -114,7 +143,7 @@ impl PoolGeometry {
     }
 
     /// The window mean of `x` (divisor `row_div · col_div`).
-    fn mean(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn mean(&self, x: &Tensor) -> Result<Tensor> {
         let conn = Connectivity::Pool {
             geometry: self.clone(),
         };
@@ -196,41 +225,66 @@ impl PoolGeometry {
     }
 }
 
-fn check_window(
+/// A regular pooling window: kernel, stride, symmetric zero padding, floor or ceil mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Window {
     kernel: (usize, usize),
     stride: (usize, usize),
     padding: (usize, usize),
-    layer: &str,
-) -> Result<()> {
-    if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
-        return Err(Error::invalid(format!(
-            "{layer} kernel and stride must be ≥ 1, got kernel {kernel:?}, stride {stride:?}"
-        )));
-    }
-    if 2 * padding.0 > kernel.0 || 2 * padding.1 > kernel.1 {
-        return Err(Error::invalid(format!(
-            "{layer} padding {padding:?} must be at most half the kernel {kernel:?}"
-        )));
-    }
-    Ok(())
+    ceil_mode: bool,
 }
 
-/// Max pooling over `kernel` windows (floor mode, dilation 1; padding never wins).
+impl Window {
+    fn new(
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        layer: &str,
+    ) -> Result<Self> {
+        if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
+            return Err(Error::invalid(format!(
+                "{layer} kernel and stride must be ≥ 1, got kernel {kernel:?}, stride {stride:?}"
+            )));
+        }
+        if 2 * padding.0 > kernel.0 || 2 * padding.1 > kernel.1 {
+            return Err(Error::invalid(format!(
+                "{layer} padding {padding:?} must be at most half the kernel {kernel:?}"
+            )));
+        }
+        Ok(Window {
+            kernel,
+            stride,
+            padding,
+            ceil_mode: false,
+        })
+    }
+
+    fn name(&self, layer: &str) -> String {
+        let ceil = if self.ceil_mode { ", ceil mode" } else { "" };
+        format!(
+            "{layer}({}×{}, stride {:?}{ceil})",
+            self.kernel.0, self.kernel.1, self.stride
+        )
+    }
+}
+
+/// Max pooling over `kernel` windows (dilation 1; padding never wins), in floor mode or, with
+/// [`with_ceil_mode`](Self::with_ceil_mode), ceil mode.
 ///
 /// ```
 /// use klrp::layers::{Layer, MaxPool2d};
 /// let pool = MaxPool2d::new((2, 2), (2, 2), (0, 0)).unwrap();
 /// assert_eq!(pool.output_shape(&[3, 224, 224]).unwrap(), vec![3, 112, 112]);
+/// let ceil = pool.with_ceil_mode(true);
+/// assert_eq!(ceil.output_shape(&[3, 5, 5]).unwrap(), vec![3, 3, 3]);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPool2d {
-    kernel: (usize, usize),
-    stride: (usize, usize),
-    padding: (usize, usize),
+    window: Window,
 }
 
 impl MaxPool2d {
-    /// Max pooling with the given window, stride and padding.
+    /// Max pooling with the given window, stride and padding, in floor mode.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero kernel or stride, or padding over half the kernel.
@@ -239,23 +293,21 @@ impl MaxPool2d {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Result<Self> {
-        check_window(kernel, stride, padding, "MaxPool2d")?;
         Ok(MaxPool2d {
-            kernel,
-            stride,
-            padding,
+            window: Window::new(kernel, stride, padding, "MaxPool2d")?,
         })
     }
 
+    /// Sets ceil mode (PyTorch's `ceil_mode`, ONNX's `ceil_mode = 1`): per axis
+    /// `⌈(n + 2·pad − k) / stride⌉ + 1` windows instead of `⌊…⌋ + 1`, the last one running past
+    /// the input and clipped to it, and dropped if it would start in the right padding.
+    pub fn with_ceil_mode(mut self, ceil: bool) -> Self {
+        self.window.ceil_mode = ceil;
+        self
+    }
+
     fn geometry(&self, input: &[usize], include_pad: bool) -> Result<PoolGeometry> {
-        PoolGeometry::regular(
-            input,
-            self.kernel,
-            self.stride,
-            self.padding,
-            include_pad,
-            "MaxPool2d",
-        )
+        PoolGeometry::regular(input, &self.window, include_pad, "MaxPool2d")
     }
 
     /// The forward pass and, per sample and output element, the winner's flat input index.
@@ -306,10 +358,7 @@ impl MaxPool2d {
 
 impl Layer for MaxPool2d {
     fn name(&self) -> String {
-        format!(
-            "MaxPool2d({}×{}, stride {:?})",
-            self.kernel.0, self.kernel.1, self.stride
-        )
+        self.window.name("MaxPool2d")
     }
     fn kind(&self) -> LayerKind {
         LayerKind::MaxPool
@@ -347,18 +396,28 @@ impl Layer for MaxPool2d {
     }
 }
 
-/// Average pooling over `kernel` windows (floor mode). The divisor counts padded positions when
-/// `count_include_pad` is set (PyTorch's default), only in-bounds inputs otherwise.
+/// Average pooling over `kernel` windows, in floor or ceil mode. The divisor counts padded
+/// positions when `count_include_pad` is set (PyTorch's default): the window clipped to the
+/// padded input, the kernel area except where a ceil-mode window runs past the padding; only
+/// in-bounds inputs otherwise.
+///
+/// ```
+/// use klrp::layers::{AvgPool2d, Layer};
+/// use ndarray::ArrayD;
+/// let pool = AvgPool2d::new((2, 2), (2, 2), (0, 0)).unwrap().with_ceil_mode(true);
+/// let y = pool.forward(&ArrayD::ones(vec![1, 1, 5, 5])).unwrap();
+/// assert_eq!(y.shape(), &[1, 1, 3, 3]);
+/// assert_eq!(y[[0, 0, 2, 2]], 1.0); // the corner window holds one input, divisor 1
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AvgPool2d {
-    kernel: (usize, usize),
-    stride: (usize, usize),
-    padding: (usize, usize),
+    window: Window,
     count_include_pad: bool,
 }
 
 impl AvgPool2d {
-    /// Average pooling with the given window, stride and padding (`count_include_pad = true`).
+    /// Average pooling with the given window, stride and padding (`count_include_pad = true`,
+    /// floor mode).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero kernel or stride, or padding over half the kernel.
@@ -367,11 +426,8 @@ impl AvgPool2d {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Result<Self> {
-        check_window(kernel, stride, padding, "AvgPool2d")?;
         Ok(AvgPool2d {
-            kernel,
-            stride,
-            padding,
+            window: Window::new(kernel, stride, padding, "AvgPool2d")?,
             count_include_pad: true,
         })
     }
@@ -382,19 +438,18 @@ impl AvgPool2d {
         self
     }
 
+    /// Sets ceil mode (see [`MaxPool2d::with_ceil_mode`]).
+    pub fn with_ceil_mode(mut self, ceil: bool) -> Self {
+        self.window.ceil_mode = ceil;
+        self
+    }
+
     fn geometry(&self, input: &[usize]) -> Result<PoolGeometry> {
-        PoolGeometry::regular(
-            input,
-            self.kernel,
-            self.stride,
-            self.padding,
-            self.count_include_pad,
-            "AvgPool2d",
-        )
+        PoolGeometry::regular(input, &self.window, self.count_include_pad, "AvgPool2d")
     }
 }
 
-fn avg_shares<'a>(
+pub(super) fn avg_shares<'a>(
     g: PoolGeometry,
     input: &Tensor,
     output: &Tensor,
@@ -418,10 +473,7 @@ fn avg_shares<'a>(
 
 impl Layer for AvgPool2d {
     fn name(&self) -> String {
-        format!(
-            "AvgPool2d({}×{}, stride {:?})",
-            self.kernel.0, self.kernel.1, self.stride
-        )
+        self.window.name("AvgPool2d")
     }
     fn kind(&self) -> LayerKind {
         LayerKind::AvgPool

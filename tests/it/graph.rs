@@ -330,23 +330,27 @@ fn batchnorm_fuses_into_its_producer_in_a_graph() {
     for (a, b) in before.iter().zip(after.iter()) {
         assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");
     }
-    // The conv's output is also read by the Add: fusing would change the Add's input.
+    // The conv's output is also read by the Add: fusing would change the Add's input, so the
+    // BatchNorm stays, as a standalone linear layer (issue #29; this used to be an error), and
+    // the conv keeps its weights.
     let mut g = GraphBuilder::new([2, 2, 2]);
     let x = g.input();
     let c = g.add(conv(), [x]).unwrap();
     let n = g.add(bn(2), [c]).unwrap();
     g.add(Add, [n, c]).unwrap();
-    let err = g.build().unwrap().canonize().unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, Error::Layer { index: 1, .. }), "{msg}");
-    assert!(msg.contains("also read by nodes [2]"), "{msg}");
-    // A BatchNorm on the network input has no producer to fuse into.
+    let net = g.build().unwrap();
+    let before = net.forward(&xv).unwrap();
+    let kept = net.canonize().unwrap();
+    assert_eq!(kept.layers()[1].name(), "BatchNorm2d(2, standalone)");
+    assert_eq!(kept.layers()[0].name(), conv().name());
+    let after = kept.forward(&xv).unwrap();
+    for (a, b) in before.iter().zip(after.iter()) {
+        assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");
+    }
+    // A BatchNorm on the network input has no producer to fuse into: standalone too.
     let net = Network::graph([2, 2, 2], vec![Node::new(bn(2), [Source::Input])]).unwrap();
-    let msg = net.canonize().unwrap_err().to_string();
-    assert!(
-        msg.contains("must directly follow a dense or convolution"),
-        "{msg}"
-    );
+    let kept = net.canonize().unwrap();
+    assert_eq!(kept.layers()[0].name(), "BatchNorm2d(2, standalone)");
 }
 
 fn graph_error(nodes: Vec<Node>) -> (usize, String) {

@@ -25,6 +25,7 @@ mod network_figure;
 mod onnx_graph;
 mod onnx_import;
 mod paths;
+mod pool_reduce_norm;
 mod reliability;
 mod routing;
 mod semiring_laws;

@@ -324,10 +324,10 @@ fn unsupported_operators_and_attributes_name_the_node() {
                 &["y"],
                 &[
                     Attr::Ints("kernel_shape", &[2, 2]),
-                    Attr::Int("ceil_mode", 1),
+                    Attr::Int("storage_order", 1),
                 ],
             )],
-            "ONNX node 1 'pool' (MaxPool): ceil_mode = 1",
+            "ONNX node 1 'pool' (MaxPool): MaxPool with storage_order = 1",
         ),
         (
             vec![],

@@ -40,9 +40,11 @@
 //! activations of one shape ([`Add`]), `Concat` on channels ([`Concat`]), `Mul` of an activation
 //! by a `Sigmoid`/`HardSigmoid` gate ([`Mul`]), `Relu`, `Clip`, `Sigmoid`, `HardSigmoid`,
 //! `HardSwish`, `LeakyRelu`, `Tanh`, `Gelu`, `MaxPool` and `AveragePool` (2-D, symmetric padding,
-//! `ceil_mode = 0`, dilation 1), `GlobalAveragePool`, `ReduceMean` over H, W with `keepdims`,
+//! `ceil_mode` 0 or 1, dilation 1), `GlobalAveragePool`, `ReduceMean` and `ReduceSum` (any axes
+//! but the batch, `keepdims` 0 or 1; [`Reduce`](crate::layers::Reduce)),
 //! `Flatten` (axis 1), `Reshape` to `[N, -1]` (imported as [`Flatten`]), `BatchNormalization`
-//! (inference mode, kept as [`BatchNorm2d`] for [`Network::canonize`] to fuse), `Dropout`,
+//! (inference mode, kept as [`BatchNorm2d`] for [`Network::canonize`] to fuse, or to keep as a
+//! standalone linear layer where it cannot be fused), `Dropout`,
 //! `Identity`, a trailing `Softmax`/`LogSoftmax`.
 //! Weights come from initializers (stored as `raw_data`, the typed fields or an external data
 //! file next to the model; `float32`, `float64`, `float16` or `bfloat16`) or `Constant` nodes.

@@ -11,7 +11,7 @@ use super::fuse;
 use super::importer::{Act, Importer};
 use super::proto::NodeProto;
 use crate::error::{Error, Result};
-use crate::layers::{HardSwish, IdentityLayer, Layer, ReLU, Sigmoid, Tanh};
+use crate::layers::{HardSwish, IdentityLayer, Layer, ReLU, ReduceOp, Sigmoid, Tanh};
 
 /// What a node became: its layer and, for a node that is not a layer in its own right, a note
 /// ([`OnnxNode::note`](crate::io::onnx::OnnxNode::note)).
@@ -75,7 +75,8 @@ impl Importer {
             "MaxPool" => plain(pool::max_pool(self, node)?),
             "AveragePool" => plain(pool::average_pool(self, node)?),
             "GlobalAveragePool" => plain(pool::global_average_pool(self)?),
-            "ReduceMean" => pool::reduce_mean(self, node),
+            "ReduceMean" => pool::reduce(self, node, ReduceOp::Mean),
+            "ReduceSum" => pool::reduce(self, node, ReduceOp::Sum),
             // activation.rs, and the activations without parameters
             "Relu" => plain(ReLU),
             "Sigmoid" => plain(Sigmoid),
@@ -104,7 +105,7 @@ impl Importer {
                 "operator {op} is not supported (supported: Conv, Gemm, MatMul, Add, Sum, Mul, \
                  Concat, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Tanh, Gelu, Pad \
                  (folded into the Conv after it), MaxPool, AveragePool, GlobalAveragePool, \
-                 ReduceMean (over H, W), Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Split, \
+                 ReduceMean, ReduceSum, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Split, \
                  Slice, Gather (constant indices; none moving the batch axis), BatchNormalization, \
                  Dropout, Identity, a trailing Softmax, and the constant operators of the module \
                  docs)"
