@@ -28,6 +28,7 @@ mod paths;
 mod reliability;
 mod semiring_laws;
 mod support;
+mod torchvision;
 mod zennit_graph;
 mod zennit_reference;
 
