@@ -30,6 +30,7 @@ mod reliability;
 mod routing;
 mod semiring_laws;
 mod support;
+mod torchvision;
 mod zennit_graph;
 mod zennit_reference;
 
