@@ -558,9 +558,11 @@ impl Network {
         Ok(self)
     }
 
-    /// The dense or convolution layer node `i` (a normalisation) can be fused into: its input's
-    /// producer, behind identities, with every node on the way read only on this path.
-    fn fusion_target(&self, i: usize) -> Option<usize> {
+    /// The dense or convolution layer node `i` (a normalisation) is fused into by
+    /// [`canonize`](Network::canonize): its input's producer, behind identities, with every node
+    /// on the way read only on this path. `None`: `canonize` keeps it as a standalone
+    /// per-channel linear map (docs/semantics.md §5).
+    pub fn fusion_target(&self, i: usize) -> Option<usize> {
         let mut from = self.inputs[i].as_slice();
         loop {
             let [Source::Node(p)] = *from else {

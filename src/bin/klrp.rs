@@ -634,20 +634,10 @@ fn info(args: &ModelArgs) -> CliResult<()> {
             name = format!("{name} — {n}");
         }
         if layer.kind() == LayerKind::Normalization {
-            // The producer of its input, behind identities (what canonize fuses it into).
-            let mut from = net.inputs_of(i).unwrap_or(&[]);
-            let into = loop {
-                match *from {
-                    [klrp::Source::Node(p)] if net.layers()[p].kind() == LayerKind::Identity => {
-                        from = net.inputs_of(p).unwrap_or(&[]);
-                    }
-                    [klrp::Source::Node(p)] => break Some(p),
-                    _ => break None,
-                }
+            name = match net.fusion_target(i) {
+                Some(p) => format!("{name} — fused into layer {p} before propagation"),
+                None => format!("{name} — standalone: a per-channel linear map y = s·x + t"),
             };
-            if let Some(p) = into {
-                name = format!("{name} — fused into layer {p} before propagation");
-            }
         }
         rows.push([
             i.to_string(),
