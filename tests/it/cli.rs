@@ -1596,3 +1596,31 @@ fn paths_figure_and_bad_input() {
     assert_eq!(read_json(&out)["paths"], serde_json::json!([]));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no path of strength > 0"));
 }
+
+/// `klrp info` says what `canonize` does with each BatchNorm: fused into the convolution that
+/// produces its input alone (cnn_bn's), or kept standalone (DenseNet's norm1 after a Concat).
+#[test]
+fn info_tells_fused_from_standalone_batchnorms() {
+    let info = |onnx: PathBuf| {
+        String::from_utf8(ok(&["info", "--model", path_str(&onnx)]).stdout).unwrap()
+    };
+    let line = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{text}"))
+            .to_string()
+    };
+    let fused = info(fixtures().join("cnn_bn/legacy_bn.onnx"));
+    let bn = line(&fused, "/1/BatchNormalization");
+    assert!(bn.contains("fused into layer 0 before propagation"), "{bn}");
+    let densenet = info(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/torchvision/densenet121/model.onnx"),
+    );
+    let norm1 = line(&densenet, "/denselayer1/norm1/");
+    assert!(
+        norm1.contains("standalone: a per-channel linear map"),
+        "{norm1}"
+    );
+    assert!(!densenet.contains("fused into"), "{densenet}");
+}
