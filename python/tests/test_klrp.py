@@ -371,3 +371,20 @@ def test_no_memory_growth_over_1000_calls():
     gc.collect()
     growth = rss_bytes() - before
     assert growth < 8 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 1,000 calls"
+
+
+def test_per_channel_box_bounds():
+    # A sequence gives one z^B bound per channel (`--low L0,L1,L2`): the same numbers in every
+    # channel are the scalar bound; others change the relevance; an empty box is refused.
+    m = klrp.Model.from_onnx(model_path("cnn_bn"))
+    x = load_input("cnn_bn")
+    opts = dict(rule="epsilon=1e-6", first_rule="zbox", init="one")
+    scalar = m.explain(x, 1, low=-2.0, high=2.0, **opts)
+    listed = m.explain(x, 1, low=[-2.0, -2.0, -2.0], high=np.array([2.0, 2.0, 2.0]), **opts)
+    assert np.array_equal(scalar, listed)
+    other = m.explain(x, 1, low=[-2.0, -1.0, -0.5], high=(2.0, 2.5, 3.0), **opts)
+    assert not np.allclose(other, scalar)
+    with pytest.raises(ValueError, match="low < high"):
+        m.explain(x, 1, low=[0.0, 1.0, 0.0], high=[1.0, 1.0, 1.0], **opts)
+    with pytest.raises(ValueError, match="z\\^B box bound"):
+        m.explain(x, 1, low=[0.0, 0.0], high=[1.0, 1.0], **opts)
