@@ -36,6 +36,30 @@ pub struct ConvGeometry {
     pub dilation: (usize, usize),
 }
 
+impl ConvGeometry {
+    /// The output size `(out_h, out_w)` the sizes, stride, padding and dilation give
+    /// (`⌊(in + pad_begin + pad_end − dilation·(k − 1) − 1) / stride⌋ + 1` per axis; `None` where
+    /// the dilated kernel does not fit).
+    pub fn output_size(&self) -> (Option<usize>, Option<usize>) {
+        (
+            out_len(
+                self.in_h,
+                self.kh,
+                self.stride.0,
+                (self.padding.0, self.padding_end.0),
+                self.dilation.0,
+            ),
+            out_len(
+                self.in_w,
+                self.kw,
+                self.stride.1,
+                (self.padding.1, self.padding_end.1),
+                self.dilation.1,
+            ),
+        )
+    }
+}
+
 /// Pooling windows on one input size: separable row and column ranges of in-bounds inputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolGeometry {

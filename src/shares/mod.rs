@@ -139,6 +139,7 @@ impl Connectivity<'_> {
                 bias,
                 geometry: g,
             } => {
+                let outs = g.output_size();
                 let geometry_error = || {
                     Error::shape(
                         "convolution connectivity geometry [groups, stride, dilation, out_h, out_w]",
@@ -146,22 +147,8 @@ impl Connectivity<'_> {
                             g.groups.max(1),
                             1,
                             1,
-                            out_len(
-                                g.in_h,
-                                g.kh,
-                                g.stride.0,
-                                (g.padding.0, g.padding_end.0),
-                                g.dilation.0,
-                            )
-                            .unwrap_or(0),
-                            out_len(
-                                g.in_w,
-                                g.kw,
-                                g.stride.1,
-                                (g.padding.1, g.padding_end.1),
-                                g.dilation.1,
-                            )
-                            .unwrap_or(0),
+                            outs.0.unwrap_or(0),
+                            outs.1.unwrap_or(0),
                         ],
                         &[
                             g.groups,
@@ -188,22 +175,6 @@ impl Connectivity<'_> {
                         weight.shape(),
                     ));
                 }
-                let outs = (
-                    out_len(
-                        g.in_h,
-                        g.kh,
-                        g.stride.0,
-                        (g.padding.0, g.padding_end.0),
-                        g.dilation.0,
-                    ),
-                    out_len(
-                        g.in_w,
-                        g.kw,
-                        g.stride.1,
-                        (g.padding.1, g.padding_end.1),
-                        g.dilation.1,
-                    ),
-                );
                 if outs != (Some(g.out_h), Some(g.out_w)) {
                     return Err(geometry_error());
                 }
