@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::kernels;
 use crate::rules::Rule;
 use crate::shares::Shares;
+use crate::tensor::join_dims;
 use crate::tensor::{Tensor, with_batch};
 use ndarray::IxDyn;
 use std::borrow::Cow;
@@ -70,8 +71,8 @@ impl Layer for Reshape {
         if from != to {
             return Err(Error::invalid(format!(
                 "Reshape of [N, {}] to [N, {}]: {from} elements per sample cannot become {to}",
-                join(input),
-                join(&self.shape)
+                join_dims(input),
+                join_dims(&self.shape)
             )));
         }
         Ok(self.shape.clone())
@@ -89,15 +90,6 @@ impl Layer for Reshape {
     fn shares(&self, _: &Tensor, _: &Tensor, _: &Rule) -> Result<Shares<'_>> {
         Ok(Shares::Pass)
     }
-}
-
-/// A shape's dimensions joined by `, ` (for `[N, …]` messages).
-fn join(shape: &[usize]) -> String {
-    shape
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Moves elements within each sample along a fixed index map: output element `k` (flat, within

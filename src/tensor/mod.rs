@@ -25,6 +25,15 @@ pub(crate) fn with_batch(n: usize, sample: &[usize]) -> Vec<usize> {
     s
 }
 
+/// A shape's dimensions joined by `, `, for messages (`[N, {}]`).
+pub(crate) fn join_dims(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A copy of `t` that share terms can hold together, made in parallel (`to_shared` copies on
 /// one thread, which a 13 MB activation makes a visible serial step of a relevance pass).
 pub(crate) fn shared_copy(t: &Tensor) -> SharedTensor {

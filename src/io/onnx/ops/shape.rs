@@ -15,6 +15,7 @@ use crate::io::onnx::fold::{self, BATCH, Const};
 use crate::io::onnx::importer::Importer;
 use crate::io::onnx::proto::{NodeProto, Values};
 use crate::layers::{Dropout, Flatten, IdentityLayer, Layer, Reshape, Route};
+use crate::tensor::join_dims;
 use std::rc::Rc;
 
 pub(super) fn dropout(imp: &Importer, node: &NodeProto) -> Result<Dropout> {
@@ -83,7 +84,7 @@ fn reshape_shape(imp: &Importer, t: &[i64], allowzero: bool) -> Result<Vec<usize
         dims.extend(rest.iter().map(|&d| show_dims(&[d])));
         format!(
             "Reshape of [N, {}] to [{}]",
-            join(&imp.shape),
+            join_dims(&imp.shape),
             dims.join(", ")
         )
     };
@@ -365,15 +366,6 @@ fn is_same_shape(imp: &Importer, t: &[i64], allowzero: bool) -> bool {
             .iter()
             .zip(&imp.shape)
             .all(|(&v, &d)| usize::try_from(v).ok() == Some(d) || (v == 0 && !allowzero))
-}
-
-/// Dimensions joined by `, `.
-fn join(shape: &[usize]) -> String {
-    shape
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A shape tensor's dimensions for a message, the batch symbol as `N`.
