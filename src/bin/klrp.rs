@@ -70,9 +70,9 @@ decimals, LABEL the class's line of --labels. When the input holds more than one
 sample's lines follow a header line `sample N` (N from 0).
 
 With --logits: one line per sample (line N is sample N, no header), the network's raw outputs in
-C order, tab-separated, each in shortest round-trip form (1.0, -0.25, 1e-7, inf, NaN): parsed as
-float32 they are the exact outputs, e.g. to check a port against PyTorch
-(np.loadtxt(\"logits.tsv\", dtype=np.float32, ndmin=2)).
+C order, tab-separated, each in shortest round-trip form (1.0, -0.25, 1e-7): parsed as float32
+they are the exact outputs, e.g. to check a port against PyTorch (np.loadtxt(\"logits.tsv\",
+dtype=np.float32, ndmin=2)). Non-finite outputs are an error (exit 1), as for the class lines.
 
 Example:
   klrp predict --model models/efficientnet_lite0.onnx --input photo.jpg \\
@@ -1257,7 +1257,7 @@ fn predict(a: &PredictArgs) -> CliResult<()> {
 }
 
 /// `predict --logits`: line `s` holds sample `s`'s outputs (flattened in C order), tab-separated,
-/// each in Rust's shortest round-trip form (`{:?}`: `1.0`, `-0.25`, `1e-7`, `inf`, `NaN`), so
+/// each in Rust's shortest round-trip form (`{:?}`: `1.0`, `-0.25`, `1e-7`; the forward pass refuses non-finite values), so
 /// parsing a value as float32 gives back exactly the output.
 fn logits(a: &PredictArgs) -> CliResult<()> {
     if a.top.is_some() || a.labels.is_some() {
