@@ -188,7 +188,7 @@ fn run() -> klrp::Result<()> {
         None => {
             let t = Instant::now();
             let cal =
-                calibrate::for_input_fraction(&net, &x, &[target], &k_lrp, args.theta_fraction)?;
+                calibrate::for_input_fraction(&net, &x, [target], &k_lrp, args.theta_fraction)?;
             let note = format!(
                 "d ≥ θ = κ/n̄, κ = {} calibrated in {:.1} s for {:.0}% of the inputs",
                 cal.kappa,

@@ -44,6 +44,7 @@
 use crate::composite::Composite;
 use crate::conversion::{Conversion, PerLayer, Threshold};
 use crate::error::{Error, Result};
+use crate::explain::Targets;
 use crate::kernels;
 use crate::layers::{Connectivity, Shares, Tensor};
 use crate::network::{Network, Trace, one_hot};
@@ -201,19 +202,25 @@ pub fn fair_share(net: &Network, x: &Tensor, kappa: f32) -> Result<PerLayer<Thre
 /// bottleneck propagation in the (max, min) semiring, which gives every input the largest κ
 /// that keeps it on, and (usually) two Boolean propagations that confirm the choice.
 ///
+/// `targets` converts into [`Targets`] as in [`Network::explain_with`]: one class for every
+/// sample (`usize`), one per sample (`&[usize]`, `Vec<usize>`, `[usize; N]`), or
+/// [`Targets::Predicted`] (each sample's largest output).
+///
 /// # Errors
 /// As [`Network::trace`] and [`Network::propagate`]; [`Error::InvalidArgument`] if `fraction` is
-/// not in (0, 1].
+/// not in (0, 1], or if the targets list a number of classes other than the batch size.
 pub fn for_input_fraction(
     net: &Network,
     x: &Tensor,
-    targets: &[usize],
+    targets: impl Into<Targets>,
     composite: &Composite,
     fraction: f64,
 ) -> Result<InputCalibration> {
     check_fraction(fraction)?;
     check_batch(x)?;
     let trace = net.trace(x)?;
+    let targets = targets.into().resolve(&trace)?;
+    let targets = targets.as_slice();
     let active = active_inputs(net, &trace)?;
     let init = one_hot::<Boolean>(trace.output().shape(), targets)?;
     let nonzero: Vec<f64> = x
@@ -485,7 +492,7 @@ mod tests {
         let net = net();
         let c = Composite::k_lrp();
         for target in [0.3, 0.6, 1.0] {
-            let cal = for_input_fraction(&net, &x(), &[0, 1], &c, target).unwrap();
+            let cal = for_input_fraction(&net, &x(), [0, 1], &c, target).unwrap();
             // Recompute what the chosen θ keeps.
             let trace = net.trace(&x()).unwrap();
             let init = one_hot::<Boolean>(trace.output().shape(), &[0, 1]).unwrap();
@@ -510,8 +517,39 @@ mod tests {
                 );
             }
         }
-        assert!(for_input_fraction(&net, &x(), &[0, 1], &c, 0.0).is_err());
-        assert!(for_input_fraction(&net, &x(), &[0, 1], &c, 1.5).is_err());
+        assert!(for_input_fraction(&net, &x(), [0, 1], &c, 0.0).is_err());
+        assert!(for_input_fraction(&net, &x(), [0, 1], &c, 1.5).is_err());
+    }
+
+    /// The targets convert like `explain_with`'s: a class, a slice, a `Vec`, an array or
+    /// `Targets::Predicted` name the same per-sample classes; a list of the wrong length is an
+    /// error, not a panic.
+    #[test]
+    fn input_fraction_takes_any_targets() {
+        let net = net();
+        let c = Composite::k_lrp();
+        let got = |t: Targets| {
+            let cal = for_input_fraction(&net, &x(), t, &c, 0.5).unwrap();
+            (cal.kappa, cal.fraction)
+        };
+        let slice: &[usize] = &[1, 1];
+        let ones = for_input_fraction(&net, &x(), slice, &c, 0.5).unwrap();
+        let ones = (ones.kappa, ones.fraction);
+        assert_eq!(got(Targets::from(1)), ones);
+        assert_eq!(got(Targets::from(vec![1, 1])), ones);
+        assert_eq!(got(Targets::from([1, 1])), ones);
+        let one = for_input_fraction(&net, &x(), 1, &c, 0.5).unwrap();
+        assert_eq!((one.kappa, one.fraction), ones);
+        let predictions = net.trace(&x()).unwrap().predictions();
+        let predicted = for_input_fraction(&net, &x(), Targets::Predicted, &c, 0.5).unwrap();
+        let listed = for_input_fraction(&net, &x(), &predictions, &c, 0.5).unwrap();
+        assert_eq!(
+            (predicted.kappa, predicted.fraction),
+            (listed.kappa, listed.fraction)
+        );
+        let err = for_input_fraction(&net, &x(), vec![0, 1, 1], &c, 0.5).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        assert!(err.to_string().contains("batch of 2"), "{err}");
     }
 
     /// The earlier search, kept as the reference: bisection on the grid with one Boolean

@@ -15,11 +15,15 @@
 //! [`approx_eq_f64`] / [`approx_eq_f32`] and the tolerances documented at [`F64_MAX_RELATIVE`] and
 //! [`F32_MAX_RELATIVE`]. [`strategies`] has value strategies for every shipped semiring.
 //!
+//! Strategies are [`proptest`]'s, of the version klrp re-exports as `klrp::proptest`: a crate
+//! depending on `klrp` (feature `laws`) alone writes `use klrp::proptest::prelude::*;`.
+//!
 //! # Example
 //! ```
 //! use klrp::laws::{self, Law, approx_eq_f64, check_laws, check_laws_exact, strategies};
 //! use klrp::semiring::{Semiring, Viterbi};
-//! use proptest::prelude::*;
+//! // klrp re-exports the proptest it takes strategies from: no proptest dependency needed.
+//! use klrp::proptest::prelude::*;
 //!
 //! // Exact semirings compare with `==`; floating-point ones up to rounding.
 //! check_laws_exact(strategies::counting(), 500).unwrap();
@@ -664,5 +668,31 @@ mod tests {
             matches!(err.law, Law::MulAssociative | Law::ZeroAnnihilates),
             "{err}"
         );
+    }
+    /// The doc examples compile in a user's crate, which depends on `klrp` but not on `proptest`:
+    /// they name proptest through the re-export `klrp::proptest` (klrp's own doctests would
+    /// compile either way, proptest being a dev-dependency).
+    #[test]
+    fn doc_examples_use_the_proptest_re_export() {
+        for (file, text) in [
+            ("laws.rs", include_str!("laws.rs")),
+            ("lib.rs", include_str!("lib.rs")),
+        ] {
+            for (i, line) in text.lines().enumerate() {
+                let doc = line.trim_start();
+                if !(doc.starts_with("//!") || doc.starts_with("///")) {
+                    continue;
+                }
+                let code = doc[3..].trim_start();
+                let bare = code
+                    .match_indices("proptest::")
+                    .any(|(at, _)| !code[..at].ends_with("klrp::"));
+                assert!(
+                    !bare,
+                    "{file}:{}: a doc example names `proptest::` directly: {line}",
+                    i + 1
+                );
+            }
+        }
     }
 }

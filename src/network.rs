@@ -12,7 +12,7 @@ use crate::rules::Rule;
 use crate::semiring::{Real, Semiring};
 use crate::shares::Shares;
 use crate::tensor::{Tensor, with_batch};
-use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray::{ArrayBase, ArrayD, Axis, Data, Dimension, IxDyn};
 use num_traits::Float;
 use std::fmt::Debug;
 
@@ -621,14 +621,34 @@ impl Network {
     /// [`Error::NonFinite`] for NaN/Inf inputs; [`Error::Layer`] wrapping [`Error::NonFinite`] for the first layer whose
     /// activations are NaN/Inf (checked after every layer, so an overflow that a later ReLU would
     /// hide is still reported, as in [`trace`](Network::trace)).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.check_input(x)?;
+    ///
+    /// `x` is any `f32` ndarray (owned, a view, shared; any dimension type) whose first axis is
+    /// the batch, as for [`explain_with`](Network::explain_with):
+    ///
+    /// ```
+    /// use klrp::layers::Dense;
+    /// use klrp::ndarray::array;
+    /// use klrp::Network;
+    /// let net = Network::new([2], vec![Box::new(Dense::new(array![[1.0, 2.0], [3.0, -1.0]], None)?)])?;
+    /// let x = array![[1.0_f32, 0.0], [0.0, 2.0]]; // an Array2: no `.into_dyn()` needed
+    /// assert_eq!(net.forward(&x)?, net.forward(&x.view().into_dyn())?);
+    /// assert_eq!(net.forward(&x)?[[1, 0]], 4.0);
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    pub fn forward<S, D>(&self, x: &ArrayBase<S, D>) -> Result<Tensor>
+    where
+        S: Data<Elem = f32>,
+        D: Dimension,
+    {
+        let x: Tensor = x.view().into_dyn().to_owned();
+        self.check_input(&x)?;
+        let batch = x.shape()[0];
         // Each activation is dropped once its last reader has run.
         let mut unread = self.reads.clone();
         let mut acts: Vec<Option<Tensor>> = vec![None; self.layers.len() + 1];
-        acts[0] = Some(x.clone());
+        acts[0] = Some(x);
         for i in 0..self.layers.len() {
-            let a = self.node_forward(i, x.shape()[0], |s| acts[s].as_ref())?;
+            let a = self.node_forward(i, batch, |s| acts[s].as_ref())?;
             for s in &self.inputs[i] {
                 let k = s.activation_index();
                 unread[k] -= 1;

@@ -12,7 +12,7 @@
 //! |---|---|
 //! | [`Colormap`] | value in `[0, 1]` → colour: [`Bwr`](Colormap::Bwr) (signed relevance), [`Viridis`](Colormap::Viridis), [`Hot`](Colormap::Hot), [`Gray`](Colormap::Gray), [`GrayR`](Colormap::GrayR) |
 //! | [`Scale`] | relevance → `[0, 1]`: a fixed range, min–max, symmetric around 0, or `log1p` for counts |
-//! | [`heatmap_rgb`] | a 2-D relevance map as an image, one pixel per value |
+//! | [`heatmap_rgb`] | a 2-D relevance map (`ArrayView2`) as an image, one pixel per value; [`heatmap_rgb_dyn`] the same for an `ArrayViewD`, an error if it is not 2-D |
 //! | [`Grid`] | images in rows and columns, enlarged, with column titles and row labels |
 //! | [`Panel`], [`figure`] | a figure: heatmaps or pictures side by side under a title, each with lines of text above it |
 //! | [`LinePlot`] | a line plot with axes, ticks, grid lines and a legend |
@@ -47,7 +47,7 @@ pub use network::{
 };
 
 use crate::error::{Error, Result};
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ArrayViewD, Ix2};
 use std::io::{BufWriter, Cursor, Write};
 use std::path::Path;
 
@@ -571,6 +571,48 @@ pub fn heatmap_rgb(relevance: ArrayView2<'_, f64>, cmap: Colormap, scale: Scale)
     img
 }
 
+/// [`heatmap_rgb`] for an array of any dimension type (an `ArrayViewD`, e.g. a sample of a
+/// batch), checked to be a 2-D map `[rows, cols]` at run time.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the shape if `relevance` is not 2-D. A `[C, H, W]` sample
+/// is refused too (which of summing, one channel or the largest is wanted depends on the
+/// relevance): sum its channels first, as [`Relevance::heatmap`](crate::Relevance::heatmap)
+/// and `klrp explain --heatmap` do.
+///
+/// ```
+/// use klrp::ndarray::{ArrayD, IxDyn};
+/// use klrp::viz::{heatmap_rgb_dyn, Colormap, Scale};
+/// let map = ArrayD::<f64>::zeros(IxDyn(&[2, 3]));
+/// let img = heatmap_rgb_dyn(map.view(), Colormap::Bwr, Scale::Symmetric)?;
+/// assert_eq!((img.width(), img.height()), (3, 2));
+/// let chw = ArrayD::<f64>::zeros(IxDyn(&[3, 2, 2]));
+/// assert!(heatmap_rgb_dyn(chw.view(), Colormap::Bwr, Scale::Symmetric).is_err());
+/// # Ok::<(), klrp::Error>(())
+/// ```
+pub fn heatmap_rgb_dyn(
+    relevance: ArrayViewD<'_, f64>,
+    cmap: Colormap,
+    scale: Scale,
+) -> Result<RgbImage> {
+    Ok(heatmap_rgb(as_map(relevance)?, cmap, scale))
+}
+
+/// `relevance` as a 2-D map, or an error naming its shape.
+fn as_map(relevance: ArrayViewD<'_, f64>) -> Result<ArrayView2<'_, f64>> {
+    let shape = relevance.shape().to_vec();
+    relevance.into_dimensionality::<Ix2>().map_err(|_| {
+        let hint = if shape.len() == 3 {
+            " (a [C, H, W] sample: sum its channels first, as Relevance::heatmap does)"
+        } else {
+            ""
+        };
+        Error::invalid(format!(
+            "heatmap: a relevance map is 2-D [rows, cols], got shape {shape:?}{hint}"
+        ))
+    })
+}
+
 /// Images arranged in rows and columns, each cell enlarged `scale` times, with optional column
 /// titles (above), row labels (left) and a title.
 ///
@@ -784,6 +826,18 @@ impl Panel {
     /// A relevance map as a panel, drawn by [`heatmap_rgb`] (one pixel per value).
     pub fn heatmap(relevance: ArrayView2<'_, f64>, cmap: Colormap, scale: Scale) -> Self {
         Panel::new(heatmap_rgb(relevance, cmap, scale))
+    }
+
+    /// [`Panel::heatmap`] for an array of any dimension type, drawn by [`heatmap_rgb_dyn`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `relevance` is not 2-D (as [`heatmap_rgb_dyn`]).
+    pub fn heatmap_dyn(
+        relevance: ArrayViewD<'_, f64>,
+        cmap: Colormap,
+        scale: Scale,
+    ) -> Result<Self> {
+        Ok(Panel::new(heatmap_rgb_dyn(relevance, cmap, scale)?))
     }
 
     /// The same, with `lines` of text above the picture (the first on top).
@@ -1609,6 +1663,35 @@ mod font {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    /// The `_dyn` helpers draw a 2-D `ArrayViewD` as the `ArrayView2` ones do, and refuse any
+    /// other dimension with an error naming the shape (no panic).
+    #[test]
+    fn dyn_heatmaps_take_2d_maps_and_refuse_the_rest() {
+        let map = array![[1.0, -2.0, 0.0], [0.5, 3.0, -1.0]];
+        let want = heatmap_rgb(map.view(), Colormap::Bwr, Scale::Symmetric);
+        let dyn_map = map.clone().into_dyn();
+        let got = heatmap_rgb_dyn(dyn_map.view(), Colormap::Bwr, Scale::Symmetric).unwrap();
+        assert_eq!(got, want);
+        let panel = Panel::heatmap_dyn(dyn_map.view(), Colormap::Bwr, Scale::Symmetric).unwrap();
+        let plain = Panel::heatmap(map.view(), Colormap::Bwr, Scale::Symmetric);
+        assert_eq!(panel.render(), plain.render());
+        // A transposed (non-standard layout) view is drawn transposed.
+        let t = heatmap_rgb_dyn(dyn_map.t(), Colormap::Bwr, Scale::Symmetric).unwrap();
+        assert_eq!(t, heatmap_rgb(map.t(), Colormap::Bwr, Scale::Symmetric));
+        for shape in [vec![6], vec![1, 2, 3], vec![], vec![1, 1, 2, 3]] {
+            let a = ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&shape));
+            let err = heatmap_rgb_dyn(a.view(), Colormap::Hot, Scale::Log1p).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+            assert!(err.to_string().contains(&format!("{shape:?}")), "{err}");
+            assert_eq!(
+                err.to_string().contains("[C, H, W]"),
+                shape.len() == 3,
+                "{err}"
+            );
+            assert!(Panel::heatmap_dyn(a.view(), Colormap::Hot, Scale::Log1p).is_err());
+        }
+    }
 
     #[test]
     fn colormap_endpoints() {

@@ -289,7 +289,7 @@ pub fn explain_photo(model: &Model, photo: &Path, cfg: &Config) -> klrp::Result<
         MaskRules::KLrp => Composite::k_lrp(),
     };
     let t = Instant::now();
-    let cal = calibrate::for_input_fraction(net, &x, &[target], &mask_rules, cfg.theta_fraction)?;
+    let cal = calibrate::for_input_fraction(net, &x, [target], &mask_rules, cfg.theta_fraction)?;
     times.calibration = t.elapsed().as_secs_f64();
 
     let masks = semirings::masks(net, &trace, target, &mask_rules, &cal.theta)?;

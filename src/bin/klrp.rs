@@ -69,9 +69,15 @@ RANK counts from 1, CLASS is the output index, PROBABILITY the softmax of the ou
 decimals, LABEL the class's line of --labels. When the input holds more than one sample, each
 sample's lines follow a header line `sample N` (N from 0).
 
+With --logits: one line per sample (line N is sample N, no header), the network's raw outputs in
+C order, tab-separated, each in shortest round-trip form (1.0, -0.25, 1e-7): parsed as float32
+they are the exact outputs, e.g. to check a port against PyTorch (np.loadtxt(\"logits.tsv\",
+dtype=np.float32, ndmin=2)). Non-finite outputs are an error (exit 1), as for the class lines.
+
 Example:
   klrp predict --model models/efficientnet_lite0.onnx --input photo.jpg \\
-      --labels models/imagenet_classes.txt";
+      --labels models/imagenet_classes.txt
+  klrp predict --model model.onnx --input x.npy --logits > logits.tsv";
 
 const PATHS_HELP: &str = "\
 A path runs from one input element through one element of every node output on its way to the
@@ -84,6 +90,8 @@ Output (--out), a contract (docs/paths.md):
               the min(K, P) strongest of the P paths of strength > 0, strongest first (ties:
               lexicographic order of the steps); node = the layer index `klrp info` prints,
               index = the flat C-order index within one sample.
+  --from J:   only paths from input element J, the strongest first; without --top, the
+              strongest one (K = 1).
   --sample N: {\"target\": C, \"semiring\": \"counting\", \"theta\": T, \"relevant_paths\": P,
               \"seed\": S, \"sampled\": [{\"steps\": [...]}, ...]}: N paths drawn uniformly with
               replacement from the P relevant paths (every share d ≥ θ; LRP-0 shares).
@@ -185,6 +193,10 @@ struct PredictArgs {
     /// class); adds a LABEL column.
     #[arg(long, value_name = "FILE", allow_hyphen_values = true, help_heading = OPTIONS)]
     labels: Option<String>,
+    /// Print the network's raw outputs instead: one line per sample, its output values in
+    /// C order, tab-separated, in shortest round-trip form (parsed as float32 they are exact).
+    #[arg(long, help_heading = OPTIONS)]
+    logits: bool,
 }
 
 #[derive(Args)]
@@ -241,7 +253,7 @@ struct PathsCli {
 #[derive(Args)]
 #[command(next_help_heading = "Paths")]
 struct PathsSelection {
-    /// List the K strongest paths (viterbi), strongest first.
+    /// List the K strongest paths (viterbi), strongest first [default with --from: 1].
     #[arg(long, value_name = "K", allow_hyphen_values = true)]
     top: Option<String>,
     /// Only paths starting at input element INDEX (flat C-order index within one sample): the
@@ -1023,7 +1035,8 @@ fn paths(a: &PathsCli) -> CliResult<()> {
         );
     }
     if !sampling {
-        if a.select.top.is_none() {
+        // `--from J` alone lists the strongest path from J (`--top` defaults to 1 there).
+        if a.select.top.is_none() && a.select.from_index.is_none() {
             return usage(
                 "give --top K (the strongest paths) or --sample N --theta T (relevant paths)",
             );
@@ -1185,6 +1198,9 @@ impl CliError {
 }
 
 fn predict(a: &PredictArgs) -> CliResult<()> {
+    if a.logits {
+        return logits(a);
+    }
     let top = optional("--top", &a.top, parse_count)?.unwrap_or(klrp::spec::DEFAULT_TOP);
     let loaded = load_model(&a.model)?;
     let input = load_input(&a.input, &loaded)?;
@@ -1226,6 +1242,27 @@ fn predict(a: &PredictArgs) -> CliResult<()> {
             }
             text.push('\n');
         }
+    }
+    out(&text)
+}
+
+/// `predict --logits`: line `s` holds sample `s`'s outputs (flattened in C order), tab-separated,
+/// each in Rust's shortest round-trip form (`{:?}`: `1.0`, `-0.25`, `1e-7`; the forward pass refuses non-finite values), so
+/// parsing a value as float32 gives back exactly the output.
+fn logits(a: &PredictArgs) -> CliResult<()> {
+    if a.top.is_some() || a.labels.is_some() {
+        return usage(
+            "--logits prints every raw output; --top and --labels apply to the class lines",
+        );
+    }
+    let loaded = load_model(&a.model)?;
+    let input = load_input(&a.input, &loaded)?;
+    let z = loaded.network.forward(&input.x)?;
+    let mut text = String::new();
+    for sample in z.outer_iter() {
+        let values: Vec<String> = sample.iter().map(|v| format!("{v:?}")).collect();
+        text.push_str(&values.join("\t"));
+        text.push('\n');
     }
     out(&text)
 }

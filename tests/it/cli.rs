@@ -469,7 +469,7 @@ fn theta_auto_calibrates_on_the_explained_batch() {
     };
 
     // inputs:F — κ searched so the Boolean masks keep about F of the non-zero inputs.
-    let inputs = calibrate::for_input_fraction(&net, &x, &targets, &Composite::k_lrp(), 0.3)
+    let inputs = calibrate::for_input_fraction(&net, &x, targets, &Composite::k_lrp(), 0.3)
         .unwrap()
         .theta;
     let mask = net
@@ -1207,6 +1207,69 @@ fn predict_prints_softmax_classes_best_first_with_labels() {
     fails(&["predict", "--model", m], 2, "--input is required");
 }
 
+/// `predict --logits`: one line per sample, the raw outputs tab-separated, exactly the library's
+/// forward pass once parsed as f32; `--top`/`--labels` with it are usage errors.
+#[test]
+fn predict_logits_prints_the_raw_outputs_exactly() {
+    let tmp = TempDir::new("logits");
+    for model in ["mlp", "cnn_pool"] {
+        let onnx = fixtures().join(model).join("legacy.onnx");
+        let input = fixtures().join(model).join("input.npy");
+        let x = load_f32(&input);
+        // `predict` runs the imported network as is (not canonized).
+        let z = load_onnx_file(&onnx)
+            .unwrap()
+            .into_network()
+            .forward(&x)
+            .unwrap();
+        let (m, xp) = (path_str(&onnx), path_str(&input));
+        let o = ok(&argv("predict", m, xp, &["--logits"]));
+        let text = String::from_utf8(o.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), z.shape()[0], "{model}: {text}");
+        for (line, want) in lines.iter().zip(z.outer_iter()) {
+            let got: Vec<f32> = line.split('\t').map(|v| v.parse().unwrap()).collect();
+            let want: Vec<f32> = want.iter().copied().collect();
+            assert_eq!(got.len(), want.len(), "{model}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.to_bits(), w.to_bits(), "{model}: {line}");
+            }
+        }
+        // One sample without a batch axis: one line, the same as the batch's first.
+        let (one, _) = one_sample(model, &tmp);
+        let o = ok(&argv("predict", m, path_str(&one), &["--logits"]));
+        assert_eq!(
+            String::from_utf8(o.stdout).unwrap(),
+            format!("{}\n", lines[0])
+        );
+        // Without the flag, the class lines as before.
+        let o = ok(&argv("predict", m, xp, &["--top", "1"]));
+        assert!(
+            String::from_utf8(o.stdout)
+                .unwrap()
+                .starts_with("sample 0\n1\t")
+        );
+        fails_each(
+            &argv("predict", m, xp, &["--logits"]),
+            &[
+                (
+                    &["--top", "2"],
+                    2,
+                    "--top and --labels apply to the class lines",
+                ),
+                (
+                    &["--labels", "l.txt"],
+                    2,
+                    "--top and --labels apply to the class lines",
+                ),
+                (&["--logits"], 2, "--logits"),
+            ],
+        );
+    }
+    let help = String::from_utf8(ok(&["predict", "--help"]).stdout).unwrap();
+    assert!(help.contains("--logits") && help.contains("shortest round-trip"));
+}
+
 #[test]
 fn explain_target_predicted_explains_the_top_class() {
     let tmp = TempDir::new("predicted");
@@ -1489,6 +1552,14 @@ fn paths_json_follows_the_contract_and_matches_the_library() {
         }
         let s0 = paths[0]["strength"].as_f64().unwrap();
         assert!((s0 - r0[j]).abs() <= 1e-5 * r0[j], "{s0} vs R_j {}", r0[j]);
+        let first = paths[0].clone();
+        // --from J without --top: the single strongest path from J (--top 1).
+        klrp_paths(&["--from", &j.to_string()]);
+        let v = read_json(&out);
+        assert_eq!(v["paths"].as_array().unwrap().len(), 1, "{model}");
+        assert_eq!(v["paths"][0], first, "{model}");
+        klrp_paths(&["--top", "1", "--from", &j.to_string()]);
+        assert_eq!(read_json(&out), v, "{model}: --from J is --top 1 --from J");
 
         // --sample N --theta T --seed S: N relevant paths, reproducible.
         let sample = |seed: &str| {
