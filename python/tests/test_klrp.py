@@ -371,3 +371,16 @@ def test_no_memory_growth_over_1000_calls():
     gc.collect()
     growth = rss_bytes() - before
     assert growth < 8 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 1,000 calls"
+
+
+def test_near_kinks_counts_units_within_float32_rounding_of_a_kink():
+    # The bundled fixtures decide every max-pooling window and ReLU clearly.
+    for name in ["mlp", "cnn_pool", "cnn_bn"]:
+        assert klrp.Model.from_onnx(model_path(name)).near_kinks(load_input(name)) == []
+    # VGG-11 with random weights has near-tied max-pooling windows (issue #29).
+    vgg = ROOT / "tests" / "fixtures" / "torchvision" / "vgg11"
+    m = klrp.Model.from_onnx(vgg / "model.onnx")
+    near = m.near_kinks(np.load(vgg / "input.npy"))
+    assert near and all(n > 0 for _, n in near)
+    names = {l["index"]: l["layer"] for l in m.info()["layers"]}
+    assert any(names[i].startswith("MaxPool2d") for i, _ in near), near
