@@ -1021,7 +1021,10 @@ fn near_kinks_warning(net: &Network, near: &klrp::NearKinks) -> Option<String> {
     let what = "within float32 rounding of a kink (a max-pooling near-tie or a ReLU input at 0)";
     let tail = "relevance in their receptive fields depends on rounding";
     Some(match near.layers().len() {
-        1 if n == 1 => format!("warning: 1 unit of layer {worst} ({name}) is {what}: {tail}"),
+        1 if n == 1 => format!(
+            "warning: 1 unit of layer {worst} ({name}) is {what}: relevance in its receptive \
+             field depends on rounding"
+        ),
         1 => format!("warning: {n} units of layer {worst} ({name}) are {what}: {tail}"),
         k => format!(
             "warning: {} units in {k} layers are {what}, most in layer {worst} ({name}: {n}): {tail}",

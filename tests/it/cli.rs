@@ -1640,8 +1640,8 @@ fn explain_warns_about_units_within_float32_rounding_of_a_kink() {
         warnings,
         [
             "warning: 1 unit of layer 0 (MaxPool2d(1×2, stride (1, 2))) is within float32 rounding \
-          of a kink (a max-pooling near-tie or a ReLU input at 0): relevance in their receptive \
-          fields depends on rounding"
+          of a kink (a max-pooling near-tie or a ReLU input at 0): relevance in its receptive \
+          field depends on rounding"
         ],
         "{err}"
     );
