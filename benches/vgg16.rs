@@ -53,6 +53,11 @@ fn vgg(c: &mut Criterion) {
     g.bench_function("forward (baseline)", |b| {
         b.iter(|| black_box(net.trace(&x).unwrap()))
     });
+    // The check `klrp explain` runs after the forward pass: units within f32 rounding of a
+    // kink (max-pooling near-ties, ReLU inputs at 0), docs/benchmarks.md.
+    g.bench_function("near kinks (after the forward)", |b| {
+        b.iter(|| black_box(net.near_kinks(&trace).unwrap()))
+    });
     // The forward pass alone (activations dropped as it goes), as PyTorch's no-grad forward.
     g.bench_function("forward without trace", |b| {
         b.iter(|| black_box(net.forward(&x).unwrap()))

@@ -151,7 +151,7 @@ pub use conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, Thre
 pub use error::{Error, Result};
 pub use explain::{Explainer, Init, LayerRelevance, Targets};
 pub use graph::{GraphBuilder, Node, Source};
-pub use network::{DEFAULT_MAX_ELEMENTS, Network, Relevance, Trace, one_hot};
+pub use network::{DEFAULT_MAX_ELEMENTS, NearKinks, Network, Relevance, Trace, one_hot};
 pub use semiring::Semiring;
 
 /// The `ndarray` version klrp uses, so that `cargo add klrp` alone is enough to build inputs.

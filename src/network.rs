@@ -127,6 +127,49 @@ impl Trace {
     }
 }
 
+/// The units of a forward pass that lie within `f32` rounding of a kink that decides where
+/// relevance goes ([`Network::near_kinks`]; [`Layer::near_kinks`] says which kinks and how near):
+/// per node, how many, summed over the batch. Where a unit is listed, a reference computed in
+/// another precision (float64 gradient × input, PyTorch) may take the other side of the kink, and
+/// the relevance of that unit's receptive field move with it: neither is wrong.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NearKinks {
+    layers: Vec<(usize, usize)>,
+}
+
+impl NearKinks {
+    /// `(node index, count)` for every node with at least one unit near a kink, in node order.
+    pub fn layers(&self) -> &[(usize, usize)] {
+        &self.layers
+    }
+
+    /// The count of node `i` (0 if it has none).
+    pub fn at(&self, i: usize) -> usize {
+        self.layers
+            .iter()
+            .find(|&&(l, _)| l == i)
+            .map_or(0, |&(_, n)| n)
+    }
+
+    /// The total over every node.
+    pub fn total(&self) -> usize {
+        self.layers.iter().map(|&(_, n)| n).sum()
+    }
+
+    /// Whether no unit is near a kink.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// The node with the most units near a kink (the first of equals), and its count.
+    pub fn worst(&self) -> Option<(usize, usize)> {
+        self.layers
+            .iter()
+            .copied()
+            .reduce(|best, l| if l.1 > best.1 { l } else { best })
+    }
+}
+
 fn flat_to_index(shape: &[usize], sample: usize, flat: usize) -> Vec<usize> {
     let mut idx = vec![0; shape.len()];
     idx[0] = sample;
@@ -703,6 +746,54 @@ impl Network {
         Ok(Trace { activations })
     }
 
+    /// [`Error::InvalidArgument`] unless `trace` holds one activation per node and the input.
+    fn check_trace_len(&self, trace: &Trace) -> Result<()> {
+        if trace.activations.len() == self.layers.len() + 1 {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "the trace holds {} activations but this network has {} layers (and an input): \
+             it was made by another network",
+            trace.activations.len(),
+            self.layers.len()
+        )))
+    }
+
+    /// The units of `trace`'s forward pass within `f32` rounding of a kink (a max-pooling near-tie,
+    /// a ReLU input at 0: [`Layer::near_kinks`]), per node: one pass over the activations each
+    /// such node reads, after the forward pass (docs/benchmarks.md has its cost).
+    ///
+    /// ```
+    /// use klrp::layers::{Dense, ReLU};
+    /// use klrp::Network;
+    /// use ndarray::array;
+    /// let net = Network::new([2], vec![Box::new(Dense::new(array![[1.0, 0.0], [0.0, 1.0]], None)?), Box::new(ReLU)])?;
+    /// let trace = net.trace(&array![[1.0_f32, 1e-9]].into_dyn())?;
+    /// assert_eq!(net.near_kinks(&trace)?.layers(), &[(1, 1)]);
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the trace was made by another network; [`Error::Layer`]
+    /// wrapping a layer's error.
+    pub fn near_kinks(&self, trace: &Trace) -> Result<NearKinks> {
+        self.check_trace_len(trace)?;
+        let mut layers = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let ins: Vec<&Tensor> = self.inputs[i]
+                .iter()
+                .map(|s| &trace.activations[s.activation_index()])
+                .collect();
+            let n = layer
+                .near_kinks(&ins)
+                .map_err(|e| e.in_layer(i, layer.name()))?;
+            if n > 0 {
+                layers.push((i, n));
+            }
+        }
+        Ok(NearKinks { layers })
+    }
+
     /// The propagation engine behind [`propagate`](Network::propagate): K-LRP from `init` with
     /// `rules[i]` and `theta.at(i)` at node `i`, also handing back every node's shares (one
     /// [`Shares`] per operand, by node index) when `shares_out` is given (the relevance-path
@@ -717,14 +808,7 @@ impl Network {
         mut shares_out: Option<&mut Vec<Vec<Shares<'a>>>>,
     ) -> Result<Relevance<K>> {
         let out = trace.output();
-        if trace.activations.len() != self.layers.len() + 1 {
-            return Err(Error::invalid(format!(
-                "the trace holds {} activations but this network has {} layers (and an input): \
-                 it was made by another network",
-                trace.activations.len(),
-                self.layers.len()
-            )));
-        }
+        self.check_trace_len(trace)?;
         if rules.len() != self.layers.len() {
             return Err(Error::shape(
                 "rules (one per node)",

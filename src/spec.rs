@@ -47,7 +47,7 @@ use crate::composite::Composite;
 use crate::conversion::{AbsThreshold, Clamp01, Conversion, Identity, PerLayer, Threshold};
 use crate::error::{Error, Result};
 use crate::layers::Tensor;
-use crate::network::{Network, Relevance, Trace, one_hot};
+use crate::network::{NearKinks, Network, Relevance, Trace, one_hot};
 use crate::rules::{Bound, EpsilonRule, Rule};
 use crate::semiring::{Boolean, Counting, Real, Semiring, Viterbi};
 
@@ -757,6 +757,7 @@ impl ExplainSpec {
         let start = Instant::now();
         let trace = net.trace(x)?;
         let forward = start.elapsed();
+        let near_kinks = net.near_kinks(&trace)?;
         let start = Instant::now();
         let targets = targets
             .resolve(&trace)
@@ -808,6 +809,7 @@ impl ExplainSpec {
             targets,
             thetas,
             overflowed,
+            near_kinks,
             forward,
             relevance: start.elapsed(),
         })
@@ -957,6 +959,10 @@ pub struct Explanation {
     pub thetas: Vec<f32>,
     /// How many input relevance values overflowed (non-finite reals, saturated counts).
     pub overflowed: usize,
+    /// The units of the forward pass within `f32` rounding of a kink (max-pooling near-ties,
+    /// ReLU inputs at 0), per layer ([`Network::near_kinks`]): where the relevance may differ
+    /// from a reference computed in another precision.
+    pub near_kinks: NearKinks,
     /// Time of the forward pass.
     pub forward: Duration,
     /// Time of the relevance pass (initialization included).

@@ -253,6 +253,15 @@ class Model:
         """The network's outputs (logits), float32."""
         return self._model.forward(_input(x))
 
+    def near_kinks(self, x: np.ndarray) -> List[Tuple[int, int]]:
+        """The units of the forward pass on ``x`` within float32 rounding of a kink, as
+        ``[(layer index, count), …]`` for the layers with any (empty when none): max-pooling
+        windows whose two largest inputs are nearly tied, ReLU inputs within rounding of 0
+        (``klrp explain`` warns about them). Where a reference in another precision (float64
+        gradient × input) takes the other side, the relevance of those units' receptive fields
+        moves: docs/semantics.md §9, "Near kinks"."""
+        return [(int(i), int(n)) for i, n in self._model.near_kinks(_input(x))]
+
 
 def heatmap(
     relevance: np.ndarray, *, cmap: Optional[str] = None, scale: Optional[str] = None

@@ -377,6 +377,22 @@ impl Model {
         let out = py.detach(|| net.forward(&x)).map_err(to_py)?;
         Ok(strip(out, had_batch).into_pyarray(py).into_any().unbind())
     }
+
+    /// The units of the forward pass (of the canonized network `explain` uses) within float32
+    /// rounding of a kink, as `[(layer, count), …]` for the layers with any
+    /// (`Network::near_kinks`, docs/semantics.md §9).
+    fn near_kinks(
+        &self,
+        py: Python<'_>,
+        x: PyReadonlyArrayDyn<'_, f32>,
+    ) -> PyResult<Vec<(usize, usize)>> {
+        let (x, _) = as_batch(&self.canonized, x.as_array().to_owned())?;
+        let net = &self.canonized;
+        let near = py
+            .detach(|| net.trace(&x).and_then(|t| net.near_kinks(&t)))
+            .map_err(to_py)?;
+        Ok(near.layers().to_vec())
+    }
 }
 
 impl Model {

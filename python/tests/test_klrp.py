@@ -388,3 +388,16 @@ def test_per_channel_box_bounds():
         m.explain(x, 1, low=[0.0, 1.0, 0.0], high=[1.0, 1.0, 1.0], **opts)
     with pytest.raises(ValueError, match="z\\^B box bound"):
         m.explain(x, 1, low=[0.0, 0.0], high=[1.0, 1.0], **opts)
+
+
+def test_near_kinks_counts_units_within_float32_rounding_of_a_kink():
+    # The bundled fixtures decide every max-pooling window and ReLU clearly.
+    for name in ["mlp", "cnn_pool", "cnn_bn"]:
+        assert klrp.Model.from_onnx(model_path(name)).near_kinks(load_input(name)) == []
+    # VGG-11 with random weights has near-tied max-pooling windows (issue #29).
+    vgg = ROOT / "tests" / "fixtures" / "torchvision" / "vgg11"
+    m = klrp.Model.from_onnx(vgg / "model.onnx")
+    near = m.near_kinks(np.load(vgg / "input.npy"))
+    assert near and all(n > 0 for _, n in near)
+    names = {l["index"]: l["layer"] for l in m.info()["layers"]}
+    assert any(names[i].startswith("MaxPool2d") for i, _ in near), near

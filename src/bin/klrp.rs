@@ -965,6 +965,9 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
         let classes: Vec<String> = e.targets.iter().map(|t| t.to_string()).collect();
         eprintln!("predicted: {}", classes.join(","));
     }
+    if let Some(line) = near_kinks_warning(&net, &e.near_kinks) {
+        eprintln!("{line}");
+    }
     let pictures = match &a.output.heatmap {
         Some(_) => heatmaps(&e.input)?,
         None => Vec::new(),
@@ -1006,6 +1009,30 @@ fn explain(a: &ExplainCli) -> CliResult<()> {
         );
     }
     Ok(())
+}
+
+/// The one-line warning `klrp explain` prints when units lie within float32 rounding of a kink,
+/// naming the layer with the most of them.
+fn near_kinks_warning(net: &Network, near: &klrp::NearKinks) -> Option<String> {
+    let (worst, n) = near.worst()?;
+    let name = net
+        .layers()
+        .get(worst)
+        .map(|l| l.name())
+        .unwrap_or_default();
+    let what = "within float32 rounding of a kink (a max-pooling near-tie or a ReLU input at 0)";
+    let tail = "relevance in their receptive fields depends on rounding";
+    Some(match near.layers().len() {
+        1 if n == 1 => format!(
+            "warning: 1 unit of layer {worst} ({name}) is {what}: relevance in its receptive \
+             field depends on rounding"
+        ),
+        1 => format!("warning: {n} units of layer {worst} ({name}) are {what}: {tail}"),
+        k => format!(
+            "warning: {} units in {k} layers are {what}, most in layer {worst} ({name}: {n}): {tail}",
+            near.total()
+        ),
+    })
 }
 
 /// An optional flag's value, parsed by `parse` (which names `flag` in its errors).

@@ -27,6 +27,9 @@ impl Layer for ReLU {
     fn shares(&self, _: &Tensor, _: &Tensor, _: &Rule) -> Result<Shares<'_>> {
         Ok(Shares::Pass)
     }
+    fn near_kinks(&self, inputs: &[&Tensor]) -> Result<usize> {
+        super::near_zero_count(inputs)
+    }
 }
 
 /// Dropout: the identity at inference.
@@ -65,6 +68,21 @@ identity_layer!(IdentityLayer, "Identity");
 /// (Zennit's `Pass`), wherever `f` saturates.
 macro_rules! elementwise_activation {
     ($t:ty, |$s:ident, $x:ident| $f:expr, $name:expr, gate = $gate:expr) => {
+        elementwise_activation!(
+            $t,
+            |$s, $x| $f,
+            $name,
+            gate = $gate,
+            kink_at_zero = |s| false
+        );
+    };
+    (
+        $t:ty,
+        |$s:ident, $x:ident| $f:expr,
+        $name:expr,
+        gate = $gate:expr,
+        kink_at_zero = |$k:ident| $kink:expr
+    ) => {
         impl Layer for $t {
             fn name(&self) -> String {
                 let $s = self;
@@ -87,6 +105,15 @@ macro_rules! elementwise_activation {
             }
             fn is_gate(&self) -> bool {
                 $gate
+            }
+            fn near_kinks(&self, inputs: &[&Tensor]) -> Result<usize> {
+                let $k = *self;
+                let _ = $k;
+                if $kink {
+                    super::near_zero_count(inputs)
+                } else {
+                    Ok(0)
+                }
             }
         }
     };
@@ -136,7 +163,10 @@ elementwise_activation!(
     Clip,
     |s, x| x.max(s.min).min(s.max),
     format!("Clip({}, {})", s.min, s.max),
-    gate = false
+    gate = false,
+    // A bound at 0 is a kink where the output is 0 (ReLU6's lower bound); elsewhere the output
+    // is the bound on both sides, and relevance does not jump (docs/semantics.md §9).
+    kink_at_zero = |s| s.min == 0.0 || s.max == 0.0
 );
 
 /// `x` for `x ≥ 0`, `slope·x` otherwise (PyTorch `LeakyReLU`, default slope 0.01).
@@ -175,7 +205,8 @@ elementwise_activation!(
     LeakyReLU,
     |s, x| if x >= 0.0 { x } else { s.slope * x },
     format!("LeakyReLU({})", s.slope),
-    gate = false
+    gate = false,
+    kink_at_zero = |s| s.slope != 1.0
 );
 
 /// The logistic sigmoid `σ(x) = 1 / (1 + e^(−x))`. Relevance passes unchanged; as an operand of a

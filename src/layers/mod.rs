@@ -190,6 +190,21 @@ pub trait Layer: Debug + Send + Sync {
         Ok(())
     }
 
+    /// How many units of this node's forward pass on `inputs` lie within `f32` rounding of a kink
+    /// that decides where relevance goes: an activation input near a kink where the output is 0
+    /// (ReLU, LeakyReLU, a [`Clip`] bound at 0), a max-pooling window whose two largest inputs
+    /// are nearly tied. The tolerance is [`near_kink_tolerance`] of each sample's largest input
+    /// magnitude; exact zeros are not counted (docs/semantics.md §9, "Near kinks").
+    ///
+    /// Provided: 0 (no kink, or one that does not move relevance).
+    ///
+    /// # Errors
+    /// As [`forward_multi`](Layer::forward_multi) for inputs that do not fit the layer.
+    fn near_kinks(&self, inputs: &[&Tensor]) -> Result<usize> {
+        let _ = inputs;
+        Ok(0)
+    }
+
     /// The per-channel affine map this layer computes, if it is a normalisation to be fused into
     /// the preceding linear layer by [`Network::canonize`](crate::Network::canonize).
     fn channel_affine(&self) -> Option<ChannelAffine> {
@@ -208,6 +223,78 @@ pub trait Layer: Debug + Send + Sync {
             self.name()
         )))
     }
+}
+
+/// How many `f32` machine epsilons of a sample's scale count as "within rounding" of a kink
+/// ([`Layer::near_kinks`]): 16, so the tolerance is `16 · 2⁻²³ ≈ 1.9e-6` of the scale. A
+/// pre-activation summed from n products carries a rounding error of about `√n · ε` of the
+/// products' magnitude (at most `n · ε`); 16 ulps of the layer's largest value covers the typical
+/// error of sums of a few hundred terms without flagging a clear decision.
+pub const NEAR_KINK_ULPS: f32 = 16.0;
+
+/// The distance from a kink below which a value of a sample whose largest input magnitude is
+/// `scale` counts as near it: [`NEAR_KINK_ULPS`] `· f32::EPSILON · scale`.
+pub fn near_kink_tolerance(scale: f32) -> f32 {
+    NEAR_KINK_ULPS * f32::EPSILON * scale
+}
+
+/// The largest magnitude in `s` and the smallest nonzero one (`f32::INFINITY` if none), in one
+/// parallel pass over the bit patterns (for finite values the order of `|x|` is the order of
+/// `bits & 0x7fff_ffff` as integers, whose min/max reductions vectorise).
+pub(crate) fn magnitude_range(s: &[f32]) -> (f32, f32) {
+    use rayon::prelude::*;
+    let (max, min_nz) = s
+        .par_chunks(1 << 15)
+        .map(|c| {
+            let (mut hi, mut lo) = (0u32, u32::MAX);
+            for v in c {
+                let b = v.to_bits() & 0x7fff_ffff;
+                hi = hi.max(b);
+                // 0 wraps to u32::MAX and never is the minimum.
+                lo = lo.min(b.wrapping_sub(1));
+            }
+            (hi, lo)
+        })
+        .reduce(|| (0, u32::MAX), |a, b| (a.0.max(b.0), a.1.min(b.1)));
+    let smallest = match min_nz {
+        u32::MAX => f32::INFINITY,
+        b => f32::from_bits(b + 1),
+    };
+    (f32::from_bits(max), smallest)
+}
+
+/// Element-wise kinks at 0 (ReLU-like layers): per sample, the nonzero inputs `x` with
+/// `|x| ≤ near_kink_tolerance(max |x|)`.
+pub(crate) fn near_zero_count(inputs: &[&Tensor]) -> Result<usize> {
+    use rayon::prelude::*;
+    let [x] = inputs else {
+        return Err(single_input_error(
+            "an element-wise activation",
+            inputs.len(),
+        ));
+    };
+    let x = x.as_standard_layout();
+    let mut count = 0;
+    for s in x.outer_iter() {
+        let s = s.as_slice().unwrap_or(&[]);
+        // A second pass only when the smallest nonzero magnitude is near 0 (a clear sample is
+        // read once).
+        let (scale, smallest) = magnitude_range(s);
+        let tol = near_kink_tolerance(scale);
+        if smallest > tol {
+            continue;
+        }
+        let tol_bits = tol.to_bits();
+        count += s
+            .par_chunks(1 << 15)
+            .map(|c| {
+                c.iter()
+                    .filter(|v| (v.to_bits() & 0x7fff_ffff).wrapping_sub(1) < tol_bits)
+                    .count()
+            })
+            .sum::<usize>();
+    }
+    Ok(count)
 }
 
 /// The error of a single-input layer given `got` inputs.

@@ -354,6 +354,45 @@ impl MaxPool2d {
         }
         Ok((out, winners))
     }
+
+    /// Per sample, the windows whose two largest inputs (at distinct positions) are within
+    /// [`near_kink_tolerance`](super::near_kink_tolerance) of the sample's largest input
+    /// magnitude of each other, the largest not exactly 0 (such a window sends no relevance).
+    fn near_ties(&self, x: &Tensor) -> Result<usize> {
+        let input = x.shape().get(1..).unwrap_or(&[]).to_vec();
+        let g = self.geometry(&input, true)?;
+        check_batch(x, &input, "MaxPool2d input")?;
+        let x = x.as_standard_layout();
+        let plane = g.in_h * g.in_w;
+        let mut count = 0;
+        for xs in x.axis_iter(Axis(0)) {
+            let xs = xs.as_slice().unwrap_or(&[]);
+            let tol = super::near_kink_tolerance(super::magnitude_range(xs).0);
+            count += xs
+                .par_chunks(plane.max(1))
+                .map(|xc| {
+                    let mut n = 0;
+                    for rows in &g.rows {
+                        for cols in &g.cols {
+                            let (mut top1, mut top2) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+                            for iy in rows.clone() {
+                                for &v in &xc[iy * g.in_w + cols.start..iy * g.in_w + cols.end] {
+                                    // Branch-free: an input equal to the maximum is the second.
+                                    top2 = top2.max(top1.min(v));
+                                    top1 = top1.max(v);
+                                }
+                            }
+                            if top1 != 0.0 && top1 - top2 <= tol {
+                                n += 1;
+                            }
+                        }
+                    }
+                    n
+                })
+                .sum::<usize>();
+        }
+        Ok(count)
+    }
 }
 
 impl Layer for MaxPool2d {
@@ -368,6 +407,16 @@ impl Layer for MaxPool2d {
     }
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         Ok(self.max_and_winners(input)?.0)
+    }
+    fn near_kinks(&self, inputs: &[&Tensor]) -> Result<usize> {
+        match inputs {
+            [x] => self.near_ties(x),
+            _ => Err(Error::shape(
+                "MaxPool2d inputs (it takes one)",
+                &[1],
+                &[inputs.len()],
+            )),
+        }
     }
     fn shares(&self, input: &Tensor, _output: &Tensor, rule: &Rule) -> Result<Shares<'_>> {
         let sample = input.shape().get(1..).unwrap_or(&[]).to_vec();

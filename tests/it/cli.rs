@@ -1695,3 +1695,74 @@ fn info_tells_fused_from_standalone_batchnorms() {
     );
     assert!(!densenet.contains("fused into"), "{densenet}");
 }
+
+/// `klrp explain` says, in one line on stderr, when units lie within float32 rounding of a kink
+/// (here a max-pooling window whose two inputs are 1 ulp apart), and says nothing new on the
+/// bundled fixtures or a clear winner.
+#[test]
+fn explain_warns_about_units_within_float32_rounding_of_a_kink() {
+    use crate::support::onnx_writer::{Attr, model, node, value_info};
+    let tmp = TempDir::new("near-kinks");
+    let onnx = tmp.file("pool.onnx");
+    let bytes = model(
+        &[
+            node(
+                "MaxPool",
+                "pool",
+                &["x"],
+                &["p"],
+                &[
+                    Attr::Ints("kernel_shape", &[1, 2]),
+                    Attr::Ints("strides", &[1, 2]),
+                ],
+            ),
+            node("Flatten", "flat", &["p"], &["y"], &[]),
+        ],
+        &[],
+        value_info("x", &[None, Some(1), Some(1), Some(2)]),
+        value_info("y", &[None, Some(1)]),
+    );
+    std::fs::write(&onnx, bytes).unwrap();
+    let out = tmp.file("r.npy");
+    let (m, o) = (path_str(&onnx), path_str(&out));
+    let stderr_for = |window: [f32; 2], name: &str| -> String {
+        let input = tmp.file(name);
+        let x = ndarray::Array4::from_shape_vec((1, 1, 1, 2), window.to_vec()).unwrap();
+        klrp::io::npy::write_npy_file(&input, &x.into_dyn()).unwrap();
+        let r = ok(&targeted("explain", m, path_str(&input), "0", o, &[]));
+        String::from_utf8_lossy(&r.stderr).to_string()
+    };
+    let up = f32::from_bits(1.0f32.to_bits() + 1);
+    let err = stderr_for([up, 1.0], "tie.npy");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: 1 unit of layer 0 (MaxPool2d(1×2, stride (1, 2))) is within float32 rounding \
+          of a kink (a max-pooling near-tie or a ReLU input at 0): relevance in its receptive \
+          field depends on rounding"
+        ],
+        "{err}"
+    );
+    let err = stderr_for([2.0, 1.0], "clear.npy");
+    assert!(!err.contains("float32 rounding"), "{err}");
+    for model in ["mlp", "cnn_pool", "cnn_bn"] {
+        let (mm, xx) = (
+            fixtures().join(model).join("legacy.onnx"),
+            fixtures().join(model).join("input.npy"),
+        );
+        let r = ok(&targeted(
+            "explain",
+            path_str(&mm),
+            path_str(&xx),
+            "1",
+            o,
+            &[],
+        ));
+        assert!(
+            r.stderr.is_empty(),
+            "{model}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+}

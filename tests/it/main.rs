@@ -21,6 +21,7 @@ mod kernels;
 mod layering;
 mod mnist_example;
 mod models;
+mod near_kinks;
 mod network_figure;
 mod onnx_graph;
 mod onnx_import;
