@@ -76,6 +76,23 @@ impl Composite {
         .named("k-lrp")
     }
 
+    /// LRP-0 with no stabiliser anywhere: [`k_lrp`](Composite::k_lrp) with average pooling (and
+    /// means, [`Reduce`](crate::layers::Reduce)) proportional at ε = 0 too. From the logit
+    /// ([`Init::Logit`](crate::Init::Logit)) on a ReLU network this is exactly gradient × input
+    /// (docs/semantics.md §6.1); `k_lrp` keeps ε = 1e-6 on averaging.
+    ///
+    /// ```
+    /// use klrp::Composite;
+    /// assert_eq!(Composite::lrp0().name(), "lrp-0");
+    /// assert_eq!(Composite::from_name("lrp-0", -3.0, 3.0)?.name(), "lrp-0");
+    /// # Ok::<(), klrp::Error>(())
+    /// ```
+    pub fn lrp0() -> Self {
+        Self::k_lrp()
+            .with_avg_pool(ProportionalRule::EXACT)
+            .named("lrp-0")
+    }
+
     /// The K-LRP default for Viterbi relevance: max-abs shares (δ = 1e-9) on every linear layer,
     /// average pooling and residual sum, `|a_j w_jk| / (max_j' |a_j' w_j'k| + δ)`, so every
     /// neuron's strongest input has share 1; max pooling stays winner-take-all.
@@ -124,17 +141,18 @@ impl Composite {
     }
 
     /// The names [`Composite::from_name`] knows.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "epsilon-plus-flat",
         "epsilon-gamma-box",
         "epsilon-alpha2-beta1",
         "k-lrp",
+        "lrp-0",
         "viterbi",
     ];
 
     /// The composite called `name` (its [`name`](Composite::name)): `epsilon-plus-flat`,
     /// `epsilon-gamma-box` (z^B with bounds `low`, `high`; the other composites ignore them),
-    /// `epsilon-alpha2-beta1`, `k-lrp` or `viterbi`.
+    /// `epsilon-alpha2-beta1`, `k-lrp`, `lrp-0` or `viterbi`.
     ///
     /// ```
     /// use klrp::composite::Composite;
@@ -154,10 +172,11 @@ impl Composite {
             "epsilon-gamma-box" => Self::epsilon_gamma_box(low, high),
             "epsilon-alpha2-beta1" => Ok(Self::epsilon_alpha2_beta1()),
             "k-lrp" => Ok(Self::k_lrp()),
+            "lrp-0" => Ok(Self::lrp0()),
             "viterbi" => Ok(Self::viterbi()),
             other => Err(crate::Error::invalid(format!(
                 "'{other}' is not epsilon-plus-flat, epsilon-gamma-box, epsilon-alpha2-beta1, \
-                 k-lrp or viterbi"
+                 k-lrp, lrp-0 or viterbi"
             ))),
         }
     }
@@ -193,6 +212,12 @@ impl Composite {
     /// Uses `rule` on the first convolution.
     pub fn with_first_conv(mut self, rule: impl Into<Rule>) -> Self {
         self.first_conv = Some(rule.into());
+        self
+    }
+
+    /// Uses `rule` (proportional or max-abs) on average pooling layers and means.
+    pub fn with_avg_pool(mut self, rule: impl Into<Rule>) -> Self {
+        self.avg_pool = rule.into();
         self
     }
 
@@ -269,6 +294,31 @@ impl Composite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `lrp0` is `k_lrp` but for average pooling, which gets the proportional rule with ε = 0.
+    #[test]
+    fn lrp0_is_k_lrp_with_exact_averaging() {
+        let (exact, k) = (Composite::lrp0(), Composite::k_lrp());
+        assert_eq!(exact.avg_pool, Rule::from(ProportionalRule::EXACT));
+        assert_eq!(k.avg_pool, Rule::from(ProportionalRule::default()));
+        assert_ne!(ProportionalRule::default().epsilon(), 0.0);
+        let (a, b) = (
+            Composite {
+                avg_pool: k.avg_pool.clone(),
+                name: String::new(),
+                ..exact.clone()
+            },
+            Composite {
+                name: String::new(),
+                ..k
+            },
+        );
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_eq!(
+            Composite::from_name("lrp-0", -1.0, 1.0).unwrap().name(),
+            "lrp-0"
+        );
+    }
     use LayerKind::*;
 
     #[test]

@@ -459,6 +459,10 @@ impl ProportionalRule {
     pub fn epsilon(&self) -> f32 {
         self.epsilon
     }
+
+    /// Proportional shares with no stabiliser, `d_jk = (a_j / n_k) / mean_k` (0 where the mean
+    /// is 0): the exact local gradient × input of an average.
+    pub const EXACT: ProportionalRule = ProportionalRule { epsilon: 0.0 };
 }
 
 impl Default for ProportionalRule {

@@ -330,7 +330,8 @@ pub struct RuleOptions {
             long,
             value_name = "C",
             value_parser = Composite::NAMES,
-            help = "Zennit's composite of that name (or k-lrp, viterbi: the non-real defaults)"
+            help = "Zennit's composite of that name (or k-lrp, viterbi: the non-real defaults; \
+                    lrp-0: LRP-0 with no ε anywhere, gradient × input on a ReLU network)"
         )
     )]
     pub composite: Option<String>,

@@ -12,8 +12,8 @@
 //!   the target's logit equals float64 gradient × input to [`GXI_TOLERANCE`] × max |grad × input|,
 //!   away from the elements the script flags as near a kink (a max-pool near-tie or a ReLU
 //!   input within 2 × float32's error of zero: float32 may take that decision the other way);
-//!   with `klrp explain --composite k-lrp` (ε = 1e-6 left on average pooling) to
-//!   [`CLI_GXI_TOLERANCE`];
+//!   with `klrp explain --composite lrp-0` to the same tolerance, and with `--composite k-lrp`
+//!   (ε = 1e-6 left on average pooling) to [`CLI_GXI_TOLERANCE`];
 //! - Boolean relevance is the support of Counting relevance (θ = 0.01, `Composite::k_lrp`);
 //! - where the manifest has Zennit references (DenseNet, ResNeXt), EpsilonGammaBox(−3, 3) and
 //!   EpsilonPlusFlat agree to 1e-4 × max |R|.
@@ -102,8 +102,9 @@ fn is_unsupported(e: &Error) -> bool {
     }
 }
 
-/// LRP-0 with no ε anywhere: `Composite::k_lrp` (LRP-0 on linear layers and sums) with the
-/// average pools' proportional rule at ε = 0.
+/// LRP-0 with no ε anywhere, written out: `Composite::k_lrp` (LRP-0 on linear layers and sums)
+/// with the average pools' proportional rule at ε = 0 — what `Composite::lrp0` (`--composite
+/// lrp-0`) is meant to be.
 fn lrp0(net: &Network) -> Composite {
     let mut c = Composite::k_lrp();
     for (i, l) in net.layers().iter().enumerate() {
@@ -227,12 +228,25 @@ mod cli {
     use super::*;
     use std::process::Command;
 
-    /// `klrp explain --composite k-lrp` (real semiring, `--init output` by default): gradient ×
-    /// input up to the ε = 1e-6 the command keeps on average pooling.
+    /// `klrp explain --composite lrp-0` (real semiring, init from the logit by default) is
+    /// gradient × input to the library's tolerance; `--composite k-lrp` up to the ε = 1e-6 it
+    /// keeps on average pooling.
     pub fn check_gradient_x_input(entry: &Value, want: &ArrayD<f64>, mask: &[bool]) {
+        for (composite, tolerance) in [("lrp-0", GXI_TOLERANCE), ("k-lrp", CLI_GXI_TOLERANCE)] {
+            let err = explain_vs(entry, composite, want, mask);
+            assert!(
+                err <= tolerance,
+                "{}: klrp explain --composite {composite} differs from gradient × input by {err:e}",
+                entry["name"]
+            );
+        }
+    }
+
+    /// `klrp explain --composite C` against `want`, away from the masked elements.
+    fn explain_vs(entry: &Value, composite: &str, want: &ArrayD<f64>, mask: &[bool]) -> f64 {
         let name = entry["name"].as_str().unwrap();
         let out = std::env::temp_dir().join(format!(
-            "klrp_torchvision_{}_{name}.npy",
+            "klrp_torchvision_{}_{name}_{composite}.npy",
             std::process::id()
         ));
         let files = &entry["files"];
@@ -251,7 +265,7 @@ mod cli {
             "--target".into(),
             entry["target"].to_string(),
             "--composite".into(),
-            "k-lrp".into(),
+            composite.into(),
             "--out".into(),
             out.to_string_lossy().into_owned(),
         ];
@@ -268,11 +282,8 @@ mod cli {
         let got = read_npy_file(&out).and_then(|a| a.to_f64()).unwrap();
         let _ = std::fs::remove_file(&out);
         let err = rel_err(&got, want, Some(mask));
-        eprintln!("{name}: klrp explain --composite k-lrp vs gradient × input: {err:.2e}");
-        assert!(
-            err <= CLI_GXI_TOLERANCE,
-            "{name}: klrp explain --composite k-lrp differs from gradient × input by {err:e}"
-        );
+        eprintln!("{name}: klrp explain --composite {composite} vs gradient × input: {err:.2e}");
+        err
     }
 }
 
