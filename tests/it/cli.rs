@@ -11,7 +11,7 @@ use klrp::semiring::{Boolean, Counting, Real, Viterbi};
 use klrp::{AbsThreshold, Clamp01, Identity, Network, PerLayer, Threshold};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
@@ -36,12 +36,7 @@ impl Drop for TempDir {
     }
 }
 
-fn klrp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_klrp"))
-        .args(args)
-        .output()
-        .expect("run klrp")
-}
+use crate::support::command::{klrp, klrp_ok};
 
 /// The arguments `COMMAND --model MODEL --input INPUT REST…` of `klrp explain`, `paths` or
 /// `predict`.
@@ -68,14 +63,7 @@ fn targeted<'a>(
 }
 
 fn ok(args: &[&str]) -> Output {
-    let o = klrp(args);
-    assert!(
-        o.status.success(),
-        "klrp {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
+    klrp_ok(args)
 }
 
 /// Runs klrp and checks it fails with `code` and one line on stderr containing `want`.

@@ -13,7 +13,7 @@
 //!   away from the elements the script flags as near a kink (a max-pool near-tie or a ReLU
 //!   input within 2 × float32's error of zero: float32 may take that decision the other way);
 //!   with `klrp explain --composite lrp-0` to the same tolerance, and with `--composite k-lrp`
-//!   (ε = 1e-6 left on average pooling) to [`CLI_GXI_TOLERANCE`];
+//!   (ε = 1e-6 left on average pooling) to `cli::CLI_GXI_TOLERANCE` (1e-3);
 //! - Boolean relevance is the support of Counting relevance (θ = 0.01, `Composite::k_lrp`);
 //! - where the manifest has Zennit references (DenseNet, ResNeXt), EpsilonGammaBox(−3, 3) and
 //!   EpsilonPlusFlat agree to 1e-4 × max |R|.
@@ -33,8 +33,6 @@ use std::path::{Path, PathBuf};
 const LOGIT_TOLERANCE: f64 = 1e-4;
 /// LRP-0 vs float64 gradient × input, relative to max |grad × input|, away from near-kinks.
 const GXI_TOLERANCE: f64 = 1e-5;
-/// `klrp explain --composite k-lrp`: its average pooling keeps ε = 1e-6.
-const CLI_GXI_TOLERANCE: f64 = 1e-3;
 /// Zennit, relative to max |R_zennit|.
 const ZENNIT_TOLERANCE: f64 = 1e-4;
 
@@ -226,7 +224,9 @@ fn check(entry: &Value) -> Option<Report> {
 #[cfg(feature = "cli")]
 mod cli {
     use super::*;
-    use std::process::Command;
+
+    /// `klrp explain --composite k-lrp`: its average pooling keeps ε = 1e-6.
+    const CLI_GXI_TOLERANCE: f64 = 1e-3;
 
     /// `klrp explain --composite lrp-0` (real semiring, init from the logit by default) is
     /// gradient × input to the library's tolerance; `--composite k-lrp` up to the ε = 1e-6 it
@@ -269,16 +269,7 @@ mod cli {
             "--out".into(),
             out.to_string_lossy().into_owned(),
         ];
-        let o = Command::new(env!("CARGO_BIN_EXE_klrp"))
-            .args(&args)
-            .output()
-            .expect("run klrp");
-        assert!(
-            o.status.success(),
-            "klrp {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        crate::support::command::klrp_ok(&args);
         let got = read_npy_file(&out).and_then(|a| a.to_f64()).unwrap();
         let _ = std::fs::remove_file(&out);
         let err = rel_err(&got, want, Some(mask));

@@ -117,7 +117,6 @@ fn check_model(dir: &Path, via_cli: bool) -> (f32, f32) {
 #[cfg(feature = "cli")]
 mod cli {
     use super::*;
-    use std::process::Command;
 
     /// `klrp explain` on the fixture's ONNX file and input: the same relevance.
     pub fn check_case(dir: &Path, case: &str, targets: &[usize], want: &ArrayD<f32>) {
@@ -147,16 +146,7 @@ mod cli {
             out.to_string_lossy().into_owned(),
         ];
         args.extend(flags_for(case).iter().map(|s| s.to_string()));
-        let o = Command::new(env!("CARGO_BIN_EXE_klrp"))
-            .args(&args)
-            .output()
-            .expect("run klrp");
-        assert!(
-            o.status.success(),
-            "klrp {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        crate::support::command::klrp_ok(&args);
         let got = load_f32(&out);
         let _ = std::fs::remove_file(&out);
         for (s, err) in per_sample_rel(&got, want).into_iter().enumerate() {

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests' modules.
 
+pub mod command;
 pub mod connections;
 pub mod conv;
 pub mod onnx_writer;
